@@ -1,0 +1,40 @@
+# One Makefile in front of the tools. `make demo` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast lint bench broker clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the failover demo on the embedded broker: 3 agents, 12 tasks, one agent SIGKILLed midway.
+demo: install
+	$(BIN)/agent-failover dev
+
+## The whole test suite (unit + broker + end-to-end), against the embedded broker by default.
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+## Unit tests only (no broker).
+test-fast: install
+	$(BIN)/pytest -m "not broker" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## Run the embedded broker alone (prints its bootstrap address).
+broker: install
+	$(BIN)/agent-failover broker
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .agent-failover-*
