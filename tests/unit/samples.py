@@ -1,0 +1,133 @@
+"""One valid record of every kind, shared by the codec and schema tests."""
+
+from __future__ import annotations
+
+from agent_failover import models as m
+
+TASK = m.Task(
+    task_id="t-1", task_type="summarise", payload={"doc": "a", "steps": 3}, submitted_at=1.5
+)
+REF = m.CheckpointRef(partition=2, offset=41, step=4)
+
+SAMPLES: list[tuple[str, m.Record]] = [
+    (
+        "heartbeat",
+        m.Heartbeat(
+            agent_id="a-1",
+            epoch=7,
+            seq=3,
+            sent_at=10.0,
+            interval_s=1.0,
+            capacity=2,
+            in_flight=("t-1",),
+            pool=m.Pool.STANDBY,
+        ),
+    ),
+    ("task", TASK),
+    (
+        "checkpoint",
+        m.Checkpoint(
+            task_id="t-1",
+            attempt=2,
+            agent_id="a-1",
+            epoch=7,
+            step=4,
+            state={"k": [1, 2]},
+            written_at=11.0,
+        ),
+    ),
+    (
+        "task_event",
+        m.TaskEvent(
+            kind=m.EventKind.CLAIMING,
+            agent_id="a-1",
+            epoch=7,
+            at=1.0,
+            task_id="t-1",
+            attempt=1,
+            task=TASK,
+            source=m.SourceRef(topic="af.tasks", partition=1, offset=9),
+        ),
+    ),
+    (
+        "task_event",
+        m.TaskEvent(
+            kind=m.EventKind.CHECKPOINTED,
+            agent_id="a-1",
+            epoch=7,
+            at=1.0,
+            task_id="t-1",
+            attempt=1,
+            checkpoint=REF,
+        ),
+    ),
+    (
+        "task_event",
+        m.TaskEvent(
+            kind=m.EventKind.AGENT_STARTED,
+            agent_id="a-1",
+            epoch=7,
+            at=1.0,
+            capacity=2,
+            pool=m.Pool.ACTIVE,
+        ),
+    ),
+    (
+        "control",
+        m.Control(
+            kind=m.ControlKind.FENCE,
+            agent_id="a-1",
+            epoch=7,
+            decision_id="d-1",
+            issued_at=3.0,
+            reason=m.DispatchReason.HEARTBEAT_TIMEOUT,
+            last_heartbeat_age_s=3.1,
+            plan=(
+                m.PlanEntry(
+                    task_id="t-1", attempt=2, target_agent_id="a-2", target_epoch=9, checkpoint=REF
+                ),
+                m.PlanEntry(task_id="t-2", attempt=3),
+            ),
+        ),
+    ),
+    (
+        "redispatch",
+        m.Redispatch(
+            task=TASK,
+            attempt=2,
+            target_agent_id="a-2",
+            target_epoch=9,
+            reason=m.DispatchReason.HEARTBEAT_TIMEOUT,
+            from_agent_id="a-1",
+            from_epoch=7,
+            decision_id="d-1",
+            dispatched_at=3.1,
+            checkpoint=REF,
+        ),
+    ),
+    (
+        "failover",
+        m.Failover(
+            agent_id="a-1",
+            epoch=7,
+            decision_id="d-1",
+            reason=m.DispatchReason.HEARTBEAT_TIMEOUT,
+            decided_at=3.0,
+            applied_at=3.1,
+            moved=(m.MovedTask(task_id="t-1", attempt=2, target_agent_id="a-2", resume_step=4),),
+            queued=("t-2",),
+        ),
+    ),
+    (
+        "dead_letter",
+        m.DeadLetter(
+            topic="af.heartbeats",
+            partition=0,
+            offset=5,
+            reason="not JSON",
+            at=1.0,
+            key="a-1",
+            value="{oops",
+        ),
+    ),
+]
