@@ -1,0 +1,214 @@
+"""An independent exactly-once ledger, rebuilt from what is on the broker.
+
+The demo's tasks write one ``StepResult`` per executed step to a results topic, *before* the step's
+checkpoint. Executing a step twice is allowed (a failover redoes at most the steps after the last
+checkpoint); *committing* it twice is not. A result counts (is committed) only if it lies on the
+task's attempt chain (docs/protocol.md, "Which writes count"):
+
+* attempt ``a`` < last attempt: steps ``limit[a-1] < s <= limit[a]``, where ``limit[a]`` is the
+  checkpoint step named by the re-dispatch of attempt ``a + 1`` (-1 if it named none);
+* the last attempt: every step after ``limit[last-1]``, and the task must be completed.
+
+The ledger reads three topics back (results, ``tasks.priority``, ``task-events``) and reports, per
+task, the committed steps, duplicates, gaps and the steps executed but not committed (redone).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from agent_failover import models as m
+from agent_failover.config import KafkaConfig
+from agent_failover.errors import CodecError
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    """What a demo task writes for each step it executes (demo-level, not part of the protocol)."""
+
+    task_id: str
+    attempt: int
+    step: int
+    agent_id: str
+    epoch: int
+    output: str
+    at: float
+
+    def encode(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def decode(cls, raw: bytes) -> StepResult:
+        data = orjson.loads(raw)
+        try:
+            return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        except (KeyError, TypeError) as exc:
+            raise CodecError(f"invalid step result: {exc}") from exc
+
+
+@dataclasses.dataclass
+class TaskLedger:
+    """The verdict for one task."""
+
+    task_id: str
+    steps: int
+    completed_attempts: list[int] = dataclasses.field(default_factory=list)
+    committed: dict[int, list[StepResult]] = dataclasses.field(default_factory=dict)
+    redone: list[StepResult] = dataclasses.field(default_factory=list)
+    attempts: int = 1
+
+    @property
+    def duplicates(self) -> list[int]:
+        return sorted(s for s, rs in self.committed.items() if len(rs) > 1)
+
+    @property
+    def missing(self) -> list[int]:
+        return [s for s in range(self.steps) if s not in self.committed]
+
+    @property
+    def ok(self) -> bool:
+        return (
+            len(self.completed_attempts) == 1
+            and self.completed_attempts[0] == self.attempts
+            and not self.duplicates
+            and not self.missing
+        )
+
+    def problems(self) -> list[str]:
+        out = []
+        if len(self.completed_attempts) != 1:
+            out.append(f"completed {len(self.completed_attempts)} times")
+        elif self.completed_attempts[0] != self.attempts:
+            out.append(
+                f"completed by attempt {self.completed_attempts[0]}, last is {self.attempts}"
+            )
+        if self.duplicates:
+            out.append(f"steps committed twice: {self.duplicates}")
+        if self.missing:
+            out.append(f"steps never committed: {self.missing}")
+        return out
+
+
+@dataclasses.dataclass
+class LedgerReport:
+    """The verdict for every task of a run."""
+
+    tasks: dict[str, TaskLedger]
+
+    @property
+    def ok(self) -> bool:
+        return all(t.ok for t in self.tasks.values())
+
+    @property
+    def steps_redone(self) -> int:
+        return sum(len(t.redone) for t in self.tasks.values())
+
+    def problems(self) -> list[str]:
+        return [f"{tid}: {p}" for tid, t in sorted(self.tasks.items()) for p in t.problems()]
+
+
+def judge(
+    task_steps: dict[str, int],
+    results: Iterable[StepResult],
+    redispatches: Iterable[m.Redispatch],
+    completions: Iterable[m.TaskEvent],
+) -> LedgerReport:
+    """Pure: apply the attempt-chain rule to what was read back (see the module docstring)."""
+    limits: dict[str, dict[int, int]] = defaultdict(dict)  # task -> attempt a -> limit[a]
+    for r in redispatches:
+        step = r.checkpoint.step if r.checkpoint is not None else -1
+        # Identical copies of one (task, attempt) may exist; they name the same checkpoint.
+        limits[r.task_id][r.attempt - 1] = step
+    ledgers = {tid: TaskLedger(task_id=tid, steps=n) for tid, n in task_steps.items()}
+    for tid, lim in limits.items():
+        if tid in ledgers:
+            ledgers[tid].attempts = max(lim) + 1
+    for ev in completions:
+        if ev.kind is m.EventKind.COMPLETED and ev.task_id in ledgers:
+            assert ev.attempt is not None
+            ledgers[ev.task_id].completed_attempts.append(ev.attempt)
+    for res in results:
+        ledger = ledgers.get(res.task_id)
+        if ledger is None:
+            continue
+        lim = limits.get(res.task_id, {})
+        low = lim.get(res.attempt - 1, -1)
+        high = lim.get(res.attempt)  # None: the last attempt, unbounded
+        if low < res.step and (high is None or res.step <= high):
+            ledger.committed.setdefault(res.step, []).append(res)
+        else:
+            ledger.redone.append(res)
+    return LedgerReport(tasks=ledgers)
+
+
+def read_topic(
+    kafka: KafkaConfig | str, topic: str, *, timeout: float = 30.0
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Every record of ``topic`` from the beginning to its current end, as (key, value)."""
+    kafka = KafkaConfig.coerce(kafka)
+    consumer = Consumer(
+        {
+            **kafka.as_librdkafka_dict(),
+            "group.id": f"af-ledger-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
+        partitions = sorted(meta.partitions)
+        ends: dict[int, int] = {}
+        for p in partitions:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
+            ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        positions = {p: 0 for p in partitions}
+        deadline = time.monotonic() + timeout
+        while any(positions[p] < ends[p] for p in partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
+            for msg in consumer.consume(1000, 0.2):
+                if msg.error():
+                    continue
+                positions[msg.partition()] = msg.offset() + 1
+                yield msg.key(), msg.value()
+    finally:
+        consumer.close()
+
+
+def build_report(
+    kafka: KafkaConfig | str,
+    results_topic: str,
+    priority_topic: str,
+    events_topic: str,
+    task_steps: dict[str, int],
+) -> LedgerReport:
+    """Read the three topics back and judge them."""
+    results = [StepResult.decode(v) for _, v in read_topic(kafka, results_topic) if v]
+    redispatches = [m.Redispatch.decode(v) for _, v in read_topic(kafka, priority_topic) if v]
+    events = []
+    for _, value in read_topic(kafka, events_topic):
+        try:
+            events.append(m.TaskEvent.decode(value))
+        except CodecError:
+            continue
+    return judge(task_steps, results, redispatches, events)
+
+
+def summarise(report: LedgerReport) -> dict[str, Any]:
+    """Figures for a run summary."""
+    return {
+        "tasks": len(report.tasks),
+        "completed_exactly_once": sum(1 for t in report.tasks.values() if t.ok),
+        "steps_committed": sum(len(t.committed) for t in report.tasks.values()),
+        "steps_redone": report.steps_redone,
+        "problems": report.problems(),
+    }

@@ -1,0 +1,128 @@
+"""End-to-end scenarios: real monitor and agent processes against the session's broker."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent_failover import models as m
+from agent_failover.broker.select import BrokerHandle
+from agent_failover.config import KafkaConfig, Topics
+from agent_failover.dev.cluster import LocalCluster, Proc, wait_until
+from agent_failover.dev.ledger import LedgerReport, build_report
+from agent_failover.dev.observer import Observer
+from agent_failover.sdk import TaskSubmitter
+from agent_failover.topics import TopicSpec, ensure_topics
+
+
+@dataclasses.dataclass
+class Scenario:
+    """A topic set, a results topic, a process supervisor and an observer, all fresh."""
+
+    kafka: KafkaConfig
+    topics: Topics
+    results_topic: str
+    cluster: LocalCluster
+    observer: Observer
+    task_steps: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def start_agents(self, names: list[str]) -> dict[str, Proc]:
+        procs = {name: self.cluster.start_agent(name) for name in names}
+        self.wait(
+            lambda: (
+                {e.agent_id for e in self.observer.events(m.EventKind.AGENT_STARTED)} >= set(names)
+            ),
+            60,
+            "agents to start",
+        )
+        return procs
+
+    def submit(self, count: int, steps: int) -> list[str]:
+        ids = [f"task-{len(self.task_steps) + i:02d}" for i in range(count)]
+        with TaskSubmitter(self.kafka, self.topics) as submitter:
+            for task_id in ids:
+                submitter.submit(
+                    m.Task(task_id=task_id, task_type="demo", payload={"steps": steps})
+                )
+                self.task_steps[task_id] = steps
+        return ids
+
+    def held_by(self, agent_id: str) -> set[str]:
+        claimed = {e.task_id for e in self.observer.events(m.EventKind.CLAIMED, agent_id)}
+        return {t for t in claimed if t} - self.observer.completed_tasks()
+
+    def checkpointed_step(self, task_id: str) -> int:
+        steps = [
+            e.checkpoint.step
+            for e in self.observer.events(m.EventKind.CHECKPOINTED)
+            if e.task_id == task_id and e.checkpoint is not None
+        ]
+        return max(steps, default=-1)
+
+    def wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        try:
+            wait_until(predicate, timeout, what=what)
+        except TimeoutError as exc:
+            logs = "\n".join(
+                f"--- {p.name} ---\n{p.log_tail(15)}" for p in self.cluster.procs.values()
+            )
+            raise AssertionError(f"{exc}\n{logs}") from None
+
+    def wait_all_completed(self, timeout: float = 90) -> None:
+        self.wait(
+            lambda: self.observer.completed_tasks() >= set(self.task_steps),
+            timeout,
+            "every task to complete",
+        )
+
+    def ledger(self) -> LedgerReport:
+        return build_report(
+            self.kafka,
+            self.results_topic,
+            self.topics.priority,
+            self.topics.task_events,
+            self.task_steps,
+        )
+
+
+@pytest.fixture
+def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[..., Scenario]]:
+    """Build a scenario; keyword arguments become AGENT_FAILOVER_* settings of every process."""
+    made: list[Scenario] = []
+
+    def make(**settings: str) -> Scenario:
+        run_id = uuid.uuid4().hex[:8]
+        topics = Topics(
+            prefix=f"t{run_id}.", agent_partitions=4, task_partitions=4, checkpoint_partitions=4
+        )
+        results = f"{topics.prefix}results"
+        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers)
+        ensure_topics(kafka, topics)
+        ensure_topics(kafka, topics, specs=[TopicSpec(results, 4, {}, "results")])
+        env = {
+            "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "0.5",
+            "AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "2.0",
+            "AGENT_FAILOVER_CAPACITY": "6",
+            "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results,
+            "AGENT_FAILOVER_DEMO_STEP_SECONDS": "0.2,0.3",
+            "AGENT_FAILOVER_MONITOR_APP_ID": f"af-test-{run_id}",
+            "AGENT_FAILOVER_METRICS_PORT": "0",
+            "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
+        }
+        if broker.is_tansu:
+            env["AGENT_FAILOVER_FETCH_WAIT_MAX_MS"] = "10"
+        env.update({f"AGENT_FAILOVER_{k.upper()}": v for k, v in settings.items()})
+        cluster = LocalCluster(broker.bootstrap_servers, topics, tmp_path / "logs", env=env)
+        observer = Observer(kafka, topics, results).start()
+        scenario = Scenario(kafka, topics, results, cluster, observer)
+        made.append(scenario)
+        return scenario
+
+    yield make
+    for scenario in made:
+        scenario.cluster.stop_all()
+        scenario.observer.stop()
