@@ -1,0 +1,11 @@
+"""The agent-failover monitor: a faust-streaming app over pure decision functions.
+
+- :mod:`streams.state`: table values (agent records, task slots) and the liveness entry.
+- :mod:`streams.detection`: health and dead-epoch detection.
+- :mod:`streams.dispatch`: planning moves and applying control decisions.
+- :mod:`streams.events`: applying task events and re-dispatches.
+- :mod:`streams.liveness`: the heartbeat fast path (a plain confluent-kafka consumer thread).
+- :mod:`streams.app`: ``create_app(config)``; :mod:`streams.runner`: ``run_monitor(config)``.
+
+Nothing Kafka-related is imported here, so the pure modules import without faust.
+"""

@@ -1,0 +1,148 @@
+"""Failure detection: pure functions of the table, the liveness map and the monitor's clock.
+
+Nothing here touches Kafka or reads a clock: ``now`` is the monitor's ``time.monotonic()`` and is
+passed in, so every rule is unit-tested with plain numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+from agent_failover.config import MonitorConfig
+from agent_failover.models import DispatchReason
+from streams.state import AgentRecord, LiveEntry, SlotStatus
+
+_HOLDING = (SlotStatus.OWNED, SlotStatus.UNCONFIRMED)
+
+
+class Health(enum.StrEnum):
+    """Health of an agent's newest epoch."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # heartbeats late, not yet failed
+    FAILED = "failed"
+    STOPPED = "stopped"  # said agent_stopped, or fenced: no longer part of the fleet
+    UNKNOWN = "unknown"  # known from the table only; no heartbeat since this worker took over
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DetectionPolicy:
+    """The timing rules of detection, in seconds of the monitor's clock."""
+
+    heartbeat_timeout: float
+    degraded_after: float
+    grace_period: float
+
+    @classmethod
+    def from_config(cls, config: MonitorConfig) -> DetectionPolicy:
+        """The policy a :class:`MonitorConfig` describes."""
+        return cls(
+            heartbeat_timeout=config.heartbeat_timeout,
+            degraded_after=config.effective_degraded_after,
+            grace_period=config.effective_grace_period,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadEpoch:
+    """An epoch detection declares dead, and why."""
+
+    agent_id: str
+    epoch: int
+    reason: DispatchReason
+    last_heartbeat_age_s: float | None = None
+
+
+def classify(age: float, policy: DetectionPolicy) -> Health:
+    """Health for a heartbeat ``age`` seconds old."""
+    if age >= policy.heartbeat_timeout:
+        return Health.FAILED
+    if age >= policy.degraded_after:
+        return Health.DEGRADED
+    return Health.HEALTHY
+
+
+def heartbeat_age(
+    epoch: int, live: LiveEntry | None, now: float, owned_since: float, policy: DetectionPolicy
+) -> tuple[float, bool]:
+    """Seconds without a heartbeat from ``epoch``, and whether a heartbeat was seen at all.
+
+    An epoch not heard from since this worker took its partition over is aged from the end of the
+    grace period: it fails after grace + timeout, never because this worker just arrived.
+    """
+    if live is not None and live.epoch == epoch:
+        return now - live.last_seen, True
+    return now - (owned_since + policy.grace_period), False
+
+
+def health_of(
+    record: AgentRecord | None,
+    live: LiveEntry | None,
+    now: float,
+    owned_since: float,
+    policy: DetectionPolicy,
+) -> Health:
+    """Health of an agent id's newest epoch (for metrics and for choosing targets)."""
+    epochs = [e for e in (record.epoch if record else None, live.epoch if live else None) if e]
+    if not epochs:
+        return Health.UNKNOWN
+    newest = max(epochs)
+    if record is not None and (newest in record.stopped or record.is_fenced(newest)):
+        return Health.STOPPED
+    age, seen = heartbeat_age(newest, live, now, owned_since, policy)
+    if not seen and now < owned_since + policy.grace_period:
+        return Health.UNKNOWN
+    return classify(age, policy)
+
+
+def dead_epochs(
+    record: AgentRecord | None,
+    live: LiveEntry | None,
+    now: float,
+    owned_since: float,
+    policy: DetectionPolicy,
+) -> list[DeadEpoch]:
+    """The open epochs of one agent id that must be fenced now, oldest first.
+
+    - an older epoch that is still open (superseded by ``agent_started``, holding tasks, or still
+      heartbeating) once a newer one exists: ``restarted``, at once;
+    - a stopped epoch that still holds tasks (it did not release them): ``stopped``, at once;
+    - the newest epoch with no heartbeat for ``heartbeat_timeout``: ``heartbeat_timeout``, but
+      never before ``owned_since + grace_period`` (the worker may have just taken over).
+
+    Fenced epochs are never returned again; the caller also keeps decisions already written but
+    not yet applied out of the way.
+    """
+    agent_id = record.agent_id if record is not None else (live.agent_id if live else None)
+    if agent_id is None:
+        return []
+    holding: set[int] = set()
+    open_epochs: set[int] = set()
+    if record is not None:
+        holding = {s.epoch for s in record.tasks.values() if s.status in _HOLDING}
+        open_epochs |= holding | set(record.superseded)
+        if record.epoch is not None:
+            open_epochs.add(record.epoch)
+    if live is not None:
+        open_epochs.add(live.epoch)
+    evidenced = [e for e in (record.epoch if record else None, live.epoch if live else None)]
+    newest = max(e for e in evidenced if e is not None)
+    out: list[DeadEpoch] = []
+    for epoch in sorted(open_epochs):
+        if record is not None and record.is_fenced(epoch):
+            continue
+        live_age = now - live.last_seen if live is not None and live.epoch == epoch else None
+        if record is not None and epoch in record.stopped:
+            if epoch in holding:
+                out.append(DeadEpoch(agent_id, epoch, DispatchReason.STOPPED, live_age))
+            continue
+        if epoch < newest:
+            out.append(DeadEpoch(agent_id, epoch, DispatchReason.RESTARTED, live_age))
+            continue
+        if now < owned_since + policy.grace_period:
+            continue
+        age, _ = heartbeat_age(epoch, live, now, owned_since, policy)
+        if age >= policy.heartbeat_timeout:
+            out.append(DeadEpoch(agent_id, epoch, DispatchReason.HEARTBEAT_TIMEOUT, live_age))
+    return out

@@ -1,0 +1,278 @@
+"""Planning where tasks go, and applying control decisions to the table: pure functions.
+
+Planning runs in the detection timer (and in the events handler for released tasks); applying
+runs in the faust agent that consumes ``control``. Applying is deterministic and the first
+decision wins: the first ``fence`` for an epoch and the first placed plan entry for a
+``(task_id, attempt)`` are applied, later duplicates change nothing (see docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Collection, Iterable, Mapping, Sequence
+
+from agent_failover.models import (
+    Control,
+    ControlKind,
+    DispatchReason,
+    Failover,
+    MovedTask,
+    PlanEntry,
+    Pool,
+    Redispatch,
+)
+from streams.detection import DetectionPolicy, Health, classify
+from streams.state import (
+    KEEP_DECIDED,
+    KEEP_FENCED,
+    AgentRecord,
+    FencedEpoch,
+    LiveEntry,
+    SlotStatus,
+    TaskSlot,
+    bounded,
+)
+
+AgentEpoch = tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Candidate:
+    """A healthy agent epoch that may receive tasks, with its current load."""
+
+    agent_id: str
+    epoch: int
+    pool: Pool
+    capacity: int
+    in_flight: int
+
+    @property
+    def key(self) -> AgentEpoch:
+        """``(agent_id, epoch)``."""
+        return (self.agent_id, self.epoch)
+
+
+def candidates(
+    lives: Iterable[LiveEntry],
+    records: Mapping[str, AgentRecord],
+    now: float,
+    policy: DetectionPolicy,
+) -> list[Candidate]:
+    """Agent epochs that can take work: healthy (monitor clock), not draining, not stopped,
+    not fenced, not superseded. Load is the larger of the heartbeat's in-flight count and the
+    tasks the table already assigns to that epoch (a heartbeat lags a re-dispatch)."""
+    out: list[Candidate] = []
+    for live in lives:
+        if live.draining or classify(now - live.last_seen, policy) is not Health.HEALTHY:
+            continue
+        held = 0
+        record = records.get(live.agent_id)
+        if record is not None:
+            if record.is_fenced(live.epoch) or live.epoch in record.stopped:
+                continue
+            if record.epoch is not None and live.epoch < record.epoch:
+                continue
+            held = sum(
+                1
+                for s in record.tasks.values()
+                if s.epoch == live.epoch and s.status is not SlotStatus.QUEUED
+            )
+        out.append(
+            Candidate(
+                live.agent_id, live.epoch, live.pool, live.capacity, max(held, len(live.in_flight))
+            )
+        )
+    return out
+
+
+def plan_moves(
+    slots: Sequence[TaskSlot],
+    pool: Sequence[Candidate],
+    *,
+    exclude: Collection[AgentEpoch] = (),
+    reserved: Mapping[AgentEpoch, int] | None = None,
+) -> tuple[PlanEntry, ...]:
+    """One plan entry per slot, in task id order: attempt + 1, resume from the slot's checkpoint.
+
+    Target: a ready standby with free capacity first, else the least-loaded healthy agent with
+    free capacity (capacity - in flight - ``reserved`` - already planned here), else none (the
+    task stays queued). Ties break on agent id so plans are reproducible.
+    """
+    load = {c.key: c.in_flight + (reserved or {}).get(c.key, 0) for c in pool}
+    entries: list[PlanEntry] = []
+    for slot in sorted(slots, key=lambda s: s.task_id):
+        free = [c for c in pool if c.key not in exclude and c.capacity - load[c.key] > 0]
+        standby = [c for c in free if c.pool is Pool.STANDBY]
+        choice = min(
+            standby or free,
+            key=lambda c: (load[c.key] / c.capacity, load[c.key], c.agent_id, c.epoch),
+            default=None,
+        )
+        if choice is None:
+            entries.append(PlanEntry(slot.task_id, slot.attempt + 1, checkpoint=slot.checkpoint))
+            continue
+        load[choice.key] += 1
+        entries.append(
+            PlanEntry(
+                slot.task_id,
+                slot.attempt + 1,
+                target_agent_id=choice.agent_id,
+                target_epoch=choice.epoch,
+                checkpoint=slot.checkpoint,
+            )
+        )
+    return tuple(entries)
+
+
+class Settlement(enum.StrEnum):
+    """Outcome of an unconfirmed claim (``claiming`` without ``claimed``) of a dead epoch."""
+
+    TOOK_EFFECT = "took_effect"  # the group's offset moved past it: the task is ours to move
+    NOT_TAKEN = "not_taken"  # the group will deliver the task again: move nothing
+    WAIT = "wait"  # undecided until the agents' session timeout has passed
+
+
+def settle_claim(
+    source_offset: int, committed: int | None, waited_s: float, session_timeout_s: float
+) -> Settlement:
+    """Settle an unconfirmed claim with the agents' committed offset of its source partition.
+
+    A committed offset is the next record to read, so ``committed > source_offset`` means the
+    claiming agent committed past the task. Otherwise, once the agents' session timeout has passed
+    since the epoch died, the claim can no longer commit and the group re-delivers the task.
+    """
+    if committed is not None and committed > source_offset:
+        return Settlement.TOOK_EFFECT
+    if waited_s >= session_timeout_s:
+        return Settlement.NOT_TAKEN
+    return Settlement.WAIT
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What applying a control record does: records to send (and await), then the new state.
+
+    The caller sends ``redispatches`` and ``failover`` and awaits their acknowledgements BEFORE
+    writing ``record`` to the table, so a crash in between re-applies the decision and re-sends
+    identical records (receivers de-duplicate) instead of losing them.
+    """
+
+    record: AgentRecord
+    redispatches: tuple[Redispatch, ...] = ()
+    failover: Failover | None = None
+    duplicate: bool = False
+
+
+def _movable(record: AgentRecord, slot: TaskSlot | None, entry: PlanEntry) -> bool:
+    if slot is None or slot.attempt != entry.attempt - 1:
+        return False
+    return not record.is_decided(entry.task_id, entry.attempt)
+
+
+def _redispatch(ctl: Control, slot: TaskSlot, entry: PlanEntry) -> Redispatch:
+    assert entry.target_agent_id is not None and entry.target_epoch is not None
+    return Redispatch(
+        task=slot.task,
+        attempt=entry.attempt,
+        target_agent_id=entry.target_agent_id,
+        target_epoch=entry.target_epoch,
+        reason=ctl.reason or slot.reason or DispatchReason.QUEUED,
+        from_agent_id=ctl.agent_id,
+        from_epoch=slot.epoch,
+        decision_id=ctl.decision_id,
+        # The decision's time, not the wall clock: a re-apply after a crash sends identical bytes.
+        dispatched_at=ctl.issued_at,
+        checkpoint=entry.checkpoint,
+    )
+
+
+def apply_control(
+    record: AgentRecord | None, ctl: Control, partition: int, now: float
+) -> ApplyResult:
+    """Apply a ``fence`` or ``dispatch`` decision to the agent's record (``now``: wall clock,
+    for the audit record only). Other kinds (drain, promote) are for agents and change nothing."""
+    rec = record if record is not None else AgentRecord(ctl.agent_id, partition)
+    if ctl.kind is ControlKind.FENCE:
+        if rec.is_fenced(ctl.epoch):
+            return ApplyResult(rec, duplicate=True)
+        return _apply(rec, ctl, now, fence=True)
+    if ctl.kind is ControlKind.DISPATCH:
+        return _apply(rec, ctl, now, fence=False)
+    return ApplyResult(rec, duplicate=True)
+
+
+def _apply(rec: AgentRecord, ctl: Control, now: float, *, fence: bool) -> ApplyResult:
+    tasks = dict(rec.tasks)
+    decided = list(rec.decided)
+    sends: list[Redispatch] = []
+    moved: list[MovedTask] = []
+    queued: list[str] = []
+    reason = ctl.reason or (DispatchReason.HEARTBEAT_TIMEOUT if fence else DispatchReason.QUEUED)
+    for entry in ctl.plan:
+        slot = tasks.get(entry.task_id)
+        if slot is None or not _movable(rec, slot, entry):
+            continue
+        if fence:
+            ok = slot.epoch == ctl.epoch and slot.status is not SlotStatus.QUEUED
+        else:
+            ok = slot.status is SlotStatus.QUEUED or (
+                slot.status is SlotStatus.UNCONFIRMED and rec.is_fenced(slot.epoch)
+            )
+        if not ok:
+            continue
+        if entry.target_agent_id is None:
+            if fence:  # unplaced: the task waits in the queue for a healthy agent
+                tasks[slot.task_id] = dataclasses.replace(
+                    slot, status=SlotStatus.QUEUED, reason=reason
+                )
+                queued.append(slot.task_id)
+            continue
+        sends.append(_redispatch(ctl, slot, entry))
+        moved.append(
+            MovedTask(
+                entry.task_id,
+                entry.attempt,
+                entry.target_agent_id,
+                entry.checkpoint.step if entry.checkpoint else None,
+            )
+        )
+        decided.append((entry.task_id, entry.attempt))
+        del tasks[slot.task_id]
+    fenced = rec.fenced
+    superseded = rec.superseded
+    if fence:
+        # Tasks the epoch got after the plan was made (a re-dispatch in flight) move too: queue
+        # them for the next dispatch. Unconfirmed claims stay until the agents' offsets settle them.
+        for slot in rec.slots_of(ctl.epoch):
+            if slot.task_id in tasks and slot.status is SlotStatus.OWNED:
+                tasks[slot.task_id] = dataclasses.replace(
+                    slot, status=SlotStatus.QUEUED, reason=reason
+                )
+                queued.append(slot.task_id)
+        fenced = bounded(
+            (*fenced, FencedEpoch(ctl.epoch, ctl.decision_id, ctl.issued_at)), KEEP_FENCED
+        )
+        superseded = tuple(e for e in superseded if e != ctl.epoch)
+    elif not sends:
+        return ApplyResult(rec, duplicate=True)
+    new = dataclasses.replace(
+        rec,
+        tasks=tasks,
+        decided=bounded(decided, KEEP_DECIDED),
+        fenced=fenced,
+        superseded=superseded,
+    )
+    audit = Failover(
+        agent_id=ctl.agent_id,
+        epoch=ctl.epoch,
+        decision_id=ctl.decision_id,
+        reason=reason,
+        decided_at=ctl.issued_at,
+        applied_at=now,
+        moved=tuple(moved),
+        queued=tuple(sorted(set(queued))),
+        last_heartbeat_age_s=ctl.last_heartbeat_age_s,
+        monitor_id=ctl.monitor_id,
+    )
+    return ApplyResult(new, tuple(sends), audit)

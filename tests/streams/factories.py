@@ -1,0 +1,99 @@
+"""Small builders for records and table state used by the monitor's unit tests."""
+
+from __future__ import annotations
+
+from agent_failover import models as m
+from streams.detection import DetectionPolicy
+from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
+
+POLICY = DetectionPolicy(heartbeat_timeout=3.0, degraded_after=1.0, grace_period=3.0)
+
+
+def task(task_id: str = "t-1") -> m.Task:
+    return m.Task(task_id=task_id, task_type="demo", payload={"steps": 3})
+
+
+def ref(offset: int = 10, step: int = 2, partition: int = 0) -> m.CheckpointRef:
+    return m.CheckpointRef(partition=partition, offset=offset, step=step)
+
+
+def event(
+    kind: m.EventKind,
+    *,
+    agent: str = "a",
+    epoch: int = 1,
+    task_id: str | None = "t-1",
+    attempt: int | None = 1,
+    checkpoint: m.CheckpointRef | None = None,
+    source: m.SourceRef | None = None,
+    capacity: int | None = None,
+    pool: m.Pool | None = None,
+) -> m.TaskEvent:
+    lifecycle = kind in (m.EventKind.AGENT_STARTED, m.EventKind.AGENT_STOPPED)
+    return m.TaskEvent(
+        kind=kind,
+        agent_id=agent,
+        epoch=epoch,
+        at=0.0,
+        task_id=None if lifecycle else task_id,
+        attempt=None if lifecycle else attempt,
+        task=task(task_id or "t-1")
+        if kind in (m.EventKind.CLAIMING, m.EventKind.CLAIMED)
+        else None,
+        source=source,
+        checkpoint=checkpoint,
+        capacity=capacity,
+        pool=pool,
+    )
+
+
+def slot(
+    task_id: str = "t-1",
+    *,
+    attempt: int = 1,
+    epoch: int = 1,
+    status: SlotStatus = SlotStatus.OWNED,
+    checkpoint: m.CheckpointRef | None = None,
+    source: m.SourceRef | None = None,
+    reason: m.DispatchReason | None = None,
+) -> TaskSlot:
+    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, source, reason)
+
+
+def record(
+    agent: str = "a", *, epoch: int | None = 1, slots: tuple[TaskSlot, ...] = ()
+) -> AgentRecord:
+    return AgentRecord(agent, 0, epoch=epoch, tasks={s.task_id: s for s in slots})
+
+
+def live(
+    agent: str = "a",
+    *,
+    epoch: int = 1,
+    last_seen: float = 100.0,
+    capacity: int = 2,
+    in_flight: tuple[str, ...] = (),
+    pool: m.Pool = m.Pool.ACTIVE,
+    draining: bool = False,
+) -> LiveEntry:
+    return LiveEntry(agent, epoch, 0, last_seen, capacity, in_flight, pool, draining)
+
+
+def control(
+    kind: m.ControlKind,
+    *,
+    agent: str = "a",
+    epoch: int = 1,
+    plan: tuple[m.PlanEntry, ...] = (),
+    reason: m.DispatchReason | None = m.DispatchReason.HEARTBEAT_TIMEOUT,
+    decision_id: str = "d-1",
+) -> m.Control:
+    return m.Control(
+        kind=kind,
+        agent_id=agent,
+        epoch=epoch,
+        decision_id=decision_id,
+        issued_at=50.0,
+        reason=reason,
+        plan=plan,
+    )

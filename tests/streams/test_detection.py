@@ -1,0 +1,87 @@
+"""Detection rules: timeouts on the monitor's clock, grace after takeover, restarts, stops."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from agent_failover.models import DispatchReason
+from streams.detection import DeadEpoch, Health, classify, dead_epochs, health_of
+from streams.state import FencedEpoch, SlotStatus
+from tests.streams.factories import POLICY, live, record, slot
+
+OWNED_SINCE = 0.0  # grace ends at 3.0
+
+
+def test_classify_thresholds() -> None:
+    assert classify(0.5, POLICY) is Health.HEALTHY
+    assert classify(1.0, POLICY) is Health.DEGRADED
+    assert classify(3.0, POLICY) is Health.FAILED
+
+
+def test_healthy_agent_is_not_dead() -> None:
+    assert dead_epochs(record(), live(last_seen=99.0), 100.0, OWNED_SINCE, POLICY) == []
+
+
+def test_heartbeat_timeout_fails_the_epoch() -> None:
+    dead = dead_epochs(record(), live(last_seen=96.0), 100.0, OWNED_SINCE, POLICY)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, 4.0)]
+
+
+def test_degraded_is_reported_but_not_dead() -> None:
+    rec, hb = record(), live(last_seen=98.0)
+    assert health_of(rec, hb, 100.0, OWNED_SINCE, POLICY) is Health.DEGRADED
+    assert dead_epochs(rec, hb, 100.0, OWNED_SINCE, POLICY) == []
+
+
+def test_no_timeout_decision_during_grace() -> None:
+    # The worker took the partition over at 99: a stale heartbeat must not fail anyone yet.
+    assert dead_epochs(record(), live(last_seen=90.0), 100.0, 99.0, POLICY) == []
+    assert dead_epochs(record(), live(last_seen=90.0), 102.0, 99.0, POLICY)  # grace over
+
+
+def test_known_epoch_without_heartbeat_fails_after_grace_plus_timeout() -> None:
+    rec = record(slots=(slot(),))
+    assert dead_epochs(rec, None, 5.9, OWNED_SINCE, POLICY) == []
+    assert health_of(rec, None, 1.0, OWNED_SINCE, POLICY) is Health.UNKNOWN
+    dead = dead_epochs(rec, None, 6.0, OWNED_SINCE, POLICY)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, None)]
+
+
+def test_new_epoch_fails_the_old_one_at_once_even_in_grace() -> None:
+    rec = record(epoch=2, slots=(slot(epoch=1),))
+    dead = dead_epochs(rec, live(epoch=2, last_seen=100.0), 100.0, 99.9, POLICY)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.RESTARTED, None)]
+
+
+def test_heartbeat_from_newer_epoch_than_the_table_fails_the_old_epoch() -> None:
+    dead = dead_epochs(record(epoch=1), live(epoch=2), 100.0, OWNED_SINCE, POLICY)
+    assert [d.epoch for d in dead] == [1]
+    assert dead[0].reason is DispatchReason.RESTARTED
+
+
+def test_superseded_epoch_without_tasks_is_fenced() -> None:
+    rec = dataclasses.replace(record(epoch=2), superseded=(1,))
+    dead = dead_epochs(rec, live(epoch=2), 100.0, OWNED_SINCE, POLICY)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.RESTARTED, None)]
+
+
+def test_stopped_epoch_holding_tasks_fails_with_reason_stopped() -> None:
+    rec = dataclasses.replace(record(slots=(slot(),)), stopped=(1,))
+    assert dead_epochs(rec, None, 0.5, OWNED_SINCE, POLICY) == [
+        DeadEpoch("a", 1, DispatchReason.STOPPED, None)
+    ]
+    # Queued (released) tasks are already moving: a clean stop fences nothing, even much later.
+    clean = dataclasses.replace(rec, tasks={"t-1": slot(status=SlotStatus.QUEUED)})
+    assert dead_epochs(clean, None, 1000.0, OWNED_SINCE, POLICY) == []
+    assert health_of(clean, None, 1000.0, OWNED_SINCE, POLICY) is Health.STOPPED
+
+
+def test_fenced_epoch_is_never_returned_again() -> None:
+    rec = dataclasses.replace(record(), fenced=(FencedEpoch(1, "d", 1.0),))
+    assert dead_epochs(rec, live(last_seen=0.0), 100.0, OWNED_SINCE, POLICY) == []
+
+
+def test_agent_known_only_from_heartbeats_is_detected() -> None:
+    dead = dead_epochs(None, live(last_seen=90.0), 100.0, OWNED_SINCE, POLICY)
+    assert [(d.agent_id, d.epoch) for d in dead] == [("a", 1)]
+    assert dead_epochs(None, None, 100.0, OWNED_SINCE, POLICY) == []
