@@ -1,0 +1,17 @@
+"""The agent SDK: embed an :class:`Agent` or :class:`AsyncAgent` to take tasks and checkpoint.
+
+The public surface is listed in ``__all__`` (pinned by ``tests/sdk/test_exports.py``).
+"""
+
+from agent_failover.sdk.agent import Agent, Handler
+from agent_failover.sdk.context import TaskContext, TaskReleased, current_task
+from agent_failover.sdk.submit import TaskSubmitter
+
+__all__ = [
+    "Agent",
+    "Handler",
+    "TaskContext",
+    "TaskReleased",
+    "TaskSubmitter",
+    "current_task",
+]

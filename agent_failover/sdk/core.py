@@ -1,0 +1,630 @@
+"""The agent core: one epoch's Kafka clients, threads, task slots and lifecycle.
+
+Both fronts (:class:`~agent_failover.sdk.agent.Agent` and
+:class:`~agent_failover.sdk.aio.AsyncAgent`) share this class; it does all Kafka I/O. A front
+only supplies ``launch(ctx)`` (run the handler somewhere, then call :meth:`AgentCore.task_done`).
+
+Threads (all daemons, named ``af-<agent_id>-...``):
+
+* ``delivery``: serves the producer's delivery reports (resolves write futures);
+* ``heartbeat``: one heartbeat every ``heartbeat_interval``;
+* ``listener``: own partition of ``control`` and ``tasks.priority``: fences, moves, redispatches;
+* ``intake``: starts queued redispatches, then normal tasks as a consumer-group member.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from agent_failover.config import AgentConfig
+from agent_failover.errors import AgentFailoverError, BrokerError, FencedError, LifecycleError
+from agent_failover.models import (
+    CheckpointRef,
+    Control,
+    DeadLetter,
+    EventKind,
+    Heartbeat,
+    Pool,
+    Redispatch,
+    SourceRef,
+    Task,
+    TaskEvent,
+)
+from agent_failover.partitioner import partition_for
+from agent_failover.sdk.checkpoint import CheckpointReader
+from agent_failover.sdk.context import Outcome, TaskContext, TaskReleased
+from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
+from agent_failover.sdk.intake import (
+    Claim,
+    Listener,
+    NormalIntake,
+    RedispatchFilter,
+    assign_at_end,
+    interpret_control,
+)
+from agent_failover.sdk.kafka import (
+    ConfirmingProducer,
+    DeliveryFuture,
+    assigned_consumer_conf,
+    broker_error,
+    group_consumer_conf,
+    producer_conf,
+    wait_delivered,
+)
+
+log = logging.getLogger(__name__)
+
+Launch = Callable[[TaskContext], None]
+
+_epoch_lock = threading.Lock()
+_last_epoch = 0
+
+
+def new_epoch() -> int:
+    """A fresh epoch: ``time.time_ns()``, strictly increasing within this process."""
+    global _last_epoch
+    with _epoch_lock:
+        _last_epoch = max(time.time_ns(), _last_epoch + 1)
+        return _last_epoch
+
+
+class State(enum.Enum):
+    """Lifecycle of a core: no reuse after close."""
+
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class AgentCore:
+    """One agent epoch. Not for direct use: build an ``Agent`` or ``AsyncAgent``."""
+
+    def __init__(self, config: AgentConfig, launch: Launch) -> None:
+        self.config = config
+        self._launch = launch
+        self._name = f"af-{config.agent_id}"
+        self._state = State.NEW
+        self._epoch: int | None = None
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+        self._running: dict[tuple[str, int], TaskContext] = {}
+        self._pending: collections.deque[Redispatch] = collections.deque()
+        self._moved: dict[str, int] = {}  # task id -> highest attempt a plan gave it
+        self._pool = Pool(config.pool)
+        self._draining = False
+        self._fence: Control | None = None
+        self._failure: BaseException | None = None
+        self._stop_requested = threading.Event()
+        self._stop_callbacks: list[Callable[[], None]] = []
+        self._closed = threading.Event()
+        self._producer: ConfirmingProducer | None = None
+        self._listen_consumer: Consumer | None = None
+        self._listener: Listener | None = None
+        self._intake: NormalIntake | None = None
+        self._heartbeater: Heartbeater | None = None
+        self._reader: CheckpointReader | None = None
+        self._filter: RedispatchFilter | None = None
+
+    # --- identity and state -----------------------------------------------------------------
+
+    @property
+    def agent_id(self) -> str:
+        """This agent's id (from the configuration)."""
+        return self.config.agent_id
+
+    @property
+    def epoch(self) -> int:
+        """This incarnation's epoch; chosen by ``start()``."""
+        if self._epoch is None:
+            raise LifecycleError("the agent has no epoch before start()")
+        return self._epoch
+
+    @property
+    def state(self) -> State:
+        """The lifecycle state."""
+        return self._state
+
+    @property
+    def fenced(self) -> bool:
+        """True once the monitor fenced this epoch."""
+        return self._fence is not None
+
+    @property
+    def failure(self) -> BaseException | None:
+        """The error that stopped a background thread, if one did."""
+        return self._failure
+
+    @property
+    def stop_requested(self) -> threading.Event:
+        """Set when the agent should stop: ``stop()``, a signal, fencing or a thread failure."""
+        return self._stop_requested
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from any thread) once a stop is requested."""
+        with self._lock:
+            self._stop_callbacks.append(callback)
+            already = self._stop_requested.is_set()
+        if already:
+            callback()
+
+    def request_stop(self) -> None:
+        """Ask ``run()`` to return (thread- and signal-safe)."""
+        if self._stop_requested.is_set():
+            return
+        self._stop_requested.set()
+        for callback in list(self._stop_callbacks):
+            callback()
+
+    def held(self) -> dict[str, int]:
+        """Task id -> attempt of every task this epoch holds (running or queued)."""
+        with self._lock:
+            out = {rd.task_id: rd.attempt for rd in self._pending}
+            for task_id, attempt in self._running:
+                out[task_id] = max(attempt, out.get(task_id, 0))
+            return out
+
+    # --- start ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect, announce the epoch (``agent_started``, confirmed) and start the threads.
+
+        Raises :class:`BrokerError` if the broker cannot be reached, :class:`LifecycleError` if
+        already started or closed.
+        """
+        with self._lock:
+            if self._state is not State.NEW:
+                raise LifecycleError(f"agent already {self._state.value}")
+            self._state = State.RUNNING
+        try:
+            self._start()
+        except BaseException:
+            self._state = State.CLOSED
+            self._shutdown_clients(timeout=0)
+            self._closed.set()
+            raise
+
+    def _start(self) -> None:
+        cfg = self.config
+        topics = cfg.topics
+        epoch = self._epoch = new_epoch()
+        self._filter = RedispatchFilter(cfg.agent_id, epoch)
+        self._producer = ConfirmingProducer(producer_conf(cfg.kafka, self._name), name=self._name)
+        self._producer.start()
+        # Position the listener before announcing the epoch: the monitor may re-dispatch to it
+        # right after agent_started.
+        listen_conf = assigned_consumer_conf(
+            cfg.kafka, f"{self._name}-listener", cfg.fetch_wait_max_ms
+        )
+        try:
+            self._listen_consumer = Consumer(listen_conf)
+        except KafkaException as exc:
+            raise broker_error("cannot create the control consumer", exc) from exc
+        own = partition_for(cfg.agent_id, topics.agent_partitions)
+        assign_at_end(
+            self._listen_consumer,
+            [TopicPartition(topics.control, own), TopicPartition(topics.priority, own)],
+            timeout=cfg.close_timeout,
+        )
+        self._reader = CheckpointReader(
+            assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", cfg.fetch_wait_max_ms),
+            topics.checkpoints,
+        )
+        started = self._event(EventKind.AGENT_STARTED, capacity=cfg.capacity, pool=self._pool)
+        wait_delivered(started, "agent_started")
+        log.info("agent %s started, epoch %d", cfg.agent_id, epoch)
+        self._heartbeater = Heartbeater(
+            HeartbeatBuilder(cfg.agent_id, epoch, cfg.heartbeat_interval, cfg.capacity),
+            HeartbeatState(
+                in_flight=lambda: tuple(self.held()),
+                pool=lambda: self._pool,
+                draining=lambda: self._draining or self._state is not State.RUNNING,
+            ),
+            self._send_heartbeat,
+            name=self._name,
+        )
+        self._heartbeater.start()
+        self._listener = Listener(
+            self._listen_consumer,
+            control_topic=topics.control,
+            priority_topic=topics.priority,
+            on_control=self._on_control,
+            on_redispatch=self._on_redispatch,
+            on_failure=self.fail,
+            name=self._name,
+        )
+        self._listener.start()
+        self._intake = NormalIntake(
+            group_consumer_conf(cfg.kafka, self._name, cfg.group_id, cfg.session_timeout_ms),
+            topics.tasks,
+            self,
+            name=self._name,
+        )
+        self._intake.start()
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _send(self, topic: str, key: str, value: bytes) -> DeliveryFuture:
+        if self._producer is None:
+            raise LifecycleError("the agent is not started")
+        return self._producer.send(topic, key, value)
+
+    def _send_heartbeat(self, beat: Heartbeat) -> None:
+        self._send(self.config.topics.heartbeats, self.agent_id, beat.encode())
+
+    def _event(
+        self, kind: EventKind, ctx: TaskContext | None = None, **fields: Any
+    ) -> DeliveryFuture:
+        if ctx is not None:
+            fields.setdefault("task_id", ctx.task_id)
+            fields.setdefault("attempt", ctx.attempt)
+        event = TaskEvent(
+            kind=kind, agent_id=self.agent_id, epoch=self.epoch, at=time.time(), **fields
+        )
+        return self._send(self.config.topics.task_events, self.agent_id, event.encode())
+
+    def _event_nowait(self, kind: EventKind, ctx: TaskContext | None = None, **fields: Any) -> None:
+        """Emit without waiting; a failure is logged (the monitor then relies on timeouts)."""
+        try:
+            future = self._event(kind, ctx, **fields)
+        except AgentFailoverError as exc:
+            log.error("%s event for %s not sent: %s", kind.value, ctx, exc)
+            return
+
+        def report(f: DeliveryFuture) -> None:
+            if (exc := f.exception()) is not None:
+                log.error("%s event for %s lost: %s", kind.value, ctx, exc)
+
+        future.add_done_callback(report)
+
+    # CheckpointSink, for TaskContext
+    def send_checkpoint(self, task_id: str, value: bytes) -> DeliveryFuture:
+        """Queue a checkpoint record (key: task id)."""
+        return self._send(self.config.topics.checkpoints, task_id, value)
+
+    def checkpointed(self, ctx: TaskContext, ref: CheckpointRef) -> None:
+        """Report a confirmed checkpoint."""
+        self._event_nowait(EventKind.CHECKPOINTED, ctx, checkpoint=ref)
+
+    # --- the listener's hooks ---------------------------------------------------------------
+
+    def _on_control(self, record: Control) -> None:
+        actions = interpret_control(record, self.agent_id, self.epoch, self.held())
+        for task_id, attempt in actions.moved:
+            self._move_away(task_id, attempt)
+        if actions.fence:
+            self._on_fence(record)
+        if actions.drain and not self._draining:
+            log.info(
+                "drain requested (%s): finishing current tasks, taking no new ones",
+                record.decision_id,
+            )
+            self._draining = True
+        if actions.promote and self._pool is Pool.STANDBY:
+            log.info("promoted to the active pool (%s)", record.decision_id)
+            self._pool = Pool.ACTIVE
+
+    def _on_fence(self, record: Control) -> None:
+        with self._lock:
+            if self._fence is not None:
+                return  # the first fence counts
+            self._fence = record
+            self._pending.clear()
+            running = list(self._running.values())
+        log.error(
+            "epoch %d fenced by the monitor (%s, %s): stopping %d tasks, writing nothing more",
+            self.epoch,
+            record.decision_id,
+            record.reason,
+            len(running),
+        )
+        for ctx in running:
+            ctx._settle(Outcome.FENCED)
+        if self._heartbeater is not None:
+            self._heartbeater.stop()  # a fenced epoch must not look alive
+        self.request_stop()
+
+    def _move_away(self, task_id: str, attempt: int) -> None:
+        with self._lock:
+            self._moved[task_id] = max(attempt, self._moved.get(task_id, 0))
+            self._pending = collections.deque(
+                rd for rd in self._pending if not (rd.task_id == task_id and rd.attempt < attempt)
+            )
+            moved = [c for (t, a), c in self._running.items() if t == task_id and a < attempt]
+        for ctx in moved:
+            if ctx._settle(Outcome.MOVED):
+                log.warning(
+                    "task %s attempt %d moved to attempt %d: stopping it",
+                    task_id,
+                    ctx.attempt,
+                    attempt,
+                )
+
+    def _on_redispatch(self, record: Redispatch) -> None:
+        assert self._filter is not None
+        if not self._filter.accept(record):
+            return
+        with self._lock:
+            if self._fence is not None or self._moved.get(record.task_id, 0) > record.attempt:
+                return
+            self._pending.append(record)
+        log.info(
+            "task %s attempt %d re-dispatched here (%s)",
+            record.task_id,
+            record.attempt,
+            record.reason,
+        )
+
+    # --- the intake's hooks (IntakeHost) ----------------------------------------------------
+
+    def _taking(self) -> bool:
+        return (
+            self._state is State.RUNNING
+            and self._fence is None
+            and not self._stop_requested.is_set()
+        )
+
+    def wants_group(self) -> bool:
+        """Active agents join the task group; standbys wait for re-dispatches."""
+        return self._pool is Pool.ACTIVE and self._taking()
+
+    def free_for_normal(self) -> bool:
+        """A normal task may be taken: running, not draining, a free slot, no re-dispatch queued."""
+        with self._lock:
+            return (
+                self._taking()
+                and not self._draining
+                and not self._pending
+                and len(self._running) < self.config.capacity
+            )
+
+    def take_priority(self) -> None:
+        """Start queued re-dispatches while slots are free (intake thread)."""
+        while True:
+            with self._lock:
+                if not (
+                    self._taking() and self._pending and len(self._running) < self.config.capacity
+                ):
+                    return
+                record = self._pending.popleft()
+            self._start_redispatched(record)
+
+    def _start_redispatched(self, record: Redispatch) -> None:
+        assert self._reader is not None
+        resume = None
+        if record.checkpoint is not None:
+            resume = self._reader.read(record.checkpoint, record.task_id)
+        ctx = self._context(
+            record.task, record.attempt, resume=resume, resume_ref=record.checkpoint
+        )
+        with self._lock:
+            if self._moved.get(record.task_id, 0) > record.attempt or self._fence is not None:
+                return
+            if not self._taking():
+                self._pending.appendleft(record)  # stopping: close() releases it
+                return
+            self._running[(ctx.task_id, ctx.attempt)] = ctx
+        self._event_nowait(EventKind.CLAIMED, ctx, task=record.task)
+        log.info("task %s attempt %d resumes at step %d", ctx.task_id, ctx.attempt, ctx.next_step)
+        self._run(ctx)
+
+    def claim_normal(self, task: Task, source: SourceRef, commit: Callable[[], None]) -> Claim:
+        """Claim a normal task: ``claiming`` confirmed, commit, ``claimed``, run."""
+        try:
+            wait_delivered(
+                self._event(
+                    EventKind.CLAIMING, task_id=task.task_id, attempt=1, task=task, source=source
+                ),
+                "claiming",
+            )
+        except BrokerError as exc:
+            log.warning("task %s not claimed: %s", task.task_id, exc)
+            return Claim.RETRY
+        if not self._taking():
+            return Claim.RETRY  # fenced or stopping meanwhile: leave it to the group
+        try:
+            commit()
+        except BrokerError as exc:
+            # The partition was probably taken from us; its new owner reads the task again.
+            log.warning("task %s: claim lost (%s)", task.task_id, exc)
+            return Claim.RETRY
+        ctx = self._context(task, 1)
+        with self._lock:
+            self._running[(ctx.task_id, ctx.attempt)] = ctx
+        self._event_nowait(EventKind.CLAIMED, ctx, task=task)
+        self._run(ctx)
+        return Claim.TAKEN
+
+    def skip_bad_task(self, msg: Message, reason: str) -> None:
+        """Dead-letter a task-topic record that is not a task, so it is not silently lost."""
+        log.warning(
+            "skipping bad task record %s[%s]@%s: %s",
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            reason,
+        )
+        raw_key, raw_value = msg.key(), msg.value()
+        key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
+        value = raw_value.decode("utf-8", "replace")[:65536] if raw_value is not None else None
+        letter = DeadLetter(
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            reason=reason,
+            at=time.time(),
+            key=key,
+            value=value,
+        )
+        wait_delivered(
+            self._send(self.config.topics.dead_letter, key or "", letter.encode()), "dead letter"
+        )
+
+    def fail(self, exc: BaseException) -> None:
+        """A background thread died: record why and stop the agent."""
+        log.error("agent %s: background thread failed: %s", self.agent_id, exc, exc_info=exc)
+        if self._failure is None:
+            self._failure = exc
+        self.request_stop()
+
+    # --- running tasks ----------------------------------------------------------------------
+
+    def _context(self, task: Task, attempt: int, **resume: Any) -> TaskContext:
+        return TaskContext(
+            task=task,
+            attempt=attempt,
+            agent_id=self.agent_id,
+            epoch=self.epoch,
+            sink=self,
+            policy=self.config.checkpoint_policy,
+            **resume,
+        )
+
+    def _run(self, ctx: TaskContext) -> None:
+        try:
+            self._launch(ctx)
+        except Exception as exc:
+            self.task_done(ctx, exc)
+
+    def task_done(self, ctx: TaskContext, exc: BaseException | None) -> None:
+        """The handler of ``ctx`` returned (``exc`` None) or raised; report it and free the slot.
+
+        May block briefly (a final checkpoint when the handler released the task).
+        """
+        try:
+            if exc is None:
+                if ctx._settle(Outcome.COMPLETED):
+                    self._event_nowait(EventKind.COMPLETED, ctx)
+            elif isinstance(exc, TaskReleased):
+                self._release(ctx)
+            elif isinstance(exc, FencedError) and ctx.fenced:
+                pass  # nothing more may be written for it
+            elif ctx._settle(Outcome.FAILED):
+                log.warning("task %s attempt %d failed: %r", ctx.task_id, ctx.attempt, exc)
+                self._event_nowait(
+                    EventKind.FAILED, ctx, error=f"{type(exc).__name__}: {exc}"[:4096]
+                )
+        finally:
+            with self._lock:
+                self._running.pop((ctx.task_id, ctx.attempt), None)
+                self._slot_freed.notify_all()
+            ctx._done.set()
+
+    def _release(self, ctx: TaskContext) -> None:
+        """Hand a running task back: final checkpoint of unwritten progress, then ``released``."""
+        if ctx._outcome is not None:
+            return
+        try:
+            ctx._write_final()
+        except AgentFailoverError as exc:
+            log.warning(
+                "task %s: final checkpoint failed (%s); releasing the last one", ctx.task_id, exc
+            )
+        if ctx._settle(Outcome.RELEASED):
+            self._event_nowait(
+                EventKind.RELEASED, ctx, task=ctx.task, checkpoint=ctx._release_ref()
+            )
+            log.info("task %s attempt %d released", ctx.task_id, ctx.attempt)
+
+    # --- close ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Graceful stop: stop taking work, let handlers stop, release what is left, leave.
+
+        Waits up to ``close_timeout`` for handlers (they see ``ctx.stopping``). Idempotent; a
+        second caller waits for the first to finish.
+        """
+        with self._lock:
+            state = self._state
+            if state in (State.CLOSING, State.CLOSED):
+                wait = True
+            else:
+                wait = False
+                self._state = State.CLOSING if state is State.RUNNING else State.CLOSED
+        if wait:
+            self._closed.wait()
+            return
+        if state is State.NEW:
+            self._closed.set()
+            return
+        try:
+            self._close()
+        finally:
+            self._state = State.CLOSED
+            self._closed.set()
+
+    def _close(self) -> None:
+        timeout = self.config.close_timeout
+        self.request_stop()
+        if self._intake is not None:
+            self._intake.stop()  # no new work; leaves the group (everything taken is committed)
+        with self._lock:
+            running = list(self._running.values())
+        for ctx in running:
+            ctx._request_stop()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._slot_freed.wait(left)
+            running = list(self._running.values())
+            pending = list(self._pending)
+            self._pending.clear()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._fence is None:
+            for ctx in running:
+                log.warning("task %s still running at close: releasing it", ctx.task_id)
+                self._release(ctx)
+            for record in pending:
+                self._event_nowait(
+                    EventKind.RELEASED,
+                    task_id=record.task_id,
+                    attempt=record.attempt,
+                    task=record.task,
+                    checkpoint=record.checkpoint,
+                )
+        if self._heartbeater is not None:
+            self._heartbeater.stop()
+        if self._fence is None:
+            self._event_nowait(
+                EventKind.AGENT_STOPPED, capacity=self.config.capacity, pool=self._pool
+            )
+        self._shutdown_clients(timeout)
+        log.info("agent %s epoch %d stopped", self.agent_id, self.epoch)
+
+    def _shutdown_clients(self, timeout: float) -> None:
+        if self._heartbeater is not None:
+            self._heartbeater.stop()
+        if self._intake is not None:
+            self._intake.stop()
+        if self._listener is not None:
+            self._listener.stop()
+        if self._listen_consumer is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._listen_consumer.close()
+        if self._reader is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._reader.close()
+        if self._producer is not None:
+            self._producer.close(timeout)
+
+    def raise_for_outcome(self) -> None:
+        """After ``run()``: raise :class:`FencedError` if fenced, or a background thread's error."""
+        if self._fence is not None:
+            raise FencedError(
+                f"agent {self.agent_id} epoch {self.epoch} was fenced by the monitor "
+                f"({self._fence.decision_id}); restart to work again with a new epoch"
+            )
+        if self._failure is not None:
+            if isinstance(self._failure, AgentFailoverError):
+                raise self._failure
+            raise BrokerError(f"agent {self.agent_id} stopped: {self._failure}") from self._failure

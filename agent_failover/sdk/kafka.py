@@ -1,0 +1,181 @@
+"""librdkafka settings for the SDK's clients, error wrapping, and a producer that confirms writes.
+
+Every client the SDK builds comes from here, so the settings the protocol depends on (idempotence,
+``acks=all``, the Java-compatible partitioner) are set in one place and cannot be overridden by
+``KafkaConfig.extra``. Configuration dicts hold the password: never log them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from agent_failover.config import KafkaConfig
+from agent_failover.errors import BrokerError, LifecycleError
+
+log = logging.getLogger(__name__)
+
+#: How long librdkafka keeps retrying a write before it reports failure.
+DELIVERY_TIMEOUT_MS = 30_000
+#: How long a caller waits for a confirmation: a little past librdkafka's own deadline, so the
+#: delivery report (with its real error) normally arrives first.
+DELIVERY_WAIT_S = DELIVERY_TIMEOUT_MS / 1000 + 5
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delivered:
+    """Where the broker stored a record."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+DeliveryFuture = concurrent.futures.Future[Delivered]
+
+
+def producer_conf(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
+    """Idempotent, ``acks=all`` producer with Kafka's default (Java) partitioner."""
+    soft = {"linger.ms": 2, "client.id": client_id}
+    required = {
+        "enable.idempotence": True,
+        "acks": "all",
+        # Co-partitions agent-keyed topics with the faust monitor (Java murmur2); also keeps a
+        # task's checkpoints on one partition whatever client wrote them.
+        "partitioner": "murmur2_random",
+        "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+    }
+    return {**soft, **kafka.as_librdkafka_dict(), **required}
+
+
+def assigned_consumer_conf(
+    kafka: KafkaConfig, client_id: str, fetch_wait_ms: int
+) -> dict[str, Any]:
+    """A consumer used with ``assign()`` only: it never joins a group nor commits.
+
+    librdkafka insists on a ``group.id`` even then; it is only a name here.
+    """
+    required = {
+        "group.id": f"{client_id}.unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # Brokers that do not wake a waiting fetch (Tansu) need a short wait for low latency.
+        "fetch.wait.max.ms": fetch_wait_ms,
+        "enable.partition.eof": False,
+    }
+    return {"client.id": client_id, **kafka.as_librdkafka_dict(), **required}
+
+
+def group_consumer_conf(
+    kafka: KafkaConfig, client_id: str, group_id: str, session_timeout_ms: int
+) -> dict[str, Any]:
+    """The normal task consumer: cooperative-sticky group member, manual synchronous commits."""
+    required = {
+        "group.id": group_id,
+        "partition.assignment.strategy": "cooperative-sticky",
+        "session.timeout.ms": session_timeout_ms,
+        "heartbeat.interval.ms": max(100, session_timeout_ms // 3),
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        # Tasks submitted before the first agent joined must still run.
+        "auto.offset.reset": "earliest",
+        "enable.partition.eof": False,
+    }
+    return {"client.id": client_id, **kafka.as_librdkafka_dict(), **required}
+
+
+def broker_error(what: str, exc: BaseException) -> BrokerError:
+    """Wrap a confluent-kafka failure; keeps librdkafka's own retriable flag when it has one."""
+    err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
+    if isinstance(err, KafkaError):
+        return BrokerError(f"{what}: {err.str()}", retryable=err.retriable())
+    return BrokerError(f"{what}: {exc}")
+
+
+class ConfirmingProducer:
+    """A confluent-kafka producer whose ``send()`` returns a future resolved by the broker's ack.
+
+    A background thread serves delivery reports (``poll``), so callers never poll themselves and
+    ``send()`` never blocks. Thread-safe.
+    """
+
+    def __init__(self, conf: dict[str, Any], *, name: str) -> None:
+        self._conf = conf
+        self._name = name
+        self._producer: Producer | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Create the librdkafka client (it connects in the background) and the poll thread."""
+        if self._producer is not None:
+            return
+        try:
+            self._producer = Producer(self._conf)
+        except KafkaException as exc:
+            raise broker_error("cannot create producer", exc) from exc
+        self._thread = threading.Thread(
+            target=self._poll_loop, name=f"{self._name}-delivery", daemon=True
+        )
+        self._thread.start()
+
+    def _poll_loop(self) -> None:
+        assert self._producer is not None
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def send(self, topic: str, key: str | bytes, value: bytes) -> DeliveryFuture:
+        """Queue one record; the future gets its partition and offset, or a :class:`BrokerError`.
+
+        Raises :class:`BrokerError` at once if librdkafka's queue is full.
+        """
+        if self._producer is None or self._stop.is_set():
+            raise LifecycleError("producer is not running")
+        future: DeliveryFuture = concurrent.futures.Future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                future.set_exception(
+                    BrokerError(f"write to {topic} failed: {err.str()}", retryable=err.retriable())
+                )
+            else:
+                future.set_result(Delivered(topic, msg.partition() or 0, msg.offset() or 0))
+
+        try:
+            self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+        except BufferError as exc:
+            raise BrokerError(f"write to {topic} refused: local queue full") from exc
+        except KafkaException as exc:
+            raise broker_error(f"write to {topic} refused", exc) from exc
+        return future
+
+    def flush(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for queued records; returns how many are still queued."""
+        if self._producer is None:
+            return 0
+        return int(self._producer.flush(timeout))
+
+    def close(self, timeout: float) -> None:
+        """Flush (bounded by ``timeout``) and stop the poll thread."""
+        if self._producer is None:
+            return
+        left = self.flush(timeout)
+        if left:
+            log.warning("%s: %d records not confirmed at close", self._name, left)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._producer = None
+
+
+def wait_delivered(future: DeliveryFuture, what: str) -> Delivered:
+    """Block until ``future`` resolves; a missing report past the deadline is a BrokerError."""
+    try:
+        return future.result(timeout=DELIVERY_WAIT_S)
+    except concurrent.futures.TimeoutError as exc:
+        raise BrokerError(f"{what}: no acknowledgement within {DELIVERY_WAIT_S:.0f} s") from exc
