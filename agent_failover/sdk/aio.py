@@ -1,0 +1,156 @@
+"""The asyncio front: :class:`AsyncAgent` runs each task's coroutine handler on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self
+
+from agent_failover.config import AgentConfig
+from agent_failover.errors import LifecycleError
+from agent_failover.sdk.agent import STOP_SIGNALS
+from agent_failover.sdk.context import TaskContext, TaskReleased
+from agent_failover.sdk.core import AgentCore, State
+
+log = logging.getLogger(__name__)
+
+AsyncHandler = Callable[[TaskContext], Awaitable[Any]]
+
+
+class AsyncAgent:
+    """:class:`~agent_failover.sdk.Agent` for ``async def`` handlers; same contract.
+
+    The Kafka clients and their threads are the same core as the synchronous agent's; handlers
+    run as asyncio tasks on the loop that started the agent. In handlers, prefer
+    ``await ctx.acheckpoint(...)`` / ``await ctx.aprogress(...)`` (they do not block the loop)::
+
+        async with AsyncAgent(config, handler) as agent:
+            await agent.run()
+    """
+
+    def __init__(self, config: AgentConfig, handler: AsyncHandler) -> None:
+        if not inspect.iscoroutinefunction(handler):
+            raise TypeError("handler must be an async def function: use Agent for plain functions")
+        self._handler = handler
+        self._core = AgentCore(config, self._launch)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+
+    @property
+    def agent_id(self) -> str:
+        """This agent's id."""
+        return self._core.agent_id
+
+    @property
+    def epoch(self) -> int:
+        """This incarnation's epoch (after :meth:`start`)."""
+        return self._core.epoch
+
+    @property
+    def fenced(self) -> bool:
+        """True once the monitor fenced this epoch."""
+        return self._core.fenced
+
+    def in_flight(self) -> dict[str, int]:
+        """Task id -> attempt of the tasks held now (running or queued)."""
+        return self._core.held()
+
+    async def start(self) -> Self:
+        """Connect, announce this epoch and start taking tasks."""
+        loop = self._loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(self._stop.set)
+
+        self._core.on_stop(wake)
+        # Connecting blocks (the agent_started acknowledgement): keep the loop free meanwhile.
+        await asyncio.to_thread(self._core.start)
+        return self
+
+    async def run(self, *, handle_signals: bool | None = None) -> None:
+        """Start if needed, wait for :meth:`stop`, SIGTERM/SIGINT or fencing, then close.
+
+        Raises :class:`FencedError` if the monitor fenced this epoch.
+        """
+        if self._core.state is State.NEW:
+            await self.start()
+        elif self._core.state is not State.RUNNING:
+            raise LifecycleError("the agent is closed")
+        loop = asyncio.get_running_loop()
+        if handle_signals is None:
+            handle_signals = threading.current_thread() is threading.main_thread()
+        installed = []
+        if handle_signals:
+            for sig in STOP_SIGNALS:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+        try:
+            await self._stop.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.close()
+        self._core.raise_for_outcome()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s: stopping", sig.name)
+        self._core.request_stop()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return (thread-safe); does not block."""
+        self._core.request_stop()
+
+    async def close(self) -> None:
+        """Graceful stop: release in-flight tasks (after ``close_timeout`` at most), leave.
+
+        Handlers still running afterwards (their tasks were released) are cancelled.
+        """
+        await asyncio.to_thread(self._core.close)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _launch(self, ctx: TaskContext) -> None:
+        # Called from the core's intake thread.
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._spawn, ctx)
+
+    def _spawn(self, ctx: TaskContext) -> None:
+        task = asyncio.create_task(self._run_task(ctx), name=f"af-task-{ctx.task_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_task(self, ctx: TaskContext) -> None:
+        error: BaseException | None = None
+        try:
+            with ctx._bound():
+                await self._handler(ctx)
+        except asyncio.CancelledError:
+            # close() cancels only tasks it already released; anything else cancelled (the loop
+            # shutting down) is handed back too, never reported done.
+            released = TaskReleased(f"task {ctx.task_id} cancelled", task_id=ctx.task_id)
+            self._core.task_done(ctx, released)
+            raise
+        except Exception as exc:
+            error = exc
+        # task_done may write a final checkpoint (released tasks): off the loop.
+        await asyncio.to_thread(self._core.task_done, ctx, error)
