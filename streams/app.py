@@ -1,0 +1,153 @@
+"""The faust app of the monitor: ``create_app(config)`` wires the table, one agent and a timer.
+
+The faust parts are thin: one agent consumes task-events, tasks.priority and control (raw bytes,
+co-partitioned by agent id) and hands each record to :class:`~streams.monitor.Monitor`; one timer
+runs detection every ``tick_interval``. Heartbeats bypass faust (:mod:`streams.liveness`).
+
+``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
+first access from the environment (:meth:`MonitorConfig.from_env`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import Any
+
+import faust
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from agent_failover.config import MonitorConfig
+from streams.liveness import LivenessTracker
+from streams.metrics import MonitorMetrics
+from streams.monitor import Monitor
+from streams.tables import agents_table
+
+log = logging.getLogger(__name__)
+
+#: How often faust's consumer heartbeats the monitor group: small, so a dead worker's partitions
+#: move quickly (faust's default is 3 s).
+BROKER_HEARTBEAT_INTERVAL = 0.5
+
+
+def _compat(config: MonitorConfig) -> dict[str, Any]:
+    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere or if unavailable)."""
+    try:
+        from agent_failover.broker import compat
+    except ImportError:  # pragma: no cover - the compat layer ships with the package
+        return {}
+    compat.faust_patches_for(config.kafka)
+    settings: dict[str, Any] = compat.faust_settings_for(config.kafka)
+    return settings
+
+
+def _committed_reader(config: MonitorConfig) -> Any:
+    """A blocking function reading the agents group's committed offsets (runs in an executor)."""
+    admin: list[AdminClient] = []
+
+    def committed(partitions: Collection[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
+        if not admin:
+            admin.append(AdminClient(config.kafka.as_librdkafka_dict()))
+        request = ConsumerGroupTopicPartitions(
+            config.agents_group_id, [TopicPartition(t, p) for t, p in sorted(partitions)]
+        )
+        futures = admin[0].list_consumer_group_offsets([request], request_timeout=5.0)
+        result = futures[config.agents_group_id].result(timeout=10.0)
+        return {
+            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
+            for tp in result.topic_partitions
+        }
+
+    return committed
+
+
+def create_app(config: MonitorConfig) -> faust.App:
+    """Build the monitor's faust app for ``config`` (no network I/O until the worker starts,
+    except the broker-type probe of the Tansu compatibility layer)."""
+    return build_app(config)[0]
+
+
+def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor]:
+    """:func:`create_app`, also returning the :class:`Monitor` behind it (runner, tests)."""
+    topics = config.topics
+    settings: dict[str, Any] = {
+        "broker": config.kafka.faust_broker_url(),
+        "store": "memory://",
+        "topic_partitions": topics.agent_partitions,
+        "topic_replication_factor": topics.replication_factor,
+        # Standbys only help a RocksDB store; with memory:// they would also blur which
+        # partitions are active. Detection filters on active partitions anyway.
+        "table_standby_replicas": 0,
+        "broker_session_timeout": config.broker_session_timeout,
+        "broker_heartbeat_interval": BROKER_HEARTBEAT_INTERVAL,
+        "processing_guarantee": "at_least_once",
+        # A fresh deployment must learn the fleet from the retained task events.
+        "consumer_auto_offset_reset": "earliest",
+        "web_enabled": config.web_port is not None,
+        "web_port": config.web_port or 6066,
+        "datadir": config.data_dir,
+        "autodiscover": False,
+        "producer_acks": -1,
+    }
+    settings.update(_compat(config))
+    app = faust.App(config.app_id, **settings)
+    table = agents_table(app, topics.agent_partitions)
+    metrics = MonitorMetrics()
+    liveness = LivenessTracker(
+        config.kafka,
+        topics,
+        on_heartbeats=metrics.heartbeats.inc,
+        on_dead_letter=lambda topic: metrics.dead_letters.labels(topic=topic).inc(),
+    )
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:
+        return await app.producer.send(topic, key, value, partition, None, None)
+
+    monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config))
+    source = app.topic(
+        topics.task_events,
+        topics.priority,
+        topics.control,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=topics.agent_partitions,
+    )
+
+    @app.agent(source, name="monitor-records")
+    async def records(stream: Any) -> None:
+        async for event in stream.events():
+            await monitor.on_message(event.message)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_side_services() -> None:
+        liveness.start()
+        if config.metrics_port is not None:
+            metrics.serve(config.metrics_port)
+            log.info("metrics on port %d", config.metrics_port)
+
+    @app.timer(config.tick_interval)  # type: ignore[untyped-decorator]
+    async def detect() -> None:
+        owned = {
+            tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.control
+        }
+        busy = bool(app.rebalancing or getattr(app, "in_recovery", False))
+        try:
+            await monitor.tick(owned, busy)
+        except Exception:  # a failed tick must not stop detection; the next one retries
+            log.exception("detection tick failed")
+
+    return app, monitor
+
+
+_default: faust.App | None = None
+
+
+def __getattr__(name: str) -> Any:
+    """``streams.app.app``: the app configured from the environment, for ``faust -A``."""
+    global _default
+    if name == "app":
+        if _default is None:
+            _default = create_app(MonitorConfig.from_env())
+        return _default
+    raise AttributeError(name)

@@ -1,0 +1,473 @@
+"""The monitor worker's orchestration: glue between faust, the pure decision functions and Kafka.
+
+:class:`Monitor` handles each record of the faust agent (task-events, tasks.priority, control)
+and runs the detection tick. Every decision is made by the pure modules; this class only reads
+the table and the liveness map, writes decision records and applies them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from typing import Any, Protocol, TypeVar
+
+from agent_failover.config import MonitorConfig
+from agent_failover.errors import CodecError
+from agent_failover.models import (
+    Control,
+    ControlKind,
+    DispatchReason,
+    PlanEntry,
+    Record,
+    Redispatch,
+    TaskEvent,
+)
+from agent_failover.partitioner import partition_for
+from streams.deadletters import dead_letter
+from streams.detection import DeadEpoch, DetectionPolicy, Health, dead_epochs, health_of
+from streams.dispatch import (
+    AgentEpoch,
+    Candidate,
+    Settlement,
+    apply_control,
+    candidates,
+    plan_moves,
+    settle_claim,
+)
+from streams.events import apply_event, apply_redispatch
+from streams.liveness import LivenessTracker
+from streams.metrics import MonitorMetrics
+from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
+
+log = logging.getLogger(__name__)
+
+_R = TypeVar("_R", bound=Record)
+#: send(topic, key, value, partition) -> awaitable acknowledgement (faust producer semantics).
+Send = Callable[[str, bytes, bytes, int], Awaitable[Awaitable[Any]]]
+#: committed(partitions) -> the agents group's committed offset per (topic, partition).
+Committed = Callable[[Collection[tuple[str, int]]], dict[tuple[str, int], int | None]]
+
+
+class Message(Protocol):
+    """The part of a faust message the handlers use."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Table(Protocol):
+    """The part of the faust table the monitor uses."""
+
+    def get(self, key: str) -> AgentRecord | None: ...
+    def __setitem__(self, key: str, value: AgentRecord) -> None: ...
+    def items(self) -> Iterable[tuple[str, AgentRecord]]: ...
+
+
+def monitor_id() -> str:
+    """This worker's name in decision records: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Monitor:
+    """One worker's detection and failover logic over its owned partitions."""
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        table: Table,
+        liveness: LivenessTracker,
+        metrics: MonitorMetrics,
+        send: Send,
+        committed: Committed | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = config.topics
+        self.policy = DetectionPolicy.from_config(config)
+        self.table = table
+        self.liveness = liveness
+        self.metrics = metrics
+        self._send = send
+        self._committed = committed
+        self.monitor_id = monitor_id()
+        self.owned_since: dict[int, float] = {}
+        # Decisions written but not yet seen applied in the table: never written twice by us.
+        self._pending: dict[tuple[str, str, str, int], float] = {}
+        self._reserved: dict[AgentEpoch, dict[str, float]] = {}
+        self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
+        self._last_settle = 0.0
+        self._last_health = 0.0
+        # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
+        self._stall_limit = max(self.policy.heartbeat_timeout / 3, 0.5)
+        self._pending_ttl = max(10.0, 3 * self.policy.heartbeat_timeout)
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019  # one Monitor per process, ids are few
+    def partition_of(self, agent_id: str) -> int:
+        """The agent-keyed partition of ``agent_id``."""
+        return partition_for(agent_id, self.topics.agent_partitions)
+
+    # -- ownership and clocks -------------------------------------------------------------------
+
+    def set_owned(self, partitions: Collection[int], now: float) -> None:
+        """The partitions faust assigned this worker: new ones start their grace period."""
+        wanted = set(partitions)
+        for p in list(self.owned_since):
+            if p not in wanted:
+                del self.owned_since[p]
+        for p in wanted - self.owned_since.keys():
+            self.owned_since[p] = now
+            log.info("took over partition %d: grace %.1fs", p, self.policy.grace_period)
+        self.liveness.assign(wanted)
+
+    def rearm_grace(self, now: float) -> None:
+        """Start every grace period again (after a rebalance, recovery or a stall)."""
+        for p in self.owned_since:
+            self.owned_since[p] = now
+
+    # -- the detection tick ---------------------------------------------------------------------
+
+    async def tick(self, owned: Collection[int], busy: bool) -> None:
+        """One detection round over the owned partitions (``busy``: rebalancing or recovering)."""
+        now = time.monotonic()
+        self.set_owned(owned, now)
+        stalled = self._last_tick is not None and now - self._last_tick > self._stall_limit
+        stalled = stalled or now - self.liveness.last_poll > self._stall_limit
+        self._last_tick = now
+        if busy or stalled or self.liveness.assigned != frozenset(owned):
+            if stalled:
+                log.warning("monitor stalled: no decisions, grace period restarted")
+            self.rearm_grace(now)
+            return
+        if not owned:
+            return
+        lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
+        records = {a: r for a, r in self.table.items() if r is not None and r.partition in owned}
+        self._expire(records, now)
+        pool = candidates(lives.values(), records, now, self.policy)
+        for agent_id in sorted(records.keys() | lives.keys()):
+            rec, live = records.get(agent_id), lives.get(agent_id)
+            since = self.owned_since[self.partition_of(agent_id)]
+            for dead in dead_epochs(rec, live, now, since, self.policy):
+                if ("fence", agent_id, "", dead.epoch) not in self._pending:
+                    await self._fence(rec, dead, pool, now)
+        await self._dispatch_queued(records, pool, now)
+        if now - self._last_settle >= 1.0:
+            self._last_settle = now
+            await self._settle_fenced(records, pool, now)
+        if now - self._last_health >= 1.0:
+            self._last_health = now
+            self._publish_health(records, lives, now)
+
+    def _owns(self, agent_id: str) -> bool:
+        return self.partition_of(agent_id) in self.owned_since
+
+    def _expire(self, records: dict[str, AgentRecord], now: float) -> None:
+        for key, at in list(self._pending.items()):
+            kind, agent_id, task_id, n = key
+            rec = records.get(agent_id)
+            if kind == "fence":
+                applied = rec is not None and rec.is_fenced(n)
+            else:
+                slot = rec.tasks.get(task_id) if rec is not None else None
+                applied = slot is None or slot.attempt != n
+            if applied or now - at > self._pending_ttl:
+                del self._pending[key]
+        for target, tasks in list(self._reserved.items()):
+            for task_id, until in list(tasks.items()):
+                if until <= now:
+                    del tasks[task_id]
+            if not tasks:
+                del self._reserved[target]
+
+    def _reservations(self) -> dict[AgentEpoch, int]:
+        return {k: len(v) for k, v in self._reserved.items()}
+
+    def _publish_health(
+        self, records: dict[str, AgentRecord], lives: dict[str, LiveEntry], now: float
+    ) -> None:
+        counts: dict[Health, int] = {}
+        for agent_id in records.keys() | lives.keys():
+            since = self.owned_since[self.partition_of(agent_id)]
+            h = health_of(records.get(agent_id), lives.get(agent_id), now, since, self.policy)
+            counts[h] = counts.get(h, 0) + 1
+        self.metrics.set_health(counts)
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    async def _fence(
+        self, rec: AgentRecord | None, dead: DeadEpoch, pool: list[Candidate], now: float
+    ) -> None:
+        slots = rec.slots_of(dead.epoch) if rec is not None else []
+        movable = [s for s in slots if s.status is SlotStatus.OWNED]
+        unconfirmed = [s for s in slots if s.status is SlotStatus.UNCONFIRMED]
+        if unconfirmed:
+            movable += await self._took_effect(unconfirmed, waited=0.0)
+        plan = plan_moves(
+            movable, pool, exclude={(dead.agent_id, dead.epoch)}, reserved=self._reservations()
+        )
+        ctl = self._control(
+            ControlKind.FENCE,
+            dead.agent_id,
+            dead.epoch,
+            dead.reason,
+            plan,
+            dead.last_heartbeat_age_s,
+        )
+        await self._write_control(ctl)
+        self._pending[("fence", dead.agent_id, "", dead.epoch)] = now
+        self._reserve(plan, now)
+        self.metrics.failovers.labels(reason=dead.reason.value).inc()
+        if dead.last_heartbeat_age_s is not None:
+            self.metrics.detection_seconds.observe(dead.last_heartbeat_age_s)
+        log.warning(
+            "fence %s epoch %d (%s, last heartbeat %s s ago): %d task(s), %d placed",
+            dead.agent_id,
+            dead.epoch,
+            dead.reason.value,
+            "?" if dead.last_heartbeat_age_s is None else f"{dead.last_heartbeat_age_s:.2f}",
+            len(plan),
+            sum(1 for e in plan if e.target_agent_id),
+        )
+
+    async def dispatch(
+        self,
+        rec: AgentRecord,
+        slots: list[TaskSlot],
+        pool: list[Candidate] | None,
+        now: float,
+        reason: DispatchReason | None = None,
+    ) -> int:
+        """Write ``control{kind: dispatch}`` decisions moving ``slots`` (grouped by epoch);
+        returns how many tasks found no target."""
+        slots = [
+            s for s in slots if ("task", rec.agent_id, s.task_id, s.attempt) not in self._pending
+        ]
+        if not slots:
+            return 0
+        if pool is None:
+            lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
+            records = {a: r for a, r in self.table.items() if r is not None and self._owns(a)}
+            records[rec.agent_id] = rec
+            pool = candidates(lives.values(), records, now, self.policy)
+        unplaced = 0
+        for epoch in sorted({s.epoch for s in slots}):
+            group = [s for s in slots if s.epoch == epoch]
+            plan = plan_moves(
+                group, pool, exclude={(rec.agent_id, epoch)}, reserved=self._reservations()
+            )
+            placed = tuple(e for e in plan if e.target_agent_id is not None)
+            unplaced += len(plan) - len(placed)
+            if not placed:
+                continue
+            why = reason or group[0].reason or DispatchReason.QUEUED
+            await self._write_control(
+                self._control(ControlKind.DISPATCH, rec.agent_id, epoch, why, placed)
+            )
+            self.metrics.failovers.labels(reason=why.value).inc()
+            for e in placed:
+                self._pending[("task", rec.agent_id, e.task_id, e.attempt - 1)] = now
+            self._reserve(placed, now)
+        return unplaced
+
+    async def _dispatch_queued(
+        self, records: dict[str, AgentRecord], pool: list[Candidate], now: float
+    ) -> None:
+        waiting = queued = 0
+        for rec in records.values():
+            slots = [s for s in rec.tasks.values() if s.status is SlotStatus.QUEUED]
+            if slots:
+                queued += len(slots)
+                waiting += await self.dispatch(rec, slots, pool, now)
+        self.metrics.queued.set(queued)
+        self.metrics.no_healthy_agent.set(waiting)
+
+    async def _settle_fenced(
+        self, records: dict[str, AgentRecord], pool: list[Candidate], now: float
+    ) -> None:
+        """Unconfirmed claims of fenced epochs: move those the agents' offsets show as taken."""
+        wall = time.time()
+        limit = self.config.agents_session_timeout
+        for rec in records.values():
+            todo: list[tuple[TaskSlot, float]] = []
+            for s in rec.tasks.values():
+                fence = rec.fence_of(s.epoch) if s.status is SlotStatus.UNCONFIRMED else None
+                if fence is not None and wall - fence.issued_at < 2 * limit:
+                    todo.append((s, wall - fence.issued_at))
+            if not todo:
+                continue
+            took: list[TaskSlot] = []
+            for s, waited in todo:
+                took += await self._took_effect([s], waited)
+            if took:
+                await self.dispatch(rec, took, pool, now, DispatchReason.LATE_CLAIM)
+
+    async def _took_effect(self, slots: list[TaskSlot], waited: float) -> list[TaskSlot]:
+        sources = {(s.source.topic, s.source.partition) for s in slots if s.source is not None}
+        if self._committed is None or not sources:
+            return []
+        try:
+            loop = asyncio.get_running_loop()
+            committed = await loop.run_in_executor(None, self._committed, sources)
+        except Exception:
+            log.exception("cannot read the agents' committed offsets; claims stay unconfirmed")
+            return []
+        limit = self.config.agents_session_timeout
+        out = []
+        for s in slots:
+            if s.source is None:
+                continue
+            offset = committed.get((s.source.topic, s.source.partition))
+            if settle_claim(s.source.offset, offset, waited, limit) is Settlement.TOOK_EFFECT:
+                out.append(s)
+        return out
+
+    def _reserve(self, plan: Iterable[PlanEntry], now: float) -> None:
+        until = now + self.policy.heartbeat_timeout
+        for e in plan:
+            if e.target_agent_id is not None and e.target_epoch is not None:
+                key = (e.target_agent_id, e.target_epoch)
+                self._reserved.setdefault(key, {})[e.task_id] = until
+
+    def _control(
+        self,
+        kind: ControlKind,
+        agent_id: str,
+        epoch: int,
+        reason: DispatchReason,
+        plan: tuple[PlanEntry, ...],
+        last_heartbeat_age_s: float | None = None,
+    ) -> Control:
+        return Control(
+            kind=kind,
+            agent_id=agent_id,
+            epoch=epoch,
+            decision_id=uuid.uuid4().hex,
+            issued_at=time.time(),
+            reason=reason,
+            plan=plan,
+            last_heartbeat_age_s=last_heartbeat_age_s,
+            monitor_id=self.monitor_id,
+        )
+
+    async def _write_control(self, ctl: Control) -> None:
+        ack = await self._send(
+            self.topics.control,
+            ctl.agent_id.encode(),
+            ctl.encode(),
+            self.partition_of(ctl.agent_id),
+        )
+        await ack
+
+    # -- records from the faust agent -----------------------------------------------------------
+
+    async def on_message(self, msg: Message) -> None:
+        """Handle one record of task-events, tasks.priority or control."""
+        topic = msg.topic
+        if topic == self.topics.task_events:
+            ev = await self._decode(TaskEvent, msg, lambda r: r.agent_id)
+            if ev is not None:
+                await self._on_event(ev, msg.partition)
+        elif topic == self.topics.priority:
+            rd = await self._decode(Redispatch, msg, lambda r: r.target_agent_id)
+            if rd is not None:
+                await self._on_redispatch(rd, msg.partition)
+        elif topic == self.topics.control:
+            ctl = await self._decode(Control, msg, lambda r: r.agent_id)
+            if ctl is not None:
+                await self._on_control(ctl, msg.partition)
+
+    async def _decode(self, cls: type[_R], msg: Message, key_of: Callable[[_R], str]) -> _R | None:
+        try:
+            rec = cls.decode(msg.value)
+        except CodecError as exc:
+            await self._dead_letter(msg, str(exc))
+            return None
+        agent_id = key_of(rec)
+        if self.partition_of(agent_id) != msg.partition:
+            await self._dead_letter(
+                msg,
+                f"{cls.RECORD_TYPE} for {agent_id!r} in partition {msg.partition}, expected "
+                f"{self.partition_of(agent_id)}: key it by agent id, murmur2 partitioner",
+            )
+            return None
+        return rec
+
+    async def _dead_letter(self, msg: Message, reason: str) -> None:
+        record = dead_letter(
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            value=msg.value,
+            reason=reason,
+            at=time.time(),
+        )
+        log.warning("dead letter %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
+        await self._send(self.topics.dead_letter, msg.key or b"", record.encode(), 0)
+        self.metrics.dead_letters.labels(topic=msg.topic).inc()
+
+    async def _on_event(self, ev: TaskEvent, partition: int) -> None:
+        old = self.table.get(ev.agent_id)
+        res = apply_event(old, ev, partition)
+        if res.record is not old:
+            self.table[ev.agent_id] = res.record
+        if res.rejected:
+            self.metrics.rejected.labels(reason=res.rejected).inc()
+        if res.to_dispatch:
+            # Released tasks (graceful hand-off) and late claims move now, not at the next tick.
+            slots = [res.record.tasks[t] for t in res.to_dispatch]
+            await self.dispatch(res.record, slots, None, time.monotonic())
+
+    async def _on_redispatch(self, rd: Redispatch, partition: int) -> None:
+        old = self.table.get(rd.target_agent_id)
+        res = apply_redispatch(old, rd, partition)
+        if res.record is not old:
+            self.table[rd.target_agent_id] = res.record
+        if res.rejected:
+            self.metrics.rejected.labels(reason=res.rejected).inc()
+        if res.to_dispatch:
+            slots = [res.record.tasks[t] for t in res.to_dispatch]
+            await self.dispatch(res.record, slots, None, time.monotonic())
+
+    async def _on_control(self, ctl: Control, partition: int) -> None:
+        if ctl.kind not in (ControlKind.FENCE, ControlKind.DISPATCH):
+            return  # drain / promote are for agents
+        res = apply_control(self.table.get(ctl.agent_id), ctl, partition, time.time())
+        if res.duplicate:
+            self.metrics.duplicates.inc()
+            return
+        acks = []
+        for rd in res.redispatches:
+            target = rd.target_agent_id
+            acks.append(
+                await self._send(
+                    self.topics.priority, target.encode(), rd.encode(), self.partition_of(target)
+                )
+            )
+        if res.failover is not None:
+            acks.append(
+                await self._send(
+                    self.topics.failovers, ctl.agent_id.encode(), res.failover.encode(), 0
+                )
+            )
+        # Only once every re-dispatch is acknowledged is the decision recorded as applied.
+        await asyncio.gather(*acks)
+        self.table[ctl.agent_id] = res.record
+        self.metrics.redispatched.inc(len(res.redispatches))
+        self.metrics.apply_seconds.observe(max(0.0, time.time() - ctl.issued_at))
+        log.info(
+            "applied %s %s of %s epoch %d: %d re-dispatched",
+            ctl.kind.value,
+            ctl.decision_id,
+            ctl.agent_id,
+            ctl.epoch,
+            len(res.redispatches),
+        )

@@ -1,0 +1,151 @@
+"""The monitor process against a real broker, fed by a producer that plays the agents."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agent_failover import models as m
+from tests.streams.conftest import MonitorHarness
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+TIMEOUT = 60.0  # generous deadlines: a loaded 2-core box is slow, never wrong
+
+
+class Fleet:
+    """Heartbeats for simulated agents from one thread, as the SDK's heartbeat thread would."""
+
+    def __init__(self, harness: MonitorHarness) -> None:
+        self.harness = harness
+        self.beating: dict[str, tuple[int, int, m.Pool]] = {}  # agent -> epoch, capacity, pool
+        self.seq = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, agent_id: str, epoch: int, capacity: int, pool: m.Pool) -> None:
+        self.harness.send(
+            self.harness.topics.task_events,
+            agent_id,
+            m.TaskEvent(
+                kind=m.EventKind.AGENT_STARTED,
+                agent_id=agent_id,
+                epoch=epoch,
+                at=time.time(),
+                capacity=capacity,
+                pool=pool,
+            ),
+        )
+        with self._lock:
+            self.beating[agent_id] = (epoch, capacity, pool)
+
+    def kill(self, agent_id: str) -> None:
+        with self._lock:
+            del self.beating[agent_id]
+
+    def _run(self) -> None:
+        topic = self.harness.topics.heartbeats
+        while not self._stop.wait(0.2):
+            with self._lock:
+                beating = dict(self.beating)
+            for agent_id, (epoch, capacity, pool) in beating.items():
+                hb = m.Heartbeat(agent_id, epoch, self.seq, time.time(), 0.2, capacity, pool=pool)
+                self.harness.producer.produce(topic, hb.encode(), agent_id.encode())
+            self.seq += 1
+            self.harness.producer.poll(0)
+
+    def __enter__(self) -> Fleet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fleet(monitor_harness: MonitorHarness) -> Iterator[Fleet]:
+    with Fleet(monitor_harness) as f:
+        yield f
+
+
+def task_event(
+    kind: m.EventKind, agent: str, epoch: int, task_id: str, **kw: object
+) -> m.TaskEvent:
+    task = m.Task(task_id=task_id, task_type="demo", payload={"steps": 5})
+    with_task = kind in (m.EventKind.CLAIMING, m.EventKind.CLAIMED)
+    return m.TaskEvent(
+        kind=kind,
+        agent_id=agent,
+        epoch=epoch,
+        at=time.time(),
+        task_id=task_id,
+        attempt=1,
+        task=task if with_task else None,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_dead_agent_is_fenced_once_and_its_task_resumes_from_its_checkpoint(
+    monitor_harness: MonitorHarness, fleet: Fleet
+) -> None:
+    h, t = monitor_harness, monitor_harness.topics
+    fleet.start("agent-a", 101, 2, m.Pool.ACTIVE)
+    fleet.start("agent-b", 202, 2, m.Pool.STANDBY)
+    fleet.start("agent-c", 303, 2, m.Pool.ACTIVE)
+    ref = m.CheckpointRef(partition=1, offset=7, step=3)
+    h.send(t.task_events, "agent-a", task_event(m.EventKind.CLAIMED, "agent-a", 101, "t-1"))
+    h.send(
+        t.task_events,
+        "agent-a",
+        task_event(m.EventKind.CHECKPOINTED, "agent-a", 101, "t-1", checkpoint=ref),
+    )
+    h.send(t.task_events, "agent-a", b"{not json")  # bad input must not stop anything
+
+    h.start_monitor(AGENT_FAILOVER_HEARTBEAT_TIMEOUT="2", AGENT_FAILOVER_TICK_INTERVAL="0.05")
+    h.eventually(lambda: "heartbeat partitions: [0" in h.log_text(), TIMEOUT, "monitor up")
+    fleet.kill("agent-a")
+
+    def redispatches() -> list[m.Redispatch]:
+        return h.records(t.priority, m.Redispatch.decode)
+
+    (rd,) = h.eventually(redispatches, TIMEOUT, "the re-dispatch of t-1")
+    assert (rd.task_id, rd.attempt, rd.checkpoint) == ("t-1", 2, ref)
+    assert (rd.target_agent_id, rd.target_epoch) == ("agent-b", 202)  # the ready standby
+    assert (rd.from_agent_id, rd.from_epoch) == ("agent-a", 101)
+    assert rd.reason is m.DispatchReason.HEARTBEAT_TIMEOUT
+
+    # Graceful hand-off from agent-c: re-dispatched at once, with the released checkpoint.
+    c_ref = m.CheckpointRef(partition=0, offset=9, step=1)
+    h.send(t.task_events, "agent-c", task_event(m.EventKind.CLAIMED, "agent-c", 303, "t-2"))
+    h.send(
+        t.task_events,
+        "agent-c",
+        task_event(m.EventKind.RELEASED, "agent-c", 303, "t-2", checkpoint=c_ref),
+    )
+    released = h.eventually(
+        lambda: [r for r in redispatches() if r.task_id == "t-2"], TIMEOUT, "t-2 re-dispatched"
+    )
+    assert [(r.attempt, r.checkpoint, r.reason) for r in released] == [
+        (2, c_ref, m.DispatchReason.RELEASED)
+    ]
+    assert released[0].target_agent_id == "agent-b"
+
+    # By now the monitor has run many ticks past the fence: still exactly one decision for it.
+    controls = h.records(t.control, m.Control.decode)
+    fences = [c for c in controls if c.kind is m.ControlKind.FENCE]
+    assert [(c.agent_id, c.epoch) for c in fences] == [("agent-a", 101)]
+    assert fences[0].plan == (m.PlanEntry("t-1", 2, "agent-b", 202, ref),)
+    audits = h.eventually(
+        lambda: h.records(t.failovers, m.Failover.decode), TIMEOUT, "audit records"
+    )
+    assert fences[0].decision_id in {a.decision_id for a in audits}
+    letters = h.eventually(
+        lambda: h.records(t.dead_letter, m.DeadLetter.decode), TIMEOUT, "the dead letter"
+    )
+    assert letters[0].topic == t.task_events and "not JSON" in letters[0].reason
+    assert h.proc is not None and h.proc.poll() is None  # still running
