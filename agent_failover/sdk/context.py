@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+import orjson
+
 from agent_failover.config import CheckpointPolicy
 from agent_failover.errors import (
     AgentFailoverError,
@@ -230,7 +232,9 @@ class TaskContext:
             written_at=time.time(),
         )
         try:
-            value = record.encode()
+            # Record.to_dict() drops None fields, but "state" is required (null is a valid
+            # state): put it back, or readers would reject the record.
+            value = orjson.dumps({**record.to_dict(), "state": state})
         except TypeError as exc:  # orjson's error for values that are not JSON
             raise CodecError(f"checkpoint state of task {self.task_id} is not JSON: {exc}") from exc
         return self._sink.send_checkpoint(self.task_id, value)
