@@ -46,6 +46,7 @@ def agents_table(app: faust.App, partitions: int) -> Any:
     )
     # faust derives serializers from key/value *model* types only; set ours before the store and
     # changelog topic (both created lazily) read them.
-    table.key_serializer = "json"
-    table.value_serializer = CODEC
+    # setattr: faust's TableT does not declare these (they are set in Collection.__init__).
+    setattr(table, "key_serializer", "json")  # noqa: B010
+    setattr(table, "value_serializer", CODEC)  # noqa: B010
     return table

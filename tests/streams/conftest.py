@@ -121,8 +121,9 @@ class MonitorHarness:
             self._readers[topic] = (consumer, [])
         consumer, seen = self._readers[topic]
         for msg in consumer.consume(500, 0.2):
-            if msg.error() is None and msg.value() is not None:
-                seen.append(decode(msg.value()))
+            value = msg.value()
+            if msg.error() is None and value is not None:
+                seen.append(decode(value))
         return list(seen)
 
     def close(self) -> None:

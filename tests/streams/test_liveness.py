@@ -1,0 +1,115 @@
+"""The heartbeat fast path: decoding, validation to dead letters, newest-epoch bookkeeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from agent_failover.config import KafkaConfig, Topics
+from agent_failover.errors import CodecError
+from agent_failover.models import Heartbeat, Pool
+from agent_failover.partitioner import partition_for
+from streams.liveness import LivenessTracker, decode_heartbeat
+
+TOPICS = Topics(prefix="x.", agent_partitions=4)
+
+
+def hb(agent: str = "a", epoch: int = 1, seq: int = 0, **kw: Any) -> bytes:
+    return Heartbeat(agent, epoch, seq, 1.5, 1.0, 2, ("t-1",), Pool.STANDBY, **kw).encode()
+
+
+class FakeMessage:
+    def __init__(self, value: bytes | None, partition: int, key: bytes = b"a") -> None:
+        self._value, self._partition, self._key = value, partition, key
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def key(self) -> bytes:
+        return self._key
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return 5
+
+    def topic(self) -> str:
+        return TOPICS.heartbeats
+
+
+class FakeProducer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+        self.sent.append((topic, value, key))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+
+def test_fast_path_matches_the_model() -> None:
+    entry = decode_heartbeat(hb(draining=True))
+    assert (entry.agent_id, entry.epoch, entry.capacity, entry.in_flight) == ("a", 1, 2, ("t-1",))
+    assert entry.pool is Pool.STANDBY and entry.draining
+
+
+def test_fallback_accepts_what_the_schema_allows() -> None:
+    raw = orjson.dumps(
+        {
+            "schema_version": 1,
+            "agent_id": "a",
+            "epoch": 1,
+            "seq": 0,
+            "sent_at": 1,
+            "interval_s": 1,
+            "capacity": 1,
+        }
+    )  # integers where floats are expected: valid JSON numbers
+    assert decode_heartbeat(raw).capacity == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"nope", "not JSON"),
+        (None, "tombstone"),
+        (orjson.dumps({"schema_version": 2}), "schema_version 2"),
+        (orjson.dumps({**orjson.loads(hb()), "epoch": "1"}), "'epoch' must be int"),
+        (orjson.dumps({**orjson.loads(hb()), "capacity": -1}), "'capacity' must be >= 0"),
+    ],
+)
+def test_invalid_heartbeats_raise_with_a_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(CodecError, match=reason):
+        decode_heartbeat(raw)
+
+
+def tracker() -> tuple[LivenessTracker, FakeProducer, list[str]]:
+    letters: list[str] = []
+    t = LivenessTracker(KafkaConfig("127.0.0.1:9"), TOPICS, on_dead_letter=letters.append)
+    return t, FakeProducer(), letters
+
+
+def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
+    t, producer, letters = tracker()
+    p = partition_for("a", TOPICS.agent_partitions)
+    batch = [
+        FakeMessage(hb(epoch=2, seq=4), p),
+        FakeMessage(hb(epoch=1, seq=9), p),  # an older incarnation: ignored
+        FakeMessage(hb(epoch=2, seq=3), p),  # older seq: ignored
+        FakeMessage(b"{", p),
+        FakeMessage(hb(), (p + 1) % TOPICS.agent_partitions),  # wrong partitioner
+    ]
+    t._handle(batch, 42.0, producer)  # type: ignore[arg-type]
+    entry = t.snapshot()["a"]
+    assert (entry.epoch, entry.seq, entry.last_seen) == (2, 4, 42.0)
+    assert letters == [TOPICS.heartbeats, TOPICS.heartbeats]
+    reasons = [orjson.loads(v)["reason"] for _, v, _ in producer.sent]
+    assert "not JSON" in reasons[0] and "murmur2" in reasons[1]
+    assert all(topic == TOPICS.dead_letter for topic, _, _ in producer.sent)
