@@ -141,6 +141,6 @@ class Agent:
         try:
             with ctx._bound():
                 self._handler(ctx)
-        except Exception as exc:
+        except BaseException as exc:  # even SystemExit in a handler must free its slot
             error = exc
         self._core.task_done(ctx, error)
