@@ -128,7 +128,8 @@ class Record:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
-            if value is None:
+            # Absent optionals are dropped; a required field (Checkpoint.state) stays, even null.
+            if value is None and f.default is not dataclasses.MISSING:
                 continue
             out[f.name] = _plain(value)
         return out

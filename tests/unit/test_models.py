@@ -148,3 +148,10 @@ def test_records_are_frozen() -> None:
     record = SAMPLES[0][1]
     with pytest.raises(AttributeError):
         record.agent_id = "other"  # type: ignore[misc]
+
+
+def test_a_null_checkpoint_state_round_trips() -> None:
+    record = m.Checkpoint(
+        task_id="t", attempt=1, agent_id="a", epoch=1, step=0, state=None, written_at=1.0
+    )
+    assert m.Checkpoint.decode(record.encode()) == record
