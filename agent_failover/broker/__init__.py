@@ -1,8 +1,29 @@
 """Brokers for development and tests, and the Tansu compatibility layer.
 
 * :class:`EmbeddedBroker` / :func:`serve`: the embedded Tansu broker (``agent-failover broker``).
+* :func:`broker_from_env` / :class:`BrokerHandle`: which broker the CLI, demo and tests use.
+* :mod:`agent_failover.broker.compat`: fixes for Tansu's quirks, active only on Tansu
+  (:func:`is_tansu`, :func:`faust_patches_for`, :func:`faust_settings_for`).
 """
 
+from agent_failover.broker.compat import (
+    apply_faust_patches,
+    faust_patches_for,
+    faust_settings_for,
+    is_tansu,
+)
 from agent_failover.broker.embedded import EmbeddedBroker, serve, tansu_binary
+from agent_failover.broker.select import BrokerHandle, BrokerUnavailable, broker_from_env
 
-__all__ = ["EmbeddedBroker", "serve", "tansu_binary"]
+__all__ = [
+    "BrokerHandle",
+    "BrokerUnavailable",
+    "EmbeddedBroker",
+    "apply_faust_patches",
+    "broker_from_env",
+    "faust_patches_for",
+    "faust_settings_for",
+    "is_tansu",
+    "serve",
+    "tansu_binary",
+]

@@ -34,3 +34,29 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or probe}")
         time.sleep(interval)
+
+
+def produce_batches(
+    bootstrap: str,
+    topic: str,
+    *,
+    batches: int,
+    per_batch: int,
+    key: bytes = b"k",
+    json: bool = False,
+) -> None:
+    """Write values v0, v1, ... to partition 0 of ``topic``, one produce batch per ``per_batch``.
+
+    Batches matter on Tansu: ListOffsets(LATEST) answers with the last batch's base offset + 1.
+    """
+    from confluent_kafka import Producer
+
+    # linger lets each group of produce() calls become one batch; flush() closes the batch.
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 100})
+    n = 0
+    for _ in range(batches):
+        for _ in range(per_batch):
+            value = f'"v{n}"' if json else f"v{n}"
+            producer.produce(topic, key=key, value=value.encode(), partition=0)
+            n += 1
+        assert producer.flush(10) == 0
