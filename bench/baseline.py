@@ -203,7 +203,8 @@ def run_config(ctx: BenchContext, config: str, trials: int, parallel: int) -> di
                 say(f"  baseline {config} trial {i + 1}/{trials}: ERROR {res['error']}")
             else:
                 say(
-                    f"  baseline {config} trial {i + 1}/{trials}: assigned {res['assigned_s']:.2f} s,"
+                    f"  baseline {config} trial {i + 1}/{trials}: "
+                    f"assigned {res['assigned_s']:.2f} s,"
                     f" resumed {res['resume_s']:.2f} s, {res['steps_redone']} step(s) redone"
                 )
     ok = [r for r in results if "error" not in r]
@@ -238,7 +239,7 @@ def probe_min_session(ctx: BenchContext) -> dict[str, Any]:
         )
         err: list[str] = []
         got: list[bool] = []
-        consumer.subscribe([topic], on_assign=lambda _c, parts: got.append(True))
+        consumer.subscribe([topic], on_assign=lambda _c, _parts, got=got: got.append(True))
         deadline = time.monotonic() + 20
         while not got and time.monotonic() < deadline:
             msg = consumer.poll(0.1)

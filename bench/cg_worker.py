@@ -2,9 +2,10 @@
 
 Tasks are step records on a partitioned topic (one record per step; executing a step writes the
 task's next step to the same partition, a workflow chain); progress is the committed offset:
-execute the step, write its result and the next step record, commit the offset synchronously. Nothing of agent-failover is used. Failover is the consumer group's own: a
-dead member's partitions go to a survivor after the session timeout and the rebalance, and the
-survivor resumes at the committed offset.
+execute the step, write its result and the next step record, commit the offset synchronously.
+Nothing of agent-failover is used. Failover is the consumer group's own: a dead member's
+partitions go to a survivor after the session timeout and the rebalance, and the survivor resumes
+at the committed offset.
 
 Every step result and every assignment change is written to an events topic (one JSON object per
 record, wall-clock times) for the harness to measure. Run as::

@@ -327,8 +327,8 @@ class Rec:
 class TopicTail:
     """A background consumer reading every partition of some topics from the beginning.
 
-    ``records`` grows as records arrive (thread-safe reads via :meth:`snapshot`); ``fetch.wait.max.ms``
-    is small because Tansu does not wake a waiting fetch when data arrives.
+    ``records`` grows as records arrive (thread-safe reads via :meth:`snapshot`);
+    ``fetch.wait.max.ms`` is small because Tansu does not wake a waiting fetch when data arrives.
     """
 
     def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
