@@ -159,9 +159,8 @@ def run_trial(ctx: BenchContext, config: str, trial: int) -> dict[str, Any]:
                 ev["kind"] == "step"
                 and ev["worker"] == survivor
                 and ev["partition"] in victim_parts
-            ):
-                if ev["started_at"] > kill_at:
-                    first_offset.setdefault(ev["partition"], ev["offset"])
+            ) and ev["started_at"] > kill_at:
+                first_offset.setdefault(ev["partition"], ev["offset"])
         redone = sum(
             1
             for ev in evs
