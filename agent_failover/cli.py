@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"agent-failover {__version__}")
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("AGENT_FAILOVER_LOG_LEVEL", "INFO"),
-        help="logging level (default INFO, or AGENT_FAILOVER_LOG_LEVEL)",
+        default=os.environ.get("AGENT_FAILOVER_LOG_LEVEL"),
+        help="logging level (default: AGENT_FAILOVER_LOG_LEVEL, else INFO; WARNING for dev)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -162,8 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    level = args.log_level or ("WARNING" if args.command == "dev" else "INFO")
     logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         code: int = args.func(args)

@@ -7,7 +7,8 @@
 * :class:`MonitorConfig`: the monitor's detection and failover policy.
 
 Every class has ``from_env()`` reading variables with the ``AGENT_FAILOVER_`` prefix (and the
-standard ``KAFKA_BOOTSTRAP_SERVERS``); invalid values raise :class:`ConfigError` naming the variable.
+standard ``KAFKA_BOOTSTRAP_SERVERS``); invalid values raise :class:`ConfigError` naming the
+variable.
 """
 
 from __future__ import annotations
@@ -216,7 +217,8 @@ class CheckpointMode(enum.StrEnum):
 class CheckpointPolicy:
     """Checkpoint policy: every step, at most every ``interval_s`` seconds, or only on demand.
 
-    ``TaskContext.checkpoint()`` always writes; ``TaskContext.progress()`` writes as the policy says.
+    ``TaskContext.checkpoint()`` always writes; ``TaskContext.progress()`` writes as the policy
+    says.
     """
 
     mode: CheckpointMode = CheckpointMode.EVERY_STEP
@@ -359,7 +361,9 @@ class MonitorConfig:
 
     @property
     def effective_degraded_after(self) -> float:
-        return self.degraded_after if self.degraded_after is not None else self.heartbeat_timeout / 3
+        return (
+            self.degraded_after if self.degraded_after is not None else self.heartbeat_timeout / 3
+        )
 
     @property
     def effective_grace_period(self) -> float:

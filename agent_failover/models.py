@@ -24,7 +24,7 @@ JSON = Any  # any JSON-serialisable value (task payloads, checkpoint state)
 
 
 class Pool(enum.StrEnum):
-    """Which pool an agent serves in: active agents take normal tasks, standbys wait for failovers."""
+    """Which pool an agent serves in: active agents take normal tasks, standbys await failovers."""
 
     ACTIVE = "active"
     STANDBY = "standby"
@@ -83,7 +83,9 @@ def _fail(record_type: str, message: str) -> CodecError:
     return CodecError(f"invalid {record_type} record: {message}", record_type=record_type)
 
 
-def _get(data: Mapping[str, Any], rt: str, key: str, typ: type[_T], *, optional: bool = False) -> Any:
+def _get(
+    data: Mapping[str, Any], rt: str, key: str, typ: type[_T], *, optional: bool = False
+) -> Any:
     """Read ``key`` of ``typ``; bool is never accepted as int (JSON true is not 1)."""
     if key not in data or data[key] is None:
         if optional:
@@ -97,7 +99,9 @@ def _get(data: Mapping[str, Any], rt: str, key: str, typ: type[_T], *, optional:
     return value
 
 
-def _enum(data: Mapping[str, Any], rt: str, key: str, typ: type[enum.StrEnum], *, optional: bool = False) -> Any:
+def _enum(
+    data: Mapping[str, Any], rt: str, key: str, typ: type[enum.StrEnum], *, optional: bool = False
+) -> Any:
     raw = _get(data, rt, key, str, optional=optional)
     if raw is None:
         return None
@@ -158,7 +162,8 @@ class Record:
         if version < 1 or version > SCHEMA_VERSION:
             raise _fail(
                 cls.RECORD_TYPE,
-                f"schema_version {version} is not supported (this library reads 1..{SCHEMA_VERSION})",
+                f"schema_version {version} is not supported "
+                f"(this library reads 1..{SCHEMA_VERSION})",
             )
         return cls.from_dict(data)
 
@@ -183,7 +188,9 @@ def _list_of(data: Mapping[str, Any], rt: str, key: str, cls: type[_R]) -> tuple
     return tuple(out)
 
 
-def _nested(data: Mapping[str, Any], rt: str, key: str, cls: type[_R], *, optional: bool) -> _R | None:
+def _nested(
+    data: Mapping[str, Any], rt: str, key: str, cls: type[_R], *, optional: bool
+) -> _R | None:
     raw = _get(data, rt, key, dict, optional=optional)
     return None if raw is None else cls.from_dict(raw)
 
@@ -394,7 +401,7 @@ class TaskEvent(Record):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlanEntry(Record):
-    """One task's move inside a control decision: new attempt, target (or none yet), resume point."""
+    """One task's move in a control decision: new attempt, target (or none yet), resume point."""
 
     RECORD_TYPE: ClassVar[str] = "plan_entry"
     task_id: str

@@ -71,6 +71,10 @@ class Timeline:
                 )
             elif rec.kind is m.EventKind.CLAIMED and rec.attempt == 1:
                 self.say(f"{rec.agent_id} took {rec.task_id}", seen.seen)
+            elif rec.kind is m.EventKind.CLAIMED:
+                self.say(
+                    f"{rec.agent_id} picked up {rec.task_id} (attempt {rec.attempt})", seen.seen
+                )
             elif rec.kind is m.EventKind.COMPLETED:
                 self.say(
                     f"{rec.task_id} completed by {rec.agent_id} (attempt {rec.attempt})", seen.seen
@@ -92,7 +96,7 @@ class Timeline:
             key = (rec.task_id, rec.attempt)
             if key not in self._resumed:
                 self._resumed.add(key)
-                self.say(f"{rec.agent_id} resumed {rec.task_id} at step {rec.step}", seen.seen)
+                self.say(f"{rec.agent_id} finished step {rec.step} of {rec.task_id}", seen.seen)
 
 
 def _pick_victim(observer: Observer, agents: list[str], kill_at_step: int) -> str | None:
@@ -176,9 +180,8 @@ def run_demo(options: DemoOptions | None = None) -> int:
 
             wait_until(victim_ready, opts.timeout, what="tasks to reach the kill step")
             victim = victim_box[0]
-            held = {
-                e.task_id for e in observer.events(m.EventKind.CLAIMED, victim)
-            } - observer.completed_tasks()
+            claimed = observer.events(m.EventKind.CLAIMED, victim)
+            held = {e.task_id for e in claimed if e.task_id} - observer.completed_tasks()
             procs[victim].signal(signal.SIGKILL)
             kill_at = time.time()
             timeline.say(
@@ -220,7 +223,14 @@ def _summary(
     rto: dict[str, float] = {}
     for s in snapshot:
         rec = s.record
-        if isinstance(rec, StepResult) and rec.attempt > 1 and rec.task_id in held:
+        # Recovered = the new owner has read the checkpoint and starts the next step.
+        if (
+            isinstance(rec, m.TaskEvent)
+            and rec.kind is m.EventKind.CLAIMED
+            and rec.attempt is not None
+            and rec.attempt > 1
+            and rec.task_id in held
+        ):
             rto.setdefault(rec.task_id, s.seen - kill_at)
     print("\nSummary")
     if fence_seen is not None:
@@ -234,7 +244,7 @@ def _summary(
     if rto:
         values = sorted(rto.values())
         print(
-            f"  RTO (SIGKILL to first step executed elsewhere), {len(values)} task(s): "
+            f"  RTO (SIGKILL to resumed elsewhere), {len(values)} task(s): "
             f"min {values[0]:.2f} s, median {statistics.median(values):.2f} s, "
             f"max {values[-1]:.2f} s"
         )

@@ -176,9 +176,10 @@ def read_topic(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
             for msg in consumer.consume(1000, 0.2):
-                if msg.error():
+                partition, offset = msg.partition(), msg.offset()
+                if msg.error() or partition is None or offset is None:
                     continue
-                positions[msg.partition()] = msg.offset() + 1
+                positions[partition] = offset + 1
                 yield msg.key(), msg.value()
     finally:
         consumer.close()

@@ -83,14 +83,14 @@ class Observer:
             consumer.assign(assignment)
             while not self._stop.is_set():
                 for msg in consumer.consume(500, 0.05):
-                    if msg.error() or msg.value() is None:
+                    name, value = msg.topic(), msg.value()
+                    if msg.error() or name is None or value is None:
                         continue
-                    topic = msg.topic()
                     try:
-                        record = self._decoders[topic](msg.value())
+                        record = self._decoders[name](value)
                     except (CodecError, ValueError):
                         continue
-                    seen = Seen(topic=topic, record=record, seen=time.time())
+                    seen = Seen(topic=name, record=record, seen=time.time())
                     with self._lock:
                         self.records.append(seen)
                     if self.on_record is not None:

@@ -53,7 +53,7 @@ def _check_object(cls: type[models.Record], schema: dict[str, Any], defs: dict[s
             nested = typing.get_args(hints[name]) or (hints[name],)
             nested_cls = next(t for t in nested if isinstance(t, type) and t is not type(None))
             if nested_cls is not type(None) and issubclass(nested_cls, models.Record):
-                assert nested_cls.RECORD_TYPE == nested_name
+                assert nested_name == nested_cls.RECORD_TYPE
                 _check_object(nested_cls, defs[nested_name], defs)
 
 
