@@ -140,6 +140,7 @@ def run_demo(options: DemoOptions | None = None) -> int:
             "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results_topic,
             "AGENT_FAILOVER_DEMO_STEP_SECONDS": ",".join(map(str, opts.step_seconds)),
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-demo-monitor-{run_id}",
+            "AGENT_FAILOVER_GROUP_ID": f"af-demo-agents-{run_id}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(log_dir / "monitor-data"),
         }

@@ -55,6 +55,20 @@ class Scenario:
         claimed = {e.task_id for e in self.observer.events(m.EventKind.CLAIMED, agent_id)}
         return {t for t in claimed if t} - self.observer.completed_tasks()
 
+    def busy_agent(self, agents: list[str], min_step: int, exclude: str | None = None) -> str:
+        """Wait for an agent holding a task checkpointed at ``min_step`` or later; the busiest."""
+
+        def ready() -> list[str]:
+            return [
+                a
+                for a in agents
+                if a != exclude
+                and any(self.checkpointed_step(t) >= min_step for t in self.held_by(a))
+            ]
+
+        self.wait(lambda: bool(ready()), 60, f"a task to reach step {min_step}")
+        return max(ready(), key=lambda a: len(self.held_by(a)))
+
     def checkpointed_step(self, task_id: str) -> int:
         steps = [
             e.checkpoint.step
@@ -110,6 +124,9 @@ def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[
             "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results,
             "AGENT_FAILOVER_DEMO_STEP_SECONDS": "0.2,0.3",
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-test-{run_id}",
+            # A group per scenario: members SIGKILLed by an earlier scenario would otherwise hold
+            # up this one's joins until their sessions expire.
+            "AGENT_FAILOVER_GROUP_ID": f"af-agents-{run_id}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
         }

@@ -33,12 +33,7 @@ def test_sigkill_mid_task_resumes_from_last_checkpoint(
     procs = s.start_agents(AGENTS)
     s.submit(9, steps=12)
     # Kill the agent holding the most work once one of its tasks is a few steps in.
-    s.wait(
-        lambda: any(s.checkpointed_step(t) >= 3 for a in AGENTS for t in s.held_by(a)),
-        60,
-        "a task to reach step 3",
-    )
-    victim = max(AGENTS, key=lambda a: len(s.held_by(a)))
+    victim = s.busy_agent(AGENTS, min_step=3)
     held = s.held_by(victim)
     procs[victim].signal(signal.SIGKILL)
     s.wait_all_completed()
@@ -76,21 +71,17 @@ def test_sigterm_moves_tasks_without_waiting_for_the_timeout(
     s.cluster.start_monitor()
     procs = s.start_agents(AGENTS)
     s.submit(6, steps=12)
-    s.wait(
-        lambda: any(s.checkpointed_step(t) >= 2 for t in s.held_by("agent-b")),
-        60,
-        "agent-b's tasks to make progress",
-    )
-    held = s.held_by("agent-b")
-    procs["agent-b"].signal(signal.SIGTERM)
+    leaver = s.busy_agent(AGENTS, min_step=2)
+    held = s.held_by(leaver)
+    procs[leaver].signal(signal.SIGTERM)
     s.wait_all_completed(timeout=60)
 
-    assert procs["agent-b"].wait(10) == 0
+    assert procs[leaver].wait(10) == 0
     assert s.observer.fences() == []
-    moved = {r.task_id: r for r in s.observer.redispatches("agent-b")}
+    moved = {r.task_id: r for r in s.observer.redispatches(leaver)}
     assert set(moved) == held
     assert {r.reason for r in moved.values()} == {m.DispatchReason.RELEASED}
-    released = {e.task_id for e in s.observer.events(m.EventKind.RELEASED, "agent-b")}
+    released = {e.task_id for e in s.observer.events(m.EventKind.RELEASED, leaver)}
     assert released == held
     assert_exactly_once(s)
 
@@ -102,26 +93,22 @@ def test_monitor_restart_keeps_healthy_agents_and_handles_a_failure_once(
     first = s.cluster.start_monitor("monitor-1")
     procs = s.start_agents(AGENTS)
     s.submit(9, steps=20)
-    s.wait(
-        lambda: all(any(s.checkpointed_step(t) >= 1 for t in s.held_by(a)) for a in AGENTS),
-        60,
-        "every agent to make progress",
-    )
+    victim = s.busy_agent(AGENTS, min_step=1)
     first.signal(signal.SIGKILL)
     first.wait(10)
     # A real failure while no monitor runs.
-    held = s.held_by("agent-c")
-    procs["agent-c"].signal(signal.SIGKILL)
+    held = s.held_by(victim)
+    procs[victim].signal(signal.SIGKILL)
     s.cluster.start_monitor("monitor-2")
     s.wait_all_completed(timeout=120)
 
     fences = s.observer.fences()
     assert [(f.agent_id, f.reason) for f in fences] == [
-        ("agent-c", m.DispatchReason.HEARTBEAT_TIMEOUT)
+        (victim, m.DispatchReason.HEARTBEAT_TIMEOUT)
     ]
-    assert {r.task_id for r in s.observer.redispatches("agent-c")} == held
-    assert s.observer.redispatches("agent-a") == []
-    assert s.observer.redispatches("agent-b") == []
+    assert {r.task_id for r in s.observer.redispatches(victim)} == held
+    for healthy in set(AGENTS) - {victim}:
+        assert s.observer.redispatches(healthy) == []
     assert_exactly_once(s)
 
 
@@ -130,28 +117,24 @@ def test_agent_back_from_the_dead_is_fenced(scenario_factory: Callable[..., Scen
     s.cluster.start_monitor()
     procs = s.start_agents(AGENTS)
     s.submit(6, steps=16)
+    zombie = s.busy_agent(AGENTS, min_step=2)
+    held = s.held_by(zombie)
+    procs[zombie].signal(signal.SIGSTOP)
+    s.wait(lambda: len(s.observer.fences(zombie)) == 1, 60, "the frozen agent to be fenced")
     s.wait(
-        lambda: any(s.checkpointed_step(t) >= 2 for t in s.held_by("agent-a")),
-        60,
-        "agent-a's tasks to make progress",
-    )
-    held = s.held_by("agent-a")
-    procs["agent-a"].signal(signal.SIGSTOP)
-    s.wait(lambda: len(s.observer.fences("agent-a")) == 1, 60, "agent-a to be fenced")
-    s.wait(
-        lambda: {r.task_id for r in s.observer.redispatches("agent-a")} == held,
+        lambda: {r.task_id for r in s.observer.redispatches(zombie)} == held,
         30,
-        "agent-a's tasks to be re-dispatched",
+        "its tasks to be re-dispatched",
     )
-    procs["agent-a"].signal(signal.SIGCONT)
+    procs[zombie].signal(signal.SIGCONT)
     s.wait_all_completed()
 
-    fence = s.observer.fences("agent-a")[0]
+    fence = s.observer.fences(zombie)[0]
     # Whatever the revived agent wrote for its old tasks is not accepted: no completion of an old
     # attempt, and every result it produced after the fence is outside the committed chain.
     old_completions = [
         e
-        for e in s.observer.events(m.EventKind.COMPLETED, "agent-a")
+        for e in s.observer.events(m.EventKind.COMPLETED, zombie)
         if e.epoch == fence.epoch and e.task_id in held
     ]
     assert old_completions == []
