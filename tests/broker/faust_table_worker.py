@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, cast
 
 
 def main(bootstrap: str, app_id: str, probe_topic: str, patch: str) -> None:
@@ -43,7 +43,7 @@ def main(bootstrap: str, app_id: str, probe_topic: str, patch: str) -> None:
         async for event in stream.events():
             key = event.value.decode()
             value = table.get(key)
-            thread = app.consumer._thread
+            thread = cast(Any, app.consumer)._thread
             consumer = thread._ensure_consumer()
             # faust redirects sys.stdout into its log: write to the pipe directly.
             os.write(1, f"FETCH_MAX_WAIT_MS {consumer._fetcher._fetch_max_wait_ms}\n".encode())

@@ -12,12 +12,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from typing import Any, cast
 
 import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from agent_failover.broker import compat
 from agent_failover.broker.embedded import EmbeddedBroker
@@ -87,7 +89,7 @@ def test_list_offsets_latest_is_short_and_fetch_highwater_corrects_it(
 def test_fetch_wait_patch_sets_the_faust_worker_consumer(tansu: EmbeddedBroker) -> None:
     async def created_fetch_wait(bootstrap: str) -> int:
         app = faust.App(f"fw-{uuid.uuid4().hex[:6]}", broker=f"kafka://{bootstrap}")
-        thread = app.consumer._thread
+        thread = cast(Any, app.consumer)._thread
         consumer = thread._create_worker_consumer(app.transport)
         try:
             return int(consumer._fetch_max_wait_ms)

@@ -23,7 +23,8 @@ from aiokafka.coordinator.protocol import (
 from aiokafka.protocol.commit import OffsetCommitRequest
 from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest, SyncGroupRequest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from agent_failover.broker.embedded import EmbeddedBroker
 
@@ -62,8 +63,9 @@ def _read_all(
 
         def more() -> bool:
             for msg in consumer.consume(100, timeout=0.2):
-                if msg.error() is None and msg.value() is not None:
-                    values.append(msg.value())
+                value = msg.value()
+                if msg.error() is None and value is not None:
+                    values.append(value)
             return len(values) >= expect
 
         deadline = time.monotonic() + timeout
