@@ -187,6 +187,11 @@ class Topics:
     def dead_letter(self) -> str:
         return f"{self.prefix}dead-letter"
 
+    @property
+    def fleet(self) -> str:
+        """Monitor workers' summaries of the healthy agents they own (one partition)."""
+        return f"{self.prefix}fleet"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Read ``AGENT_FAILOVER_TOPIC_PREFIX`` and ``AGENT_FAILOVER_*_PARTITIONS``."""

@@ -606,8 +606,83 @@ class DeadLetter(Record):
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetAgent(Record):
+    """One healthy agent epoch in a :class:`FleetSummary`: a target other workers may choose."""
+
+    RECORD_TYPE: ClassVar[str] = "fleet_agent"
+    agent_id: str
+    epoch: int
+    capacity: int
+    in_flight: int  # tasks held or reserved, as the owning worker counts them
+    pool: Pool = Pool.ACTIVE
+    draining: bool = False
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        rt = cls.RECORD_TYPE
+        rec = cls(
+            agent_id=_get(data, rt, "agent_id", str),
+            epoch=_get(data, rt, "epoch", int),
+            capacity=_get(data, rt, "capacity", int),
+            in_flight=_get(data, rt, "in_flight", int),
+            pool=_enum(data, rt, "pool", Pool, optional=True) or Pool.ACTIVE,
+            draining=bool(_get(data, rt, "draining", bool, optional=True)),
+        )
+        _nonempty(rt, "agent_id", rec.agent_id)
+        _nonneg(rt, "capacity", rec.capacity)
+        _nonneg(rt, "in_flight", rec.in_flight)
+        return rec
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetSummary(Record):
+    """The healthy agents one monitor worker owns; topic ``fleet``, key ``monitor_id``.
+
+    Each worker reads only its own heartbeat partitions; these summaries let every worker choose
+    failover targets among the whole fleet. ``partitions`` are the agent partitions the publisher
+    owned when it wrote the summary: a reader trusts it only for those, and only while it is the
+    newest summary received that claims them.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "fleet_summary"
+    monitor_id: str
+    at: float  # publisher's wall clock, informational: readers age summaries by time of receipt
+    partitions: tuple[int, ...]
+    agents: tuple[FleetAgent, ...]
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        rt = cls.RECORD_TYPE
+        partitions = _get(data, rt, "partitions", list)
+        if not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in partitions):
+            raise _fail(rt, "field 'partitions' must be a list of partition numbers (>= 0)")
+        if "agents" not in data:
+            raise _fail(rt, "missing field 'agents'")
+        rec = cls(
+            monitor_id=_get(data, rt, "monitor_id", str),
+            at=_get(data, rt, "at", float),
+            partitions=tuple(partitions),
+            agents=_list_of(data, rt, "agents", FleetAgent),
+            schema_version=data["schema_version"],
+        )
+        _nonempty(rt, "monitor_id", rec.monitor_id)
+        return rec
+
+
 #: Every top-level record type, by its schema file stem.
 RECORD_TYPES: dict[str, type[Record]] = {
     cls.RECORD_TYPE: cls
-    for cls in (Heartbeat, Task, Checkpoint, TaskEvent, Control, Redispatch, Failover, DeadLetter)
+    for cls in (
+        Heartbeat,
+        Task,
+        Checkpoint,
+        TaskEvent,
+        Control,
+        Redispatch,
+        Failover,
+        DeadLetter,
+        FleetSummary,
+    )
 }

@@ -51,6 +51,8 @@ def topic_specs(topics: Topics) -> list[TopicSpec]:
         ),
         TopicSpec(topics.failovers, 1, delete(30 * DAY_MS), "audit of failover decisions"),
         TopicSpec(topics.dead_letter, 1, delete(30 * DAY_MS), "records that failed validation"),
+        # Soft state republished every half second: readers start at the end, an hour is plenty.
+        TopicSpec(topics.fleet, 1, delete(HOUR_MS), "monitor workers' healthy agents"),
     ]
 
 

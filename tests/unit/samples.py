@@ -130,4 +130,17 @@ SAMPLES: list[tuple[str, m.Record]] = [
             value="{oops",
         ),
     ),
+    (
+        "fleet_summary",
+        m.FleetSummary(
+            monitor_id="host-42",
+            at=12.5,
+            partitions=(0, 3),
+            agents=(
+                m.FleetAgent(agent_id="a-2", epoch=9, capacity=4, in_flight=1),
+                m.FleetAgent(agent_id="s-1", epoch=5, capacity=2, in_flight=0, pool=m.Pool.STANDBY),
+            ),
+        ),
+    ),
+    ("fleet_summary", m.FleetSummary(monitor_id="host-43", at=12.6, partitions=(), agents=())),
 ]

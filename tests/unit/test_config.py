@@ -103,6 +103,7 @@ def test_topics_names_share_one_prefix() -> None:
         topics.checkpoints,
         topics.failovers,
         topics.dead_letter,
+        topics.fleet,
     ]
     assert all(n.startswith("p.") for n in names)
     assert len(set(names)) == len(names)

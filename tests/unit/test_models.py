@@ -155,3 +155,29 @@ def test_a_null_checkpoint_state_round_trips() -> None:
         task_id="t", attempt=1, agent_id="a", epoch=1, step=0, state=None, written_at=1.0
     )
     assert m.Checkpoint.decode(record.encode()) == record
+
+
+FLEET = next(r for t, r in SAMPLES if t == "fleet_summary").to_dict()
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"monitor_id": ""}, "must not be empty"),
+        ({"partitions": [0, -1]}, "list of partition numbers"),
+        ({"partitions": [True]}, "list of partition numbers"),
+        ({"partitions": ...}, "missing field 'partitions'"),
+        ({"agents": ...}, "missing field 'agents'"),
+        ({"agents": [{"agent_id": "a", "epoch": 1, "capacity": 2}]}, "missing field 'in_flight'"),
+        (
+            {"agents": [{"agent_id": "a", "epoch": 1, "capacity": 2, "in_flight": -1}]},
+            "'in_flight' must be >= 0",
+        ),
+        ({"agents": ["a"]}, "agents[0] must be an object"),
+    ],
+)
+def test_invalid_fleet_summaries(changes: dict[str, object], reason: str) -> None:
+    data = {k: v for k, v in {**FLEET, **changes}.items() if v is not ...}
+    with pytest.raises(CodecError, match="invalid fleet") as info:
+        m.FleetSummary.decode(orjson.dumps(data))
+    assert reason in str(info.value)
