@@ -19,9 +19,10 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agent_failover.config import MonitorConfig
+from streams.fleet import FleetDirectory
 from streams.liveness import LivenessTracker
 from streams.metrics import MonitorMetrics
-from streams.monitor import Monitor
+from streams.monitor import Monitor, monitor_id
 from streams.tables import agents_table
 
 log = logging.getLogger(__name__)
@@ -94,17 +95,19 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor]:
     app = faust.App(config.app_id, **settings)
     table = agents_table(app, topics.agent_partitions)
     metrics = MonitorMetrics()
+    directory = FleetDirectory(monitor_id(), topics.agent_partitions)
     liveness = LivenessTracker(
         config.kafka,
         topics,
         on_heartbeats=metrics.heartbeats.inc,
         on_dead_letter=lambda topic: metrics.dead_letters.labels(topic=topic).inc(),
+        directory=directory,
     )
 
     async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:
         return await app.producer.send(topic, key, value, partition, None, None)
 
-    monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config))
+    monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config), directory)
     source = app.topic(
         topics.task_events,
         topics.priority,

@@ -8,6 +8,10 @@ keeps the newest one per agent id in memory. The detection timer reads :meth:`sn
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
 nothing about now, and the grace period covers the first heartbeat interval.
+
+The same consumer also reads the one-partition ``fleet`` topic (from its end) into the
+:class:`~streams.fleet.FleetDirectory`: other workers' summaries of their healthy agents, a few
+records per second, so a separate client is not worth its connections.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer,
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError
-from agent_failover.models import SCHEMA_VERSION, DeadLetter, Heartbeat, Pool
+from agent_failover.models import SCHEMA_VERSION, DeadLetter, FleetSummary, Heartbeat, Pool
 from agent_failover.partitioner import partition_for
 from streams.deadletters import dead_letter
+from streams.fleet import FleetDirectory
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
@@ -83,7 +88,8 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
 class LivenessTracker:
     """Newest heartbeat per agent id for the partitions this worker owns, from a thread.
 
-    ``on_heartbeats(n)`` and ``on_dead_letter(topic)`` are called from the thread (metrics).
+    ``on_heartbeats(n)`` and ``on_dead_letter(topic)`` are called from the thread (metrics). With
+    a ``directory``, the thread also feeds it the ``fleet`` topic's summaries.
     """
 
     def __init__(
@@ -93,6 +99,7 @@ class LivenessTracker:
         *,
         on_heartbeats: Callable[[int], None] | None = None,
         on_dead_letter: Callable[[str], None] | None = None,
+        directory: FleetDirectory | None = None,
         batch_size: int = 2000,
         poll_timeout: float = 0.1,
     ) -> None:
@@ -100,6 +107,7 @@ class LivenessTracker:
         self._topics = topics
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
+        self._directory = directory
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
         self._entries: dict[str, LiveEntry] = {}
@@ -167,10 +175,13 @@ class LivenessTracker:
     def _run(self) -> None:
         consumer, producer = self._clients()
         try:
+            if self._directory is not None:
+                # From the end: summaries are republished every half second, older ones are stale.
+                consumer.incremental_assign([TopicPartition(self._topics.fleet, 0, OFFSET_END)])
             while not self._stopping.is_set():
                 try:
                     self._sync_assignment(consumer)
-                    if not self._assigned:
+                    if not self._assigned and self._directory is None:
                         self.last_poll = time.monotonic()
                         self._stopping.wait(self._poll_timeout)
                         continue
@@ -209,12 +220,16 @@ class LivenessTracker:
     def _handle(self, batch: list[Message], now: float, producer: Producer) -> None:
         entries, partition_of = self._entries, self._partition_of
         partitions = self._topics.agent_partitions
+        fleet = self._topics.fleet
         count = 0
         for msg in batch:
             error = msg.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("heartbeat consumer: %s", error)
+                continue
+            if msg.topic() == fleet:
+                self._on_fleet(msg, now, producer)
                 continue
             try:
                 entry = decode_heartbeat(msg.value())
@@ -244,6 +259,16 @@ class LivenessTracker:
         if count and self._on_heartbeats is not None:
             self._on_heartbeats(count)
 
+    def _on_fleet(self, msg: Message, now: float, producer: Producer) -> None:
+        if self._directory is None:
+            return
+        try:
+            summary = FleetSummary.decode(msg.value())
+        except CodecError as exc:
+            self._dead_letter(producer, msg, str(exc))
+            return
+        self._directory.receive(summary, now)
+
     def _dead_letter(self, producer: Producer, msg: Message, reason: str) -> None:
         record: DeadLetter = dead_letter(
             topic=msg.topic() or self._topics.heartbeats,
@@ -260,4 +285,4 @@ class LivenessTracker:
             producer.poll(0.5)
             producer.produce(self._topics.dead_letter, record.encode(), msg.key())
         if self._on_dead_letter is not None:
-            self._on_dead_letter(self._topics.heartbeats)
+            self._on_dead_letter(msg.topic() or self._topics.heartbeats)

@@ -70,6 +70,11 @@ class MonitorMetrics:
             "Tasks waiting because no healthy agent has free capacity (alert when > 0)",
             registry=r,
         )
+        self.fleet_targets = Gauge(
+            "agent_failover_fleet_targets",
+            "Healthy agents other workers report in the fleet directory (candidate targets)",
+            registry=r,
+        )
         self.queued = Gauge(
             "agent_failover_tasks_queued", "Tasks waiting for a dispatch decision", registry=r
         )

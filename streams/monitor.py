@@ -2,7 +2,10 @@
 
 :class:`Monitor` handles each record of the faust agent (task-events, tasks.priority, control)
 and runs the detection tick. Every decision is made by the pure modules; this class only reads
-the table and the liveness map, writes decision records and applies them.
+the table, the liveness map and the fleet directory, writes decision records and applies them.
+
+Targets are chosen among this worker's own healthy agents and those other workers vouch for in
+their fleet summaries (:mod:`streams.fleet`); the tick publishes this worker's own summary.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from streams.dispatch import (
     settle_claim,
 )
 from streams.events import apply_event, apply_redispatch
+from streams.fleet import PUBLISH_INTERVAL, FleetDirectory, summarize, with_remote
 from streams.liveness import LivenessTracker
 from streams.metrics import MonitorMetrics
 from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
@@ -78,7 +82,11 @@ def monitor_id() -> str:
 
 
 class Monitor:
-    """One worker's detection and failover logic over its owned partitions."""
+    """One worker's detection and failover logic over its owned partitions.
+
+    ``directory`` holds other workers' fleet summaries (fed by the liveness thread); its
+    ``monitor_id`` names this worker in decision records and in its own summaries.
+    """
 
     def __init__(
         self,
@@ -88,6 +96,7 @@ class Monitor:
         metrics: MonitorMetrics,
         send: Send,
         committed: Committed | None = None,
+        directory: FleetDirectory | None = None,
     ) -> None:
         self.config = config
         self.topics = config.topics
@@ -97,7 +106,10 @@ class Monitor:
         self.metrics = metrics
         self._send = send
         self._committed = committed
-        self.monitor_id = monitor_id()
+        if directory is None:
+            directory = FleetDirectory(monitor_id(), self.topics.agent_partitions)
+        self.directory = directory
+        self.monitor_id = directory.monitor_id
         self.owned_since: dict[int, float] = {}
         # Decisions written but not yet seen applied in the table: never written twice by us.
         self._pending: dict[tuple[str, str, str, int], float] = {}
@@ -105,6 +117,8 @@ class Monitor:
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
         self._last_settle = 0.0
         self._last_health = 0.0
+        self._last_publish = 0.0
+        self._published: frozenset[int] | None = None  # partitions of the last summary sent
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(self.policy.heartbeat_timeout / 3, 0.5)
         self._pending_ttl = max(10.0, 3 * self.policy.heartbeat_timeout)
@@ -147,11 +161,17 @@ class Monitor:
             self.rearm_grace(now)
             return
         if not owned:
+            # Still publish: an empty summary retracts this worker's claims at once.
+            await self._publish_fleet(owned, [], now)
             return
         lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
         records = {a: r for a, r in self.table.items() if r is not None and r.partition in owned}
         self._expire(records, now)
-        pool = candidates(lives.values(), records, now, self.policy)
+        local = candidates(lives.values(), records, now, self.policy)
+        await self._publish_fleet(owned, local, now)
+        remote = self.directory.candidates(now, owned)
+        self.metrics.fleet_targets.set(len(remote))
+        pool = with_remote(local, remote)
         for agent_id in sorted(records.keys() | lives.keys()):
             rec, live = records.get(agent_id), lives.get(agent_id)
             since = self.owned_since[self.partition_of(agent_id)]
@@ -165,6 +185,20 @@ class Monitor:
         if now - self._last_health >= 1.0:
             self._last_health = now
             self._publish_health(records, lives, now)
+
+    async def _publish_fleet(
+        self, owned: Collection[int], local: list[Candidate], now: float
+    ) -> None:
+        """Send this worker's fleet summary every PUBLISH_INTERVAL, and at once when the owned
+        partitions changed (a rebalance): readers must stop trusting the previous owner soon."""
+        partitions = frozenset(owned)
+        if partitions == self._published and now - self._last_publish < PUBLISH_INTERVAL:
+            return
+        summary = summarize(self.monitor_id, partitions, local, self._reservations(), time.time())
+        # Not awaiting the acknowledgement: a summary is soft state, the next one follows soon,
+        # and detection must not wait on it.
+        await self._send(self.topics.fleet, self.monitor_id.encode(), summary.encode(), 0)
+        self._published, self._last_publish = partitions, now
 
     def _owns(self, agent_id: str) -> bool:
         return self.partition_of(agent_id) in self.owned_since
@@ -256,7 +290,8 @@ class Monitor:
             lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
             records = {a: r for a, r in self.table.items() if r is not None and self._owns(a)}
             records[rec.agent_id] = rec
-            pool = candidates(lives.values(), records, now, self.policy)
+            local = candidates(lives.values(), records, now, self.policy)
+            pool = with_remote(local, self.directory.candidates(now, self.owned_since.keys()))
         unplaced = 0
         for epoch in sorted({s.epoch for s in slots}):
             group = [s for s in slots if s.epoch == epoch]

@@ -1,0 +1,235 @@
+"""The fleet directory: what other workers vouch for, when to stop trusting it, planning with it."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from agent_failover.config import KafkaConfig, MonitorConfig, Topics
+from agent_failover.models import (
+    Control,
+    ControlKind,
+    FleetAgent,
+    FleetSummary,
+    PlanEntry,
+    Pool,
+)
+from agent_failover.partitioner import partition_for
+from streams.dispatch import Candidate, plan_moves
+from streams.fleet import (
+    EXPIRE_AFTER,
+    FleetDirectory,
+    Received,
+    remote_candidates,
+    summarize,
+    with_remote,
+)
+from streams.liveness import LivenessTracker
+from streams.metrics import MonitorMetrics
+from streams.monitor import Monitor
+from streams.state import AgentRecord
+from tests.streams.factories import slot
+
+PARTITIONS = 4
+
+
+def agent_in(partition: int) -> str:
+    """An agent id whose key hashes to ``partition`` (ids sort in partition order)."""
+    return next(
+        f"p{partition}-{n}"
+        for n in range(1000)
+        if partition_for(f"p{partition}-{n}", PARTITIONS) == partition
+    )
+
+
+A0, A1, A2, A3 = (agent_in(p) for p in range(PARTITIONS))
+
+
+def fa(
+    agent: str, *, cap: int = 2, load: int = 0, pool: Pool = Pool.ACTIVE, **kw: Any
+) -> FleetAgent:
+    return FleetAgent(agent_id=agent, epoch=7, capacity=cap, in_flight=load, pool=pool, **kw)
+
+
+def summary(monitor: str, partitions: tuple[int, ...], *agents: FleetAgent) -> FleetSummary:
+    return FleetSummary(monitor_id=monitor, at=0.0, partitions=partitions, agents=agents)
+
+
+def remote(*received: Received, now: float = 10.0, owned: tuple[int, ...] = ()) -> list[str]:
+    got = remote_candidates(received, now=now, owned=owned, partitions=PARTITIONS, self_id="me")
+    return [c.agent_id for c in got]
+
+
+def test_summary_lists_own_candidates_with_reservations_as_load() -> None:
+    local = [Candidate("b", 3, Pool.ACTIVE, 4, 1), Candidate("a", 2, Pool.STANDBY, 2, 0)]
+    s = summarize("me", {3, 1}, local, {("b", 3): 2, ("x", 1): 5}, at=99.0)
+    assert (s.monitor_id, s.at, s.partitions) == ("me", 99.0, (1, 3))
+    assert s.agents == (
+        FleetAgent("a", 2, 2, 0, Pool.STANDBY),
+        FleetAgent("b", 3, 4, 3),  # one in flight + two just placed there by this worker
+    )
+
+
+def test_remote_agents_become_candidates_with_their_load() -> None:
+    r = Received(summary("w2", (1, 2), fa(A1, cap=3, load=1), fa(A2, pool=Pool.STANDBY)), 9.0)
+    got = remote_candidates([r], now=10.0, owned=(0,), partitions=PARTITIONS, self_id="me")
+    assert got == [Candidate(A1, 7, Pool.ACTIVE, 3, 1), Candidate(A2, 7, Pool.STANDBY, 2, 0)]
+
+
+def test_summaries_expire_by_time_of_receipt_not_by_the_publisher_clock() -> None:
+    old = FleetSummary(monitor_id="w2", at=1e12, partitions=(1,), agents=(fa(A1),))
+    assert remote(Received(old, 10.0 - EXPIRE_AFTER)) == []
+    assert remote(Received(old, 10.0 - EXPIRE_AFTER + 0.1)) == [A1]
+
+
+def test_own_partitions_and_own_summaries_are_ignored() -> None:
+    other = Received(summary("w2", (0, 1), fa(A0), fa(A1)), 9.0)
+    assert remote(other, owned=(0,)) == [A1]  # the reader's live view of partition 0 wins
+    mine = Received(summary("me", (2,), fa(A2)), 9.0)
+    assert remote(mine) == []
+
+
+def test_the_newest_claim_of_a_partition_wins() -> None:
+    # w1 lost partition 1 to w2 and has not republished yet: its view of it is not trusted.
+    stale = Received(summary("w1", (0, 1), fa(A0), fa(A1, load=0)), 9.0)
+    fresh = Received(summary("w2", (1,), fa(A1, load=2)), 9.5)
+    got = remote_candidates([fresh, stale], now=10.0, owned=(), partitions=PARTITIONS, self_id="me")
+    assert [(c.agent_id, c.in_flight) for c in got] == [(A0, 0), (A1, 2)]
+    # w2 claims partition 1 without listing A1 (not healthy there): w1's entry does not revive it.
+    empty = Received(summary("w2", (1,), fa(A2)), 9.5)
+    assert remote(stale, empty) == [A0]
+
+
+def test_agents_outside_the_claimed_partitions_or_draining_are_ignored() -> None:
+    r = Received(summary("w2", (1,), fa(A1, draining=True), fa(A3)), 9.0)
+    assert remote(r) == []
+
+
+def test_directory_keeps_the_newest_summary_per_worker_and_forgets_silent_ones() -> None:
+    d = FleetDirectory("me", PARTITIONS)
+    d.receive(summary("w2", (1,), fa(A1)), 1.0)
+    d.receive(summary("w3", (2,), fa(A2)), 1.0)
+    d.receive(summary("w2", (1, 3), fa(A3)), 1.2)  # replaces w2's previous summary
+    assert [c.agent_id for c in d.candidates(1.3, owned=(0,))] == [A2, A3]
+    d.receive(summary("w2", (1, 3)), 1.0 + EXPIRE_AFTER + 0.1)  # w3 silent too long
+    assert d.candidates(1.0 + EXPIRE_AFTER + 0.1, owned=(0,)) == []
+    assert list(d._latest) == ["w2"]
+
+
+def test_planning_spans_own_and_remote_agents() -> None:
+    local = [Candidate("mine", 1, Pool.ACTIVE, 2, 1)]
+    far = [
+        Candidate("mine", 9, Pool.ACTIVE, 9, 0),  # same id as a local agent: the local view wins
+        Candidate("r-active", 2, Pool.ACTIVE, 4, 0),
+        Candidate("r-standby", 3, Pool.STANDBY, 1, 0),
+    ]
+    pool = with_remote(local, far)
+    assert [c.key for c in pool] == [("mine", 1), ("r-active", 2), ("r-standby", 3)]
+    plan = plan_moves([slot("t-1"), slot("t-2"), slot("t-3")], pool)
+    assert [e.target_agent_id for e in plan] == ["r-standby", "r-active", "r-active"]
+    # A reservation on a remote agent (placed by this worker a moment ago) counts as load.
+    plan = plan_moves([slot("t-1")], pool, reserved={("r-standby", 3): 1, ("r-active", 2): 3})
+    assert plan == (PlanEntry("t-1", 2, "mine", 1),)
+
+
+class FleetMessage:
+    """A consumed record of the fleet topic, as confluent-kafka hands it over."""
+
+    def __init__(self, value: bytes, topic: str) -> None:
+        self._value, self._topic = value, topic
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> bytes:
+        return b"w2"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 3
+
+    def topic(self) -> str:
+        return self._topic
+
+
+class Produced:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes | None]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+        self.sent.append((topic, value, key))
+
+
+def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
+    topics = Topics(prefix="x.", agent_partitions=PARTITIONS)
+    directory = FleetDirectory("me", PARTITIONS)
+    letters: list[str] = []
+    tracker = LivenessTracker(
+        KafkaConfig("127.0.0.1:9"), topics, directory=directory, on_dead_letter=letters.append
+    )
+    producer = Produced()
+    batch = [
+        FleetMessage(summary("w2", (1,), fa(A1)).encode(), topics.fleet),
+        FleetMessage(b'{"schema_version": 1}', topics.fleet),
+    ]
+    tracker._handle(batch, 5.0, producer)  # type: ignore[arg-type]
+    assert [c.agent_id for c in directory.candidates(5.1, owned=(0,))] == [A1]
+    assert tracker.snapshot() == {}  # a summary is not a heartbeat
+    assert letters == [topics.fleet]
+    assert [t for t, _, _ in producer.sent] == [topics.dead_letter]
+
+
+# -- the tick, with the pure parts wired as in production but no Kafka --------------------------
+
+
+@dataclasses.dataclass
+class Sent:
+    topic: str
+    key: bytes
+    value: bytes
+    partition: int
+
+
+def test_a_worker_without_healthy_agents_fails_over_to_another_workers_agent() -> None:
+    topics = Topics(prefix="x.", agent_partitions=PARTITIONS)
+    # A long timeout: the tick's stall guard must not trip on a loaded machine.
+    config = MonitorConfig(kafka=KafkaConfig("127.0.0.1:9"), topics=topics, heartbeat_timeout=60)
+    victim, target = A0, A1
+    # The victim said it stopped while holding a task: fenced at once, no grace period needed.
+    table = {
+        victim: dataclasses.replace(
+            AgentRecord(victim, 0, epoch=1, tasks={"t-1": slot("t-1")}), stopped=(1,)
+        )
+    }
+    sent: list[Sent] = []
+
+    async def send(topic: str, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        sent.append(Sent(topic, key, value, partition))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
+
+    liveness = LivenessTracker(config.kafka, topics)  # never started: no heartbeats, no thread
+    liveness._assigned = frozenset({0})  # as the thread would after assign()
+    directory = FleetDirectory("w1", PARTITIONS, expire_after=600.0)
+    directory.receive(summary("w2", (1, 2, 3), fa(target, cap=2)), time.monotonic())
+    monitor = Monitor(config, table, liveness, MonitorMetrics(), send, None, directory)
+
+    asyncio.run(monitor.tick({0}, busy=False))
+
+    controls = [Control.decode(s.value) for s in sent if s.topic == topics.control]
+    assert [(c.kind, c.agent_id, c.monitor_id) for c in controls] == [
+        (ControlKind.FENCE, victim, "w1")
+    ]
+    assert controls[0].plan == (PlanEntry("t-1", 2, target, 7),)
+    (own,) = [FleetSummary.decode(s.value) for s in sent if s.topic == topics.fleet]
+    assert (own.monitor_id, own.partitions, own.agents) == ("w1", (0,), ())
+    assert [s.key for s in sent if s.topic == topics.fleet] == [b"w1"]
