@@ -1,14 +1,10 @@
 """Fixtures of the SDK tests: a broker, a fresh topic set per test, agents, and a record reader.
 
-``sdk_bootstrap`` is the only place that decides which broker: ``KAFKA_BOOTSTRAP_SERVERS`` if
-set, else an embedded Tansu broker for the session. To use a session-wide ``broker`` fixture
-instead, make ``sdk_bootstrap`` return its bootstrap address.
+``sdk_bootstrap`` is the session's ``broker`` (tests/conftest.py decides which one).
 """
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -16,7 +12,9 @@ from typing import Any, TypeVar
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import AgentConfig, CheckpointPolicy, KafkaConfig, Topics
+from agent_failover.dev.cluster import wait_until as poll_until
 from agent_failover.models import Record
 from agent_failover.sdk import Agent
 from agent_failover.sdk.agent import Handler
@@ -30,24 +28,16 @@ DEADLINE_S = 60.0
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
     """Poll ``predicate`` until true; fail the test naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)  # polling interval, not synchronisation
+    try:
+        poll_until(predicate, timeout, what=what)
+    except TimeoutError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")
-def sdk_bootstrap() -> Iterator[str]:
-    """Bootstrap address of the broker the SDK tests use."""
-    servers = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if servers:
-        yield servers
-        return
-    from agent_failover.broker.embedded import EmbeddedBroker
-
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers
+def sdk_bootstrap(broker: BrokerHandle) -> str:
+    """Bootstrap address of the session's broker (see tests/conftest.py)."""
+    return broker.bootstrap_servers
 
 
 @pytest.fixture
