@@ -1,7 +1,8 @@
-"""Fixtures of the monitor's broker tests: a broker, a fresh topic set, a monitor process.
+"""Fixtures of the monitor's broker tests: a broker, a fresh topic set, monitor processes.
 
-The broker is ``KAFKA_BOOTSTRAP_SERVERS`` if set, else an embedded Tansu for this module's
-session. Each test gets its own topic prefix and monitor app id, so tests never see each other.
+The broker is the session's shared one (``broker`` in tests/conftest.py). Each test gets its own
+topic prefix and monitor app id, so tests never see each other. A test may start several monitor
+workers (one process each, one consumer group), and play agents with :class:`Fleet`.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,22 +23,17 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from agent_failover import models as m
+from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import Topics
 from agent_failover.models import Record
 from agent_failover.topics import ensure_topics
 
 
 @pytest.fixture(scope="session")
-def streams_bootstrap() -> Iterator[str]:
+def streams_bootstrap(broker: BrokerHandle) -> str:
     """Bootstrap servers of the broker the monitor's broker tests use."""
-    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if configured:
-        yield configured
-        return
-    from agent_failover.broker.embedded import EmbeddedBroker
-
-    with EmbeddedBroker() as broker:
-        yield broker.bootstrap_servers
+    return broker.bootstrap_servers
 
 
 def assert_eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -52,14 +50,17 @@ def assert_eventually(check: Callable[[], Any], timeout: float, what: str) -> An
 
 @dataclasses.dataclass
 class MonitorHarness:
-    """A topic set on the test broker, a producer acting as agents, and a monitor process."""
+    """A topic set on the test broker, a producer acting as agents, and monitor processes.
+
+    Workers are named; the first is ``monitor`` unless named otherwise, and logs to ``log_path``.
+    """
 
     bootstrap: str
     topics: Topics
     app_id: str
     log_path: Path
     producer: Producer
-    proc: subprocess.Popen[bytes] | None = None
+    procs: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
     _readers: dict[str, tuple[Consumer, list[Any]]] = dataclasses.field(default_factory=dict)
 
     def send(self, topic: str, key: str, record: Record | bytes) -> None:
@@ -68,8 +69,20 @@ class MonitorHarness:
         self.producer.produce(topic, value, key.encode())
         assert self.producer.flush(30) == 0
 
-    def start_monitor(self, **env: str) -> None:
-        """Start ``python -m streams.runner`` for this topic set."""
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        """The first worker started."""
+        return next(iter(self.procs.values()), None)
+
+    def log_file(self, name: str = "monitor") -> Path:
+        return self.log_path.with_name(f"{name}.log")
+
+    def monitor_id(self, name: str) -> str:
+        """The id worker ``name`` writes in its records (host and process id)."""
+        return f"{socket.gethostname()}-{self.procs[name].pid}"
+
+    def start_monitor(self, name: str = "monitor", **env: str) -> None:
+        """Start ``python -m streams.runner`` for this topic set, as worker ``name``."""
         full = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -79,12 +92,12 @@ class MonitorHarness:
             "AGENT_FAILOVER_CHECKPOINT_PARTITIONS": str(self.topics.checkpoint_partitions),
             "AGENT_FAILOVER_MONITOR_APP_ID": self.app_id,
             "AGENT_FAILOVER_METRICS_PORT": "0",
-            "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_path.parent / self.app_id),
+            "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_path.parent / f"{self.app_id}-{name}"),
             "PYTHONUNBUFFERED": "1",
             **env,
         }
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
+        with self.log_file(name).open("ab") as log:
+            self.procs[name] = subprocess.Popen(
                 [sys.executable, "-m", "streams.runner"],
                 env=full,
                 stdout=log,
@@ -93,17 +106,19 @@ class MonitorHarness:
             )
 
     def eventually(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
-        """:func:`assert_eventually`, failing at once if the monitor process has exited."""
+        """:func:`assert_eventually`, failing at once if a monitor process has exited."""
 
         def alive_check() -> Any:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"monitor exited ({self.proc.returncode}) before {what}")
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise AssertionError(f"{name} exited ({proc.returncode}) before {what}")
             return check()
 
         return assert_eventually(alive_check, timeout, what)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+    def log_text(self, name: str = "monitor") -> str:
+        path = self.log_file(name)
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def records(self, topic: str, decode: Callable[[bytes], Any]) -> list[Any]:
         """Everything on ``topic`` so far (all partitions, from the start), decoded."""
@@ -127,13 +142,15 @@ class MonitorHarness:
         return list(seen)
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        running = [p for p in self.procs.values() if p.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
             try:
-                self.proc.wait(20)
+                proc.wait(20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+                proc.kill()
+                proc.wait(10)
         for consumer, _ in self._readers.values():
             consumer.close()
         self.producer.flush(10)
@@ -158,4 +175,81 @@ def monitor_harness(streams_bootstrap: str, tmp_path: Path) -> Iterator[MonitorH
     finally:
         harness.close()
         # Shown by pytest only when the test failed.
-        print(harness.log_text()[-20000:])
+        for name in harness.procs:
+            print(f"----- {name} -----\n{harness.log_text(name)[-20000:]}")
+
+
+class Fleet:
+    """Heartbeats for simulated agents from one thread, as the SDK's heartbeat thread would."""
+
+    def __init__(self, harness: MonitorHarness) -> None:
+        self.harness = harness
+        self.beating: dict[str, tuple[int, int, m.Pool]] = {}  # agent -> epoch, capacity, pool
+        self.seq = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self, agent_id: str, epoch: int, capacity: int, pool: m.Pool) -> None:
+        self.harness.send(
+            self.harness.topics.task_events,
+            agent_id,
+            m.TaskEvent(
+                kind=m.EventKind.AGENT_STARTED,
+                agent_id=agent_id,
+                epoch=epoch,
+                at=time.time(),
+                capacity=capacity,
+                pool=pool,
+            ),
+        )
+        with self._lock:
+            self.beating[agent_id] = (epoch, capacity, pool)
+
+    def kill(self, agent_id: str) -> None:
+        with self._lock:
+            del self.beating[agent_id]
+
+    def _run(self) -> None:
+        topic = self.harness.topics.heartbeats
+        while not self._stop.wait(0.2):
+            with self._lock:
+                beating = dict(self.beating)
+            for agent_id, (epoch, capacity, pool) in beating.items():
+                hb = m.Heartbeat(agent_id, epoch, self.seq, time.time(), 0.2, capacity, pool=pool)
+                self.harness.producer.produce(topic, hb.encode(), agent_id.encode())
+            self.seq += 1
+            self.harness.producer.poll(0)
+
+    def __enter__(self) -> Fleet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fleet(monitor_harness: MonitorHarness) -> Iterator[Fleet]:
+    """Simulated agents heartbeating on the harness's topic set."""
+    with Fleet(monitor_harness) as f:
+        yield f
+
+
+def task_event(
+    kind: m.EventKind, agent: str, epoch: int, task_id: str, **kw: object
+) -> m.TaskEvent:
+    """A task event of attempt 1 (with the task itself for claiming / claimed)."""
+    task = m.Task(task_id=task_id, task_type="demo", payload={"steps": 5})
+    with_task = kind in (m.EventKind.CLAIMING, m.EventKind.CLAIMED)
+    return m.TaskEvent(
+        kind=kind,
+        agent_id=agent,
+        epoch=epoch,
+        at=time.time(),
+        task_id=task_id,
+        attempt=1,
+        task=task if with_task else None,
+        **kw,  # type: ignore[arg-type]
+    )

@@ -2,92 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Iterator
-
 import pytest
 
 from agent_failover import models as m
-from tests.streams.conftest import MonitorHarness
+from tests.streams.conftest import Fleet, MonitorHarness, task_event
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 TIMEOUT = 60.0  # generous deadlines: a loaded 2-core box is slow, never wrong
-
-
-class Fleet:
-    """Heartbeats for simulated agents from one thread, as the SDK's heartbeat thread would."""
-
-    def __init__(self, harness: MonitorHarness) -> None:
-        self.harness = harness
-        self.beating: dict[str, tuple[int, int, m.Pool]] = {}  # agent -> epoch, capacity, pool
-        self.seq = 0
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def start(self, agent_id: str, epoch: int, capacity: int, pool: m.Pool) -> None:
-        self.harness.send(
-            self.harness.topics.task_events,
-            agent_id,
-            m.TaskEvent(
-                kind=m.EventKind.AGENT_STARTED,
-                agent_id=agent_id,
-                epoch=epoch,
-                at=time.time(),
-                capacity=capacity,
-                pool=pool,
-            ),
-        )
-        with self._lock:
-            self.beating[agent_id] = (epoch, capacity, pool)
-
-    def kill(self, agent_id: str) -> None:
-        with self._lock:
-            del self.beating[agent_id]
-
-    def _run(self) -> None:
-        topic = self.harness.topics.heartbeats
-        while not self._stop.wait(0.2):
-            with self._lock:
-                beating = dict(self.beating)
-            for agent_id, (epoch, capacity, pool) in beating.items():
-                hb = m.Heartbeat(agent_id, epoch, self.seq, time.time(), 0.2, capacity, pool=pool)
-                self.harness.producer.produce(topic, hb.encode(), agent_id.encode())
-            self.seq += 1
-            self.harness.producer.poll(0)
-
-    def __enter__(self) -> Fleet:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
-@pytest.fixture
-def fleet(monitor_harness: MonitorHarness) -> Iterator[Fleet]:
-    with Fleet(monitor_harness) as f:
-        yield f
-
-
-def task_event(
-    kind: m.EventKind, agent: str, epoch: int, task_id: str, **kw: object
-) -> m.TaskEvent:
-    task = m.Task(task_id=task_id, task_type="demo", payload={"steps": 5})
-    with_task = kind in (m.EventKind.CLAIMING, m.EventKind.CLAIMED)
-    return m.TaskEvent(
-        kind=kind,
-        agent_id=agent,
-        epoch=epoch,
-        at=time.time(),
-        task_id=task_id,
-        attempt=1,
-        task=task if with_task else None,
-        **kw,  # type: ignore[arg-type]
-    )
 
 
 def test_dead_agent_is_fenced_once_and_its_task_resumes_from_its_checkpoint(
