@@ -119,6 +119,7 @@ class Monitor:
         self._last_health = 0.0
         self._last_publish = 0.0
         self._published: frozenset[int] | None = None  # partitions of the last summary sent
+        self._publishing: asyncio.Future[None] | None = None
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(self.policy.heartbeat_timeout / 3, 0.5)
         self._pending_ttl = max(10.0, 3 * self.policy.heartbeat_timeout)
@@ -162,13 +163,13 @@ class Monitor:
             return
         if not owned:
             # Still publish: an empty summary retracts this worker's claims at once.
-            await self._publish_fleet(owned, [], now)
+            self._publish_fleet(owned, [], now)
             return
         lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
         records = {a: r for a, r in self.table.items() if r is not None and r.partition in owned}
         self._expire(records, now)
         local = candidates(lives.values(), records, now, self.policy)
-        await self._publish_fleet(owned, local, now)
+        self._publish_fleet(owned, local, now)
         remote = self.directory.candidates(now, owned)
         self.metrics.fleet_targets.set(len(remote))
         pool = with_remote(local, remote)
@@ -186,19 +187,26 @@ class Monitor:
             self._last_health = now
             self._publish_health(records, lives, now)
 
-    async def _publish_fleet(
-        self, owned: Collection[int], local: list[Candidate], now: float
-    ) -> None:
-        """Send this worker's fleet summary every PUBLISH_INTERVAL, and at once when the owned
+    def _publish_fleet(self, owned: Collection[int], local: list[Candidate], now: float) -> None:
+        """Publish this worker's fleet summary every PUBLISH_INTERVAL, and at once when the owned
         partitions changed (a rebalance): readers must stop trusting the previous owner soon."""
         partitions = frozenset(owned)
         if partitions == self._published and now - self._last_publish < PUBLISH_INTERVAL:
             return
+        if self._publishing is not None and not self._publishing.done():
+            return  # the previous summary still waits on the broker: do not pile them up
         summary = summarize(self.monitor_id, partitions, local, self._reservations(), time.time())
-        # Not awaiting the acknowledgement: a summary is soft state, the next one follows soon,
-        # and detection must not wait on it.
-        await self._send(self.topics.fleet, self.monitor_id.encode(), summary.encode(), 0)
+        # In a task of its own, acknowledgement not awaited: a summary is soft state, the next one
+        # follows soon, and detection must never wait on it (a producer blocks on a missing
+        # topic's metadata until its request timeout).
+        self._publishing = asyncio.ensure_future(self._send_summary(summary.encode()))
         self._published, self._last_publish = partitions, now
+
+    async def _send_summary(self, value: bytes) -> None:
+        try:
+            await self._send(self.topics.fleet, self.monitor_id.encode(), value, 0)
+        except Exception:
+            log.exception("cannot publish the fleet summary; other workers will not target ours")
 
     def _owns(self, agent_id: str) -> bool:
         return self.partition_of(agent_id) in self.owned_since
