@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_PROFILE ?= quick
 
 .PHONY: install demo test test-fast lint bench broker clean
 
@@ -31,6 +32,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## Benchmarks (failover vs consumer-group baseline, handoff, SDK cost, monitor capacity): writes
+## docs/benchmarks/. Quick profile by default; `make bench BENCH_PROFILE=full` for the long run.
+bench: install
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	BENCH_PROFILE=$(BENCH_PROFILE) $(BIN)/python -m bench
 
 ## Run the embedded broker alone (prints its bootstrap address).
 broker: install

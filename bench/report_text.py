@@ -1,0 +1,345 @@
+# ruff: noqa: E501  (Markdown table rows and labels read better unbroken)
+"""The text of docs/benchmarks/README.md, generated from results.json by ``bench.report``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+DEFINITIONS = """\
+All times are wall-clock times of one machine (every process reads the same clock); Kafka record
+timestamps are the producer's create time (ms resolution).
+
+| phase | from | to |
+|---|---|---|
+| detection | the last heartbeat the monitor received from the victim (the fence record's `issued_at - last_heartbeat_age_s`) | the fence decision (`issued_at`) |
+| dispatch | the decision (`issued_at`) | the Kafka timestamp of the last `redispatch` record of the victim's tasks |
+| resume | that `redispatch` record | the last moved task's first step *started* by its new attempt (after its checkpoint was loaded) |
+| end to end (e2e) | SIGKILL | every task the victim held has started a step elsewhere |
+| overhead | last heartbeat received | every moved task resumed, minus `heartbeat_timeout`: what detection beyond the timeout, dispatch and resume add |
+| graceful handoff | SIGTERM | every task the stopped agent held has started a step elsewhere |
+| baseline assigned | SIGKILL | the surviving consumer owns every partition of the dead one (its `on_assign`) |
+| baseline e2e | SIGKILL | the survivor starts the first step of the dead member's work |
+
+*Steps redone* are steps whose result the dead attempt wrote after the checkpoint that the
+re-dispatch names (they run again); *progress lost* is the dead attempt's working time after that
+checkpoint (start of the first uncommitted step to the kill), including a step cut short.
+"""
+
+METHOD = """\
+- **Our failover** (`bench/failover.py`): one monitor worker (`agent-failover monitor`) and three
+  `bench.af_worker` agents (SDK `Agent`, capacity 2, 30-step tasks of 0.2-0.3 s per step, a result
+  record then a checkpoint per step), a feeder keeping three tasks outstanding. A trial waits for
+  the agent holding the most checkpointed tasks, waits a random fraction of a heartbeat interval,
+  SIGKILLs it, waits until all its tasks run elsewhere, starts a replacement agent, and goes on:
+  one monitor and pool serve every kill of a configuration. Graceful trials send SIGTERM instead
+  (the agent abandons its in-flight model call, writes a final checkpoint and releases its tasks).
+- **Baseline** (`bench/baseline.py`, `bench/cg_worker.py`): what users build with Kafka alone. Two
+  plain confluent-kafka consumer processes in one group (cooperative-sticky), a topic of 4
+  partitions, one record per step; a worker executes the step (same 0.2-0.3 s), writes its result
+  and the task's next step to the same partition, then commits the offset synchronously (progress =
+  committed offsets). A fresh topic and group per trial; once both members work, one is SIGKILLed.
+  Minimum-session configuration: `session.timeout.ms=6000`, `heartbeat.interval.ms=1000`; default:
+  librdkafka's 45000 / 3000. Trials are timeout-bound, so several groups may run side by side
+  (`parallel` in the table); each has its own topic and group.
+- **SDK cost** (`bench/sdk_cost.py`): one agent runs a task calling `ctx.checkpoint()` back to back
+  (200-byte state, idempotent producer, `acks=all`), each call timed; the first 5 are dropped as
+  warm-up. An idle agent's CPU (/proc utime+stime) over a window at 1 s and 0.25 s heartbeats, its
+  RSS and PSS, and a bare interpreter importing the SDK for comparison.
+- **Monitor capacity** (`bench/capacity.py`, `bench/fleet.py`): simulated fleets, up to 10,000
+  agents per process, each sending `agent_started` then 1 Hz heartbeats through one producer
+  (`murmur2_random`, `linger.ms=20`, batches of up to 10,000), so the broker sees large batches.
+  The ramp adds agents level by level; after a settle time and a steady window a few agents stop;
+  a level is sustained when every stopped agent is fenced within `heartbeat_timeout + 1 s` (3 + 1 s)
+  of its last heartbeat and no live agent was fenced during the steady window.
+- **Profile**: `py-spy record --nonblocking` on the single monitor worker at the highest sustained
+  level; `monitor-profile.txt` holds the top collapsed stacks.
+"""
+
+
+def render(
+    r: dict[str, Any],
+    plots: list[tuple[str, str]],
+    summary: list[list[str]],
+    md_table: Callable[[list[list[str]]], str],
+    dist_row: Callable[..., list[str]],
+    get: Callable[..., Any],
+) -> str:
+    mach = r.get("machine", {})
+    libs = mach.get("libraries", {})
+    broker = mach.get("broker", {})
+    out: list[str] = []
+    w = out.append
+    w("# Benchmarks\n")
+    w(
+        "Failover speed against Kafka's own consumer-group failover, graceful handoff, work lost per "
+        "checkpoint policy, SDK cost and monitor capacity, measured side by side in one run on one "
+        "broker and one machine. Generated by `bench/` from `results.json`; do not edit by hand.\n"
+    )
+    w(
+        f"- **Command**: `{r.get('command')}` (profile `{r.get('profile')}`; `make bench` runs the "
+        "quick profile, `make bench BENCH_PROFILE=full` the full one)"
+    )
+    w(f"- **Date**: {r.get('date')}; total {get(r, 'durations_s', 'total')} s")
+    w(
+        f"- **Machine**: {mach.get('cpu_model')}, {mach.get('cores')} cores, "
+        f"{mach.get('memory_gib')} GiB, {mach.get('os')}, Python {mach.get('python')}; "
+        f"load average at start {_load(mach.get('load_avg_at_start'))}, at end "
+        f"{_load(mach.get('load_avg_at_end'))}"
+    )
+    w(
+        f"- **Broker**: {broker.get('kind')} ({broker.get('version') or 'version unknown'}) at "
+        f"{broker.get('bootstrap')}"
+    )
+    w("- **Libraries**: " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
+    not_run = [b for b in ("baseline", "failover", "sdk", "capacity") if b not in r]
+    if not_run:
+        w(f"- **Not run in this run**: {', '.join(not_run)}")
+    if r.get("profile") != "full":
+        w(
+            "\n> This is the **quick** profile: few trials per configuration, so p95/p99/max are "
+            "the largest of a handful of samples. Run `make bench BENCH_PROFILE=full` on a quiet "
+            "machine for the figures to quote."
+        )
+    w("\n## Summary against the targets\n")
+    w(md_table(summary))
+    short = [row[0] for row in summary[1:] if row[3] == "FALLS SHORT"]
+    if short:
+        w("\n**Where we fall short in this run:** " + "; ".join(short) + ".")
+    w("")
+    for name, caption in plots:
+        w(f"![{caption}]({name})\n")
+
+    fo = r.get("failover", {})
+    if fo and "error" not in fo:
+        w("## 1. Failover time (SIGKILL)\n")
+        rows = [["configuration / phase", "n", "p50", "p95", "p99", "max", "unit"]]
+        for key, label in (
+            ("hb_0.25", "heartbeat 0.25 s, timeout 1 s"),
+            ("hb_1", "heartbeat 1 s, timeout 3 s"),
+        ):
+            k = get(fo, key, "kill")
+            if not k:
+                continue
+            for ph in (
+                "detection_s",
+                "kill_to_decision_s",
+                "dispatch_s",
+                "resume_s",
+                "e2e_s",
+                "e2e_first_task_s",
+                "overhead_s",
+            ):
+                rows.append(dist_row(f"{label}: {ph[:-2]}", k.get(ph)))
+            errs = k.get("errors") or []
+            false = get(fo, key, "false_fences") or []
+            rows.append(
+                [
+                    f"{label}: failed trials / live agents fenced",
+                    str(len(errs)),
+                    str(len(false)),
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+        bl = r.get("baseline", {})
+        for key, label in (
+            ("min_session", "consumer group, session 6 s"),
+            ("default", "consumer group, session 45 s"),
+        ):
+            b = bl.get(key)
+            if not b or "assigned_s" not in b:
+                continue
+            rows.append(dist_row(f"{label}: assigned", b.get("assigned_s")))
+            rows.append(dist_row(f"{label}: e2e", b.get("e2e_s")))
+            rows.append(
+                [
+                    f"{label}: trials, side by side",
+                    str(b.get("trials")),
+                    str(b.get("parallel")),
+                    "",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+        w(md_table(rows))
+        probe = bl.get("probe_session_timeouts_accepted")
+        if probe:
+            w(
+                f"\nSession timeouts the broker accepted in a JoinGroup (ms): {probe}. Apache Kafka's "
+                "brokers refuse less than `group.min.session.timeout.ms` (6000 by default); Tansu "
+                "accepts smaller ones, but the baseline uses 6000 because that is the minimum users "
+                "of a stock Kafka cluster get."
+            )
+        if fo.get("hb_1", {}).get("monitor_died") or fo.get("hb_0.25", {}).get("monitor_died"):
+            w("\n**The monitor process died during a failover run** (see results.json).")
+        w("\n## 2. Graceful handoff (SIGTERM)\n")
+        g = get(fo, "hb_1", "graceful")
+        if g:
+            rows = [["phase", "n", "p50", "p95", "p99", "max", "unit"]]
+            for ph in ("kill_to_decision_s", "dispatch_s", "resume_s", "e2e_s"):
+                rows.append(
+                    dist_row(
+                        ("SIGTERM to decision" if ph == "kill_to_decision_s" else ph[:-2]),
+                        g.get(ph),
+                    )
+                )
+            rows.append(["failed trials", str(len(g.get("errors") or [])), "", "", "", "", ""])
+            w(md_table(rows))
+        w("\n## 3. Work lost per failover by checkpoint policy\n")
+        red = fo.get("redone", {})
+        rows = [
+            [
+                "policy",
+                "kills",
+                "steps redone mean",
+                "steps redone max",
+                "progress lost p50 (s)",
+                "progress lost max (s)",
+            ]
+        ]
+        for key in ("every_step", "every_1s", "every_60s"):
+            d = red.get(key)
+            if d:
+                s, p = d["steps_redone_per_failover"], d["progress_lost_s"]
+                rows.append(
+                    [
+                        key,
+                        str(d["kills"]),
+                        str(s.get("mean")),
+                        str(s.get("max")),
+                        str(p.get("p50")),
+                        str(p.get("max")),
+                    ]
+                )
+        w(md_table(rows))
+        w(
+            "\nSteps take 0.2-0.3 s and tasks 30 steps, so with a 60 s interval a task never "
+            "checkpoints before it is killed: the whole attempt is redone."
+        )
+
+    cap = r.get("capacity", {})
+    if cap and "error" not in cap:
+        w("\n## 4. Monitor capacity\n")
+        rows = [
+            [
+                "workers",
+                "agents",
+                "heartbeats/s",
+                "monitor CPU %",
+                "detection p50 (s)",
+                "detection max (s)",
+                "missed",
+                "live fenced (steady / growing)",
+                "sustained",
+            ]
+        ]
+        for key in ("one_worker", "two_workers"):
+            for lv in get(cap, key, "levels") or []:
+                rows.append(
+                    [
+                        str(get(cap, key, "workers")),
+                        f"{lv['agents']:,}",
+                        f"{lv['heartbeats_per_s']:,}",
+                        str(lv["monitor_cpu_pct"]),
+                        str(lv["detection_s"].get("p50")),
+                        str(lv["detection_s"].get("max")),
+                        str(lv["missed"]),
+                        f"{lv['false_fences']} / {lv.get('false_fences_while_growing', 0)}",
+                        "yes" if lv["sustained"] else "NO",
+                    ]
+                )
+        w(md_table(rows))
+        w(
+            f"\nKnee, one worker: **{get(cap, 'one_worker', 'knee_heartbeats_per_s')} heartbeats/s** "
+            f"(the highest sustained level of the ramp); two workers: "
+            f"**{get(cap, 'two_workers', 'knee_heartbeats_per_s')}**. Two workers on a 2-core "
+            "machine that also runs the broker and the simulated fleets share the same cores: the "
+            "second worker can only show scaling on a machine with cores to spare."
+        )
+        prof = get(cap, "one_worker", "profile")
+        w("\n## 6. Where the monitor's time goes (py-spy at the knee)\n")
+        if prof and prof.get("samples"):
+            w(
+                f"{prof['samples']} samples at {prof.get('agents')} simulated agents; share of "
+                "on-CPU samples.\n"
+            )
+            rows = [["self time by package", "%"]] + [
+                [k, str(v)] for k, v in prof["self_by_package_pct"]
+            ]
+            w(md_table(rows))
+            w("")
+            rows = [["self time by function", "%"]] + [
+                [f"`{k}`", str(v)] for k, v in prof["self_by_function_pct"]
+            ]
+            w(md_table(rows))
+            w("")
+            rows = [["inclusive time, monitor functions", "%"]] + [
+                [f"`{k}`", str(v)] for k, v in prof["inclusive_monitor_functions_pct"]
+            ]
+            w(md_table(rows))
+            w("\nTop collapsed stacks: [monitor-profile.txt](monitor-profile.txt).")
+        else:
+            w(f"Not profiled: {prof.get('error') if prof else 'no sustained level'}.")
+
+    sdk = r.get("sdk", {})
+    if sdk and "error" not in sdk:
+        w("\n## 5. SDK cost\n")
+        ck = get(sdk, "checkpoint", "latency_ms")
+        rows = [["figure", "n", "p50", "p95", "p99", "max", "unit"]]
+        if ck:
+            rows.append(dist_row("checkpoint latency (acks=all)", ck, 1.0, "ms"))
+        w(md_table(rows))
+        ag = sdk.get("agent", {})
+        rows = [
+            [
+                "idle agent",
+                "CPU % of a core",
+                "RSS MiB",
+                "PSS MiB",
+                "RSS over a bare interpreter MiB",
+            ]
+        ]
+        for key in ("hb_1s", "hb_0.25s"):
+            a = ag.get(key)
+            if a:
+                rows.append(
+                    [
+                        key,
+                        str(a["cpu_pct_of_core"]),
+                        str(a["rss_mib"]),
+                        str(a["pss_mib"]),
+                        str(a["rss_over_bare_mib"]),
+                    ]
+                )
+        bare = ag.get("bare_interpreter")
+        if bare:
+            rows.append(
+                [
+                    "bare interpreter + SDK imports",
+                    str(bare.get("cpu_pct")),
+                    f"{bare.get('rss_mib', 0):.1f}",
+                    f"{bare.get('pss_mib', 0):.1f}",
+                    "0",
+                ]
+            )
+        w("")
+        w(md_table(rows))
+
+    w("\n## Definitions\n")
+    w(DEFINITIONS)
+    w("## Method\n")
+    w(METHOD)
+    errors = {k: v["error"] for k, v in r.items() if isinstance(v, dict) and "error" in v}
+    if errors:
+        w("## Benchmarks that failed in this run\n")
+        for k, v in errors.items():
+            w(f"- {k}: {v}")
+    return "\n".join(out) + "\n"
+
+
+def _load(v: Any) -> str:
+    return "/".join(f"{x:.2f}" for x in v) if v else "?"

@@ -1,0 +1,128 @@
+"""SDK cost: checkpoint latency (acks=all), heartbeat CPU and memory per agent.
+
+* Checkpoint latency: one ``bench.af_worker`` agent gets a ``bench.checkpoint`` task and calls
+  ``ctx.checkpoint()`` back to back, timing each call (write + broker acknowledgement, idempotent
+  producer, ``acks=all``) with ``perf_counter``; 200-byte state.
+* Heartbeat CPU per agent: an idle agent process (no task) at 1 s and at 0.25 s heartbeats, CPU
+  seconds (user + system, /proc) over a sampling window, as a percentage of one core.
+* Memory per agent: the idle agent's RSS and PSS, and the same for a bare interpreter that only
+  imports the SDK and confluent-kafka (the difference is what running an agent costs).
+
+No monitor is needed: an agent takes a task from the task topic through its consumer group.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import orjson
+
+from agent_failover import models as m
+from agent_failover.config import KafkaConfig, Topics
+from agent_failover.dev.cluster import LocalCluster
+from agent_failover.sdk import TaskSubmitter
+from agent_failover.topics import ensure_topics
+from bench.common import (
+    BenchContext,
+    dist,
+    proc_cpu_seconds,
+    proc_pss_bytes,
+    proc_rss_bytes,
+    say,
+    spawn,
+    wait_for,
+)
+
+_BARE = "import agent_failover.sdk, confluent_kafka, time; time.sleep(600)"
+
+
+def _cluster(ctx: BenchContext, name: str, interval: float) -> tuple[LocalCluster, Topics]:
+    topics = Topics(prefix=ctx.prefix(name))
+    ensure_topics(KafkaConfig(bootstrap_servers=ctx.bootstrap), topics)
+    env = {
+        "AGENT_FAILOVER_HEARTBEAT_INTERVAL": str(interval),
+        "AGENT_FAILOVER_CAPACITY": "1",
+        "AGENT_FAILOVER_LOG_LEVEL": "WARNING",
+    }
+    if ctx.is_tansu:
+        env["AGENT_FAILOVER_FETCH_WAIT_MAX_MS"] = "10"
+    return LocalCluster(ctx.bootstrap, topics, ctx.logs(f"sdk-{name}"), env=env), topics
+
+
+def checkpoint_latency(ctx: BenchContext) -> dict[str, Any]:
+    n = ctx.profile.checkpoints
+    say(f"sdk: checkpoint latency, {n} checkpoints (acks=all)")
+    cluster, topics = _cluster(ctx, "ckpt", 1.0)
+    out_path = cluster.log_dir / f"latencies-{uuid.uuid4().hex[:6]}.json"
+    with cluster:
+        cluster.start("ckpt-agent", ["-m", "bench.af_worker"], {"AGENT_FAILOVER_AGENT_ID": "ck-1"})
+        with TaskSubmitter(KafkaConfig(bootstrap_servers=ctx.bootstrap), topics) as sub:
+            sub.submit(
+                m.Task(
+                    task_id="ckpt-1",
+                    task_type="bench.checkpoint",
+                    payload={"n": n, "out": str(out_path), "state_bytes": 200},
+                )
+            )
+        if not wait_for(out_path.exists, 60 + n * 0.05, 0.2):
+            return {"error": "the checkpoint task did not finish"}
+        time.sleep(0.2)
+        lat = orjson.loads(out_path.read_bytes())
+    # The first few include connection set-up; report them apart.
+    warm = lat[5:]
+    d = dist([x * 1000 for x in warm])
+    say(f"  checkpoint p50 {d['p50']:.2f} ms, p99 {d['p99']:.2f} ms, max {d['max']:.2f} ms")
+    return {
+        "n": len(warm),
+        "warmup_dropped": 5,
+        "latency_ms": d,
+        "samples_ms": [round(x * 1000, 3) for x in warm],
+    }
+
+
+def _sample(pid: int, seconds: float) -> tuple[float, int, int | None]:
+    c0, t0 = proc_cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    c1, t1 = proc_cpu_seconds(pid), time.monotonic()
+    return (c1 - c0) / (t1 - t0) * 100.0, proc_rss_bytes(pid), proc_pss_bytes(pid)
+
+
+def heartbeat_cost(ctx: BenchContext) -> dict[str, Any]:
+    window = ctx.profile.cpu_sample_s
+    out: dict[str, Any] = {"window_s": window}
+    logs = ctx.logs("sdk-bare")
+    bare = spawn(["-c", _BARE], logs / "bare.log")
+    try:
+        time.sleep(3)
+        cpu, rss, pss = _sample(bare.pid, min(5.0, window))
+        out["bare_interpreter"] = {"cpu_pct": round(cpu, 3), "rss_mib": rss / 2**20}
+        if pss is not None:
+            out["bare_interpreter"]["pss_mib"] = pss / 2**20
+    finally:
+        bare.kill()
+        bare.wait(5)
+    for interval in (1.0, 0.25):
+        say(f"sdk: idle agent at {interval} s heartbeats, CPU over {window:.0f} s")
+        cluster, _topics = _cluster(ctx, f"hb{int(interval * 100)}", interval)
+        with cluster:
+            proc = cluster.start(
+                "idle-agent", ["-m", "bench.af_worker"], {"AGENT_FAILOVER_AGENT_ID": "idle-1"}
+            )
+            time.sleep(5)  # start-up and group join are not the steady cost
+            cpu, rss, pss = _sample(proc.pid, window)
+        rec = {
+            "cpu_pct_of_core": round(cpu, 3),
+            "rss_mib": round(rss / 2**20, 1),
+            "pss_mib": round(pss / 2**20, 1) if pss is not None else None,
+            "rss_over_bare_mib": round(rss / 2**20 - out["bare_interpreter"]["rss_mib"], 1),
+        }
+        out[f"hb_{interval:g}s"] = rec
+        say(f"  {json.dumps(rec)}")
+    return out
+
+
+def run(ctx: BenchContext) -> dict[str, Any]:
+    return {"checkpoint": checkpoint_latency(ctx), "agent": heartbeat_cost(ctx)}
