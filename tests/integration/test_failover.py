@@ -47,8 +47,8 @@ def test_sigkill_mid_task_resumes_from_last_checkpoint(
     for task_id, redispatch in moved.items():
         assert redispatch.attempt == 2
         assert redispatch.target_agent_id != victim
-        # It resumes from the last checkpoint the dead agent wrote for it (at most one step lost:
-        # a checkpoint acknowledged just before the kill may not have been seen by the monitor).
+        # It resumes from the last checkpoint the dead agent reported for it. (A checkpoint
+        # acknowledged just before the kill whose event was not sent yet is redone: one step.)
         written = [
             e.checkpoint.step
             for e in s.observer.events(m.EventKind.CHECKPOINTED, victim)
