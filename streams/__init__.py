@@ -5,6 +5,7 @@
 - :mod:`streams.dispatch`: planning moves and applying control decisions.
 - :mod:`streams.events`: applying task events and re-dispatches.
 - :mod:`streams.liveness`: the heartbeat fast path (a plain confluent-kafka consumer thread).
+- :mod:`streams.fleet`: the fleet directory: other workers' healthy agents, as targets.
 - :mod:`streams.app`: ``create_app(config)``; :mod:`streams.runner`: ``run_monitor(config)``.
 
 Nothing Kafka-related is imported here, so the pure modules import without faust.
