@@ -279,9 +279,10 @@ class AgentConfig:
     pool: str = "active"
     group_id: str = "af-agents"
     session_timeout_ms: int = 6000
-    # Fetch wait of the latency-critical consumers (priority, control). Brokers that do not wake a
-    # waiting fetch on new data (Tansu) need it small; see docs/tansu.md.
-    fetch_wait_max_ms: int = 500
+    # Fetch wait of the latency-critical consumers (priority, control, checkpoint reads). None:
+    # 500 ms, or 10 ms on a broker that does not wake a waiting fetch on new data (Tansu; see
+    # docs/tansu.md), detected at start.
+    fetch_wait_max_ms: int | None = None
     close_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -294,7 +295,7 @@ class AgentConfig:
             raise ConfigError(f"pool must be 'active' or 'standby', got {self.pool!r}")
         if self.session_timeout_ms < 1000:
             raise ConfigError("session_timeout_ms must be >= 1000")
-        if not 0 < self.fetch_wait_max_ms <= 10_000:
+        if self.fetch_wait_max_ms is not None and not 0 < self.fetch_wait_max_ms <= 10_000:
             raise ConfigError("fetch_wait_max_ms must be in 1..10000")
 
     @classmethod

@@ -30,7 +30,7 @@ from agent_failover.dev.observer import Observer
 from agent_failover.topics import TopicSpec, ensure_topics
 
 
-def trial(bootstrap: str, session_ms: int, is_tansu: bool, log_dir: Path) -> float:
+def trial(bootstrap: str, session_ms: int, log_dir: Path) -> float:
     """One kill; returns seconds from SIGKILL to the first re-read queued task being claimed."""
     run = uuid.uuid4().hex[:8]
     topics = Topics(prefix=f"q{run}.", agent_partitions=2, task_partitions=4)
@@ -43,7 +43,6 @@ def trial(bootstrap: str, session_ms: int, is_tansu: bool, log_dir: Path) -> flo
         "AGENT_FAILOVER_SESSION_TIMEOUT_MS": str(session_ms),
         "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results,
         "AGENT_FAILOVER_DEMO_STEP_SECONDS": "0.5,0.5",
-        "AGENT_FAILOVER_FETCH_WAIT_MAX_MS": "10" if is_tansu else "500",
     }
     observer = Observer(kafka, topics, results).start()
     try:
@@ -106,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     values = []
     with broker_from_env(log_dir=log_dir) as broker:
         for n in range(args.trials):
-            seconds = trial(broker.bootstrap_servers, args.session_ms, broker.is_tansu, log_dir)
+            seconds = trial(broker.bootstrap_servers, args.session_ms, log_dir)
             values.append(seconds)
             print(
                 f"trial {n + 1}/{args.trials}: queued task re-owned {seconds:.2f} s after SIGKILL",

@@ -144,8 +144,6 @@ def run_demo(options: DemoOptions | None = None) -> int:
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(log_dir / "monitor-data"),
         }
-        if broker.is_tansu:
-            env["AGENT_FAILOVER_FETCH_WAIT_MAX_MS"] = "10"
         observer = Observer(kafka, topics, results_topic, on_record=timeline.on_record).start()
         agents = [f"agent-{i + 1}" for i in range(opts.agents)]
         with LocalCluster(broker.bootstrap_servers, topics, log_dir, env=env) as cluster:

@@ -58,6 +58,7 @@ from agent_failover.sdk.kafka import (
     broker_error,
     group_consumer_conf,
     producer_conf,
+    resolve_fetch_wait,
     wait_delivered,
 )
 
@@ -202,9 +203,8 @@ class AgentCore:
         self._producer.start()
         # Position the listener before announcing the epoch: the monitor may re-dispatch to it
         # right after agent_started.
-        listen_conf = assigned_consumer_conf(
-            cfg.kafka, f"{self._name}-listener", cfg.fetch_wait_max_ms
-        )
+        fetch_wait = resolve_fetch_wait(cfg)
+        listen_conf = assigned_consumer_conf(cfg.kafka, f"{self._name}-listener", fetch_wait)
         try:
             self._listen_consumer = Consumer(listen_conf)
         except KafkaException as exc:
@@ -216,7 +216,7 @@ class AgentCore:
             timeout=cfg.close_timeout,
         )
         self._reader = CheckpointReader(
-            assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", cfg.fetch_wait_max_ms),
+            assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", fetch_wait),
             topics.checkpoints,
         )
         started = self._event(EventKind.AGENT_STARTED, capacity=cfg.capacity, pool=self._pool)

@@ -15,7 +15,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from agent_failover.config import KafkaConfig
+from agent_failover.config import AgentConfig, KafkaConfig
 from agent_failover.errors import BrokerError, LifecycleError
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,21 @@ def producer_conf(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
         "message.timeout.ms": DELIVERY_TIMEOUT_MS,
     }
     return {**soft, **kafka.as_librdkafka_dict(), **required}
+
+
+#: Fetch wait of the latency-critical consumers on a broker that wakes a waiting fetch.
+DEFAULT_FETCH_WAIT_MS = 500
+#: ... and on one that does not (Tansu): the wait is the latency, so keep it short.
+TANSU_FETCH_WAIT_MS = 10
+
+
+def resolve_fetch_wait(config: AgentConfig) -> int:
+    """``config.fetch_wait_max_ms``, or the default for the broker found (one metadata request)."""
+    if config.fetch_wait_max_ms is not None:
+        return config.fetch_wait_max_ms
+    from agent_failover.broker.compat import is_tansu
+
+    return TANSU_FETCH_WAIT_MS if is_tansu(config.kafka) else DEFAULT_FETCH_WAIT_MS
 
 
 def assigned_consumer_conf(

@@ -130,8 +130,6 @@ def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
         }
-        if broker.is_tansu:
-            env["AGENT_FAILOVER_FETCH_WAIT_MAX_MS"] = "10"
         env.update({f"AGENT_FAILOVER_{k.upper()}": v for k, v in settings.items()})
         cluster = LocalCluster(broker.bootstrap_servers, topics, tmp_path / "logs", env=env)
         observer = Observer(kafka, topics, results).start()
