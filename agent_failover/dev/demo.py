@@ -150,6 +150,8 @@ def run_demo(options: DemoOptions | None = None) -> int:
             monitor = cluster.start_monitor()
             timeline.say(f"monitor started (pid {monitor.pid})")
             procs: dict[str, Proc] = {a: cluster.start_agent(a) for a in agents}
+            wait_until(observer.monitor_ready, 60, what="the monitor to own every partition")
+            timeline.say("monitor ready: owns every agent partition")
             wait_until(
                 lambda: (
                     {e.agent_id for e in observer.events(m.EventKind.AGENT_STARTED)} >= set(agents)

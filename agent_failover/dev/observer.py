@@ -1,7 +1,8 @@
 """Watches the protocol topics live and turns records into a readable timeline.
 
 Used by ``agent-failover dev`` and the end-to-end tests: one consumer, assigned every partition of
-task-events, control, tasks.priority, failovers and the demo results topic, from the beginning.
+task-events, control, tasks.priority, failovers, fleet and the demo results topic, from the
+beginning.
 Each record is decoded and kept with the local time it was seen (``seen``), so a run can be
 measured on one clock.
 """
@@ -55,6 +56,7 @@ class Observer:
             topics.control: m.Control.decode,
             topics.priority: m.Redispatch.decode,
             topics.failovers: m.Failover.decode,
+            topics.fleet: m.FleetSummary.decode,
             results_topic: StepResult.decode,
         }
 
@@ -131,6 +133,17 @@ class Observer:
             for r in self.of(self.topics.priority)
             if from_agent is None or r.from_agent_id == from_agent
         ]
+
+    def monitored_partitions(self) -> set[int]:
+        """Agent partitions owned by monitor workers, per each worker's newest fleet summary."""
+        newest: dict[str, m.FleetSummary] = {}
+        for summary in self.of(self.topics.fleet):
+            newest[summary.monitor_id] = summary
+        return {p for summary in newest.values() for p in summary.partitions}
+
+    def monitor_ready(self) -> bool:
+        """Whether monitor workers together own every agent partition (they publish it)."""
+        return self.monitored_partitions() >= set(range(self.topics.agent_partitions))
 
     def results(self) -> list[StepResult]:
         return list(self.of(self.results_topic))

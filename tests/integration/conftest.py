@@ -30,6 +30,9 @@ class Scenario:
     observer: Observer
     task_steps: dict[str, int] = dataclasses.field(default_factory=dict)
 
+    def wait_monitor_ready(self) -> None:
+        self.wait(self.observer.monitor_ready, 60, "the monitor to own every partition")
+
     def start_agents(self, names: list[str]) -> dict[str, Proc]:
         procs = {name: self.cluster.start_agent(name) for name in names}
         self.wait(
