@@ -281,9 +281,9 @@ class Pool:
                 found.append(v)
             return v is not None
 
-        if not wait_for(pick, 90, 0.05):
-            path = self.dump("no-victim.txt", time.time() - 90)
-            return {"error": f"no agent held checkpointed work within 90 s (see {path})"}
+        if not wait_for(pick, 30, 0.05):
+            path = self.dump("no-victim.txt", time.time() - 30)
+            return {"error": f"no agent held checkpointed work within 30 s (see {path})"}
         victim, epoch, held = found[0]
         time.sleep(random.uniform(0, self.interval))  # a random phase against the heartbeats
         proc = self.agents[victim]
@@ -418,6 +418,12 @@ class Pool:
         return out
 
 
+def _stuck(trials: list[dict[str, Any]]) -> bool:
+    """Two trials in a row without an agent holding work: the pool is stuck (bounded runs)."""
+    last = trials[-2:]
+    return len(last) == 2 and all("no agent held" in t.get("error", "") for t in last)
+
+
 def _line(name: str, i: int, n: int, r: dict[str, Any]) -> str:
     if "error" in r:
         return f"  {name} {i}/{n}: ERROR {r['error']}"
@@ -476,15 +482,21 @@ def run_kills(
         "checkpoint_policy": policy,
     }
     with Pool(ctx, name, interval=interval, timeout=timeout, policy=policy) as pool:
-        trials = []
+        trials: list[dict[str, Any]] = []
         for i in range(kills):
+            if _stuck(trials):
+                say(f"  {name}: two trials in a row found no work; giving up on this pool")
+                break
             r = pool.trial(signal.SIGKILL)
             trials.append(r)
             say(_line(f"{name} kill", i + 1, kills, r))
         out["kill"] = summarise(trials)
         if graceful:
-            handoffs = []
+            handoffs: list[dict[str, Any]] = []
             for i in range(graceful):
+                if _stuck(trials[-1:] + handoffs):
+                    say(f"  {name}: no work for the graceful trials; giving up on this pool")
+                    break
                 r = pool.trial(signal.SIGTERM)
                 handoffs.append(r)
                 say(_line(f"{name} SIGTERM", i + 1, graceful, r))
