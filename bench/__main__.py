@@ -67,6 +67,9 @@ def main() -> int:
         "benchmarks_run": only,
         "log_dir": str(log_dir),
     }
+    # Nothing from an earlier run may sit beside this run's figures.
+    for stale in [*DOCS.glob("*.png"), DOCS / "monitor-profile.txt"]:
+        stale.unlink(missing_ok=True)
     with broker_for_run(log_dir) as broker:
         say(f"broker: {broker.kind} at {broker.bootstrap} (tansu={broker.is_tansu})")
         results["machine"] = machine_info(broker.kind, broker.bootstrap)
