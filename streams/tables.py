@@ -38,15 +38,18 @@ def register_codec() -> None:
 def agents_table(app: faust.App, partitions: int) -> Any:
     """The ``agents`` table of ``app`` (memory store, changelog ``<app id>-agents-changelog``)."""
     register_codec()
-    table = app.Table(
-        TABLE_NAME,
+    # What app.Table() does, in two steps: faust derives serializers from key/value *model*
+    # types only, and registering the table creates its changelog topic with the serializers it
+    # has then. Set ours in between, or recovery hands back plain dicts instead of AgentRecords.
+    table_class: Any = app.conf.Table
+    table = table_class(
+        app,
+        name=TABLE_NAME,
         default=None,
+        beacon=app.tables.beacon,
         partitions=partitions,
         help="agent id -> epochs, held tasks, fenced epochs, applied decisions",
     )
-    # faust derives serializers from key/value *model* types only; set ours before the store and
-    # changelog topic (both created lazily) read them.
-    # setattr: faust's TableT does not declare these (they are set in Collection.__init__).
-    setattr(table, "key_serializer", "json")  # noqa: B010
-    setattr(table, "value_serializer", CODEC)  # noqa: B010
-    return table
+    table.key_serializer = "json"
+    table.value_serializer = CODEC
+    return app.tables.add(table)
