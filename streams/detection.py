@@ -64,16 +64,26 @@ def classify(age: float, policy: DetectionPolicy) -> Health:
 
 
 def heartbeat_age(
-    epoch: int, live: LiveEntry | None, now: float, owned_since: float, policy: DetectionPolicy
+    epoch: int,
+    live: LiveEntry | None,
+    now: float,
+    owned_since: float,
+    policy: DetectionPolicy,
+    known_since: float | None = None,
 ) -> tuple[float, bool]:
     """Seconds without a heartbeat from ``epoch``, and whether a heartbeat was seen at all.
 
-    An epoch not heard from since this worker took its partition over is aged from the end of the
-    grace period: it fails after grace + timeout, never because this worker just arrived.
+    An epoch not heard from yet is aged from the later of the end of the grace period and
+    ``known_since`` (when this worker learned of the epoch, e.g. from ``agent_started``): it fails
+    after grace + timeout, never because this worker just arrived, and a new agent has a whole
+    timeout to deliver its first heartbeat.
     """
     if live is not None and live.epoch == epoch:
         return now - live.last_seen, True
-    return now - (owned_since + policy.grace_period), False
+    start = owned_since + policy.grace_period
+    if known_since is not None:
+        start = max(start, known_since)
+    return now - start, False
 
 
 def health_of(
@@ -82,6 +92,7 @@ def health_of(
     now: float,
     owned_since: float,
     policy: DetectionPolicy,
+    known_since: dict[int, float] | None = None,
 ) -> Health:
     """Health of an agent id's newest epoch (for metrics and for choosing targets)."""
     epochs = [e for e in (record.epoch if record else None, live.epoch if live else None) if e]
@@ -90,7 +101,8 @@ def health_of(
     newest = max(epochs)
     if record is not None and (newest in record.stopped or record.is_fenced(newest)):
         return Health.STOPPED
-    age, seen = heartbeat_age(newest, live, now, owned_since, policy)
+    known = (known_since or {}).get(newest)
+    age, seen = heartbeat_age(newest, live, now, owned_since, policy, known)
     if not seen and now < owned_since + policy.grace_period:
         return Health.UNKNOWN
     return classify(age, policy)
@@ -102,6 +114,7 @@ def dead_epochs(
     now: float,
     owned_since: float,
     policy: DetectionPolicy,
+    known_since: dict[int, float] | None = None,
 ) -> list[DeadEpoch]:
     """The open epochs of one agent id that must be fenced now, oldest first.
 
@@ -109,7 +122,9 @@ def dead_epochs(
       heartbeating) once a newer one exists: ``restarted``, at once;
     - a stopped epoch that still holds tasks (it did not release them): ``stopped``, at once;
     - the newest epoch with no heartbeat for ``heartbeat_timeout``: ``heartbeat_timeout``, but
-      never before ``owned_since + grace_period`` (the worker may have just taken over).
+      never before ``owned_since + grace_period`` (the worker may have just taken over), and an
+      epoch never heard from not before ``heartbeat_timeout`` after ``known_since[epoch]`` (the
+      monitor's time it learned of the epoch).
 
     Fenced epochs are never returned again; the caller also keeps decisions already written but
     not yet applied out of the way.
@@ -142,7 +157,8 @@ def dead_epochs(
             continue
         if now < owned_since + policy.grace_period:
             continue
-        age, _ = heartbeat_age(epoch, live, now, owned_since, policy)
+        known = (known_since or {}).get(epoch)
+        age, _ = heartbeat_age(epoch, live, now, owned_since, policy, known)
         if age >= policy.heartbeat_timeout:
             out.append(DeadEpoch(agent_id, epoch, DispatchReason.HEARTBEAT_TIMEOUT, live_age))
     return out

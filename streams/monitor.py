@@ -114,6 +114,9 @@ class Monitor:
         # Decisions written but not yet seen applied in the table: never written twice by us.
         self._pending: dict[tuple[str, str, str, int], float] = {}
         self._reserved: dict[AgentEpoch, dict[str, float]] = {}
+        # agent id -> epoch -> when this worker first saw it: a new epoch gets a full timeout
+        # for its first heartbeat (agent_started can be processed before that heartbeat arrives).
+        self._known_since: dict[str, dict[int, float]] = {}
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
         self._last_settle = 0.0
         self._last_health = 0.0
@@ -173,10 +176,12 @@ class Monitor:
         remote = self.directory.candidates(now, owned)
         self.metrics.fleet_targets.set(len(remote))
         pool = with_remote(local, remote)
+        self._note_epochs(records, lives, now)
         for agent_id in sorted(records.keys() | lives.keys()):
             rec, live = records.get(agent_id), lives.get(agent_id)
             since = self.owned_since[self.partition_of(agent_id)]
-            for dead in dead_epochs(rec, live, now, since, self.policy):
+            known = self._known_since.get(agent_id)
+            for dead in dead_epochs(rec, live, now, since, self.policy, known):
                 if ("fence", agent_id, "", dead.epoch) not in self._pending:
                     await self._fence(rec, dead, pool, now)
         await self._dispatch_queued(records, pool, now)
@@ -208,6 +213,22 @@ class Monitor:
         except Exception:
             log.exception("cannot publish the fleet summary; other workers will not target ours")
 
+    def _note_epochs(
+        self, records: dict[str, AgentRecord], lives: dict[str, LiveEntry], now: float
+    ) -> None:
+        """Remember when this worker first saw each agent's current epoch (monitor clock)."""
+        for agent_id in records.keys() | lives.keys():
+            rec, live = records.get(agent_id), lives.get(agent_id)
+            epochs = {e for e in (rec.epoch if rec else None, live.epoch if live else None) if e}
+            known = self._known_since.setdefault(agent_id, {})
+            for epoch in epochs:
+                known.setdefault(epoch, now)
+            if len(known) > len(epochs):  # forget superseded epochs
+                for epoch in [e for e in known if e not in epochs]:
+                    del known[epoch]
+        for agent_id in [a for a in self._known_since if a not in records and a not in lives]:
+            del self._known_since[agent_id]
+
     def _owns(self, agent_id: str) -> bool:
         return self.partition_of(agent_id) in self.owned_since
 
@@ -238,7 +259,14 @@ class Monitor:
         counts: dict[Health, int] = {}
         for agent_id in records.keys() | lives.keys():
             since = self.owned_since[self.partition_of(agent_id)]
-            h = health_of(records.get(agent_id), lives.get(agent_id), now, since, self.policy)
+            h = health_of(
+                records.get(agent_id),
+                lives.get(agent_id),
+                now,
+                since,
+                self.policy,
+                self._known_since.get(agent_id),
+            )
             counts[h] = counts.get(h, 0) + 1
         self.metrics.set_health(counts)
 

@@ -47,6 +47,19 @@ def test_known_epoch_without_heartbeat_fails_after_grace_plus_timeout() -> None:
     assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, None)]
 
 
+def test_a_new_epoch_gets_a_full_timeout_for_its_first_heartbeat() -> None:
+    # Long after takeover, agent_started (epoch 1) is processed at 100 before any heartbeat of
+    # that epoch arrives: it is not dead until 100 + timeout.
+    rec = record(slots=(slot(),))
+    known = {1: 100.0}
+    assert dead_epochs(rec, None, 102.9, OWNED_SINCE, POLICY, known) == []
+    assert health_of(rec, None, 100.5, OWNED_SINCE, POLICY, known) is Health.HEALTHY
+    dead = dead_epochs(rec, None, 103.0, OWNED_SINCE, POLICY, known)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, None)]
+    # Without knowing when the epoch appeared it would have been failed at once.
+    assert dead_epochs(rec, None, 100.0, OWNED_SINCE, POLICY)
+
+
 def test_new_epoch_fails_the_old_one_at_once_even_in_grace() -> None:
     rec = record(epoch=2, slots=(slot(epoch=1),))
     dead = dead_epochs(rec, live(epoch=2, last_seen=100.0), 100.0, 99.9, POLICY)
