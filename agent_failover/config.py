@@ -283,6 +283,11 @@ class AgentConfig:
     # 500 ms, or 10 ms on a broker that does not wake a waiting fetch on new data (Tansu; see
     # docs/tansu.md), detected at start.
     fetch_wait_max_ms: int | None = None
+    # Graceful stop: how long running handlers may take to reach their next checkpoint before
+    # their tasks are released. 0 releases at once with the last checkpoint (the step in
+    # progress is redone elsewhere): the fastest handoff. Longer saves that step's work.
+    handoff_wait: float = 0.0
+    # Graceful stop: how long to wait for handlers to return after their tasks were released.
     close_timeout: float = 10.0
 
     def __post_init__(self) -> None:
@@ -295,6 +300,8 @@ class AgentConfig:
             raise ConfigError(f"pool must be 'active' or 'standby', got {self.pool!r}")
         if self.session_timeout_ms < 1000:
             raise ConfigError("session_timeout_ms must be >= 1000")
+        if self.handoff_wait < 0:
+            raise ConfigError(f"handoff_wait must be >= 0, got {self.handoff_wait!r}")
         if self.fetch_wait_max_ms is not None and not 0 < self.fetch_wait_max_ms <= 10_000:
             raise ConfigError("fetch_wait_max_ms must be in 1..10000")
 
@@ -320,6 +327,8 @@ class AgentConfig:
             kwargs["group_id"] = group
         if (session := _env_int("SESSION_TIMEOUT_MS", env)) is not None:
             kwargs["session_timeout_ms"] = session
+        if (handoff := _env_float("HANDOFF_WAIT", env)) is not None:
+            kwargs["handoff_wait"] = handoff
         if (wait := _env_int("FETCH_WAIT_MAX_MS", env)) is not None:
             kwargs["fetch_wait_max_ms"] = wait
         kwargs.update(overrides)

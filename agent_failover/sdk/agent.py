@@ -95,7 +95,7 @@ class Agent:
         self._core.request_stop()
 
     def close(self) -> None:
-        """Graceful stop: release in-flight tasks (after ``close_timeout`` at most), leave.
+        """Graceful stop: release in-flight tasks (after ``handoff_wait``), leave.
 
         Idempotent; the agent cannot be started again.
         """

@@ -108,7 +108,7 @@ class AsyncAgent:
         self._core.request_stop()
 
     async def close(self) -> None:
-        """Graceful stop: release in-flight tasks (after ``close_timeout`` at most), leave.
+        """Graceful stop: release in-flight tasks (after ``handoff_wait``), leave.
 
         Handlers still running afterwards (their tasks were released) are cancelled.
         """

@@ -540,8 +540,9 @@ class AgentCore:
     def close(self) -> None:
         """Graceful stop: stop taking work, let handlers stop, release what is left, leave.
 
-        Waits up to ``close_timeout`` for handlers (they see ``ctx.stopping``). Idempotent; a
-        second caller waits for the first to finish.
+        Gives handlers ``handoff_wait`` to reach a checkpoint (they see ``ctx.stopping``),
+        releases the tasks still running, then waits up to ``close_timeout`` for the handlers to
+        return. Idempotent; a second caller waits for the first to finish.
         """
         with self._lock:
             state = self._state
@@ -571,18 +572,16 @@ class AgentCore:
             running = list(self._running.values())
         for ctx in running:
             ctx._request_stop()
-        deadline = time.monotonic() + timeout
+        # Handlers that reach a checkpoint within handoff_wait hand their task back themselves
+        # (TaskReleased); the rest are released from here, so their tasks move at once.
+        self._wait_handlers(min(self.config.handoff_wait, timeout))
         with self._lock:
-            while self._running and (left := deadline - time.monotonic()) > 0:
-                self._slot_freed.wait(left)
             running = list(self._running.values())
             pending = list(self._pending)
             self._pending.clear()
-        if self._listener is not None:
-            self._listener.stop()
         if self._fence is None:
             for ctx in running:
-                log.warning("task %s still running at close: releasing it", ctx.task_id)
+                log.info("task %s still running at close: releasing it", ctx.task_id)
                 self._release(ctx)
             for record in pending:
                 self._event_nowait(
@@ -592,6 +591,10 @@ class AgentCore:
                     task=record.task,
                     checkpoint=record.checkpoint,
                 )
+        # Released handlers stop at their next SDK call (TaskReleased): let them finish cleanly.
+        self._wait_handlers(timeout)
+        if self._listener is not None:
+            self._listener.stop()
         if self._heartbeater is not None:
             self._heartbeater.stop()
         if self._fence is None:
@@ -600,6 +603,12 @@ class AgentCore:
             )
         self._shutdown_clients(timeout)
         log.info("agent %s epoch %d stopped", self.agent_id, self.epoch)
+
+    def _wait_handlers(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                self._slot_freed.wait(left)
 
     def _shutdown_clients(self, timeout: float) -> None:
         if self._heartbeater is not None:

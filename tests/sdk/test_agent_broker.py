@@ -427,3 +427,28 @@ def test_close_releases_a_handler_that_ignores_the_stop(
     events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "stop")
     kinds = task_events(events.records, t.task_id)
     assert kinds[-1] is EventKind.RELEASED and EventKind.COMPLETED not in kinds
+
+
+def test_handoff_wait_lets_a_handler_reach_its_next_checkpoint(
+    start_agent: Start, reader: MakeReader, topics: Topics, sdk_bootstrap: str
+) -> None:
+    # With a handoff wait, the step in progress is finished and checkpointed by its own handler
+    # before the task moves; the release then names that checkpoint, not the previous one.
+    started = threading.Event()
+
+    def handler(ctx: TaskContext) -> None:
+        ctx.checkpoint(0, "zero")
+        started.set()
+        wait_until(lambda: ctx.stopping, "the agent to stop")
+        ctx.progress(1, "finished during the handoff wait")  # writes, then raises TaskReleased
+
+    agent = start_agent(handler, handoff_wait=DEADLINE_S)
+    t = task()
+    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
+        submitter.submit(t)
+    wait_until(started.is_set, "step 0")
+    agent.close()
+    events = reader(topics.task_events, TaskEvent)
+    events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "stop")
+    released = next(e for e in events.records if e.kind is EventKind.RELEASED)
+    assert released.checkpoint is not None and released.checkpoint.step == 1
