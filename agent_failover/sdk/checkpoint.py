@@ -47,8 +47,8 @@ class ProgressGate:
 class CheckpointReader:
     """Reads the checkpoint record a redispatch names, by partition and offset.
 
-    Owns one consumer that is assigned to one partition at a time (no group); used only by the
-    thread that starts re-dispatched tasks.
+    Owns one consumer that is assigned to one partition at a time (no group); used by one
+    thread at a time (the core serialises the starts of re-dispatched tasks).
     """
 
     def __init__(self, conf: dict[str, object], topic: str, timeout: float = 10.0) -> None:
@@ -56,6 +56,12 @@ class CheckpointReader:
         self._topic = topic
         self._timeout = timeout
         self._consumer: Consumer | None = None
+
+    def warm(self) -> None:
+        """Create the consumer and learn the topic's leaders now, not on the first resume."""
+        if self._consumer is None:
+            self._consumer = Consumer(self._conf)
+        self._consumer.list_topics(self._topic, timeout=self._timeout)
 
     def read(self, ref: CheckpointRef, task_id: str) -> Checkpoint | None:
         """The checkpoint at ``ref`` for ``task_id``, or None (logged) if it cannot be used.

@@ -99,6 +99,10 @@ class AgentCore:
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
         self._running: dict[tuple[str, int], TaskContext] = {}
+        # Slots reserved by a task being started (claim or checkpoint read in progress): two
+        # threads start tasks (intake: normal and re-dispatched; listener: re-dispatched).
+        self._starting = 0
+        self._priority_lock = threading.Lock()  # one thread reads checkpoints at a time
         self._pending: collections.deque[Redispatch] = collections.deque()
         self._moved: dict[str, int] = {}  # task id -> highest attempt a plan gave it
         self._pool = Pool(config.pool)
@@ -219,6 +223,10 @@ class AgentCore:
             assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", fetch_wait),
             topics.checkpoints,
         )
+        try:
+            self._reader.warm()  # a failover's resume should not pay for a new connection
+        except KafkaException as exc:
+            raise broker_error("cannot reach the checkpoints topic", exc) from exc
         started = self._event(EventKind.AGENT_STARTED, capacity=cfg.capacity, pool=self._pool)
         wait_delivered(started, "agent_started")
         log.info("agent %s started, epoch %d", cfg.agent_id, epoch)
@@ -363,6 +371,9 @@ class AgentCore:
             record.attempt,
             record.reason,
         )
+        # Start it from this (listener) thread: the intake thread may be inside a poll of the
+        # task group for up to its poll interval, and failover work must not wait for that.
+        self.take_priority()
 
     # --- the intake's hooks (IntakeHost) ----------------------------------------------------
 
@@ -380,33 +391,41 @@ class AgentCore:
     def free_for_normal(self) -> bool:
         """A normal task may be taken: running, not draining, a free slot, no re-dispatch queued."""
         with self._lock:
-            return (
-                self._taking()
-                and not self._draining
-                and not self._pending
-                and len(self._running) < self.config.capacity
-            )
+            return self._taking() and not self._draining and not self._pending and self._has_room()
+
+    def _has_room(self) -> bool:
+        return len(self._running) + self._starting < self.config.capacity
 
     def take_priority(self) -> None:
-        """Start queued re-dispatches while slots are free (intake thread)."""
-        while True:
-            with self._lock:
-                if not (
-                    self._taking() and self._pending and len(self._running) < self.config.capacity
-                ):
-                    return
-                record = self._pending.popleft()
-            self._start_redispatched(record)
+        """Start queued re-dispatches while slots are free (listener and intake threads)."""
+        if not self._priority_lock.acquire(blocking=False):
+            return  # the other thread is at it and takes every queued record it has room for
+        try:
+            while True:
+                with self._lock:
+                    if not (self._taking() and self._pending and self._has_room()):
+                        return
+                    record = self._pending.popleft()
+                    self._starting += 1
+                self._start_redispatched(record)
+        finally:
+            self._priority_lock.release()
 
     def _start_redispatched(self, record: Redispatch) -> None:
         assert self._reader is not None
-        resume = None
-        if record.checkpoint is not None:
-            resume = self._reader.read(record.checkpoint, record.task_id)
-        ctx = self._context(
-            record.task, record.attempt, resume=resume, resume_ref=record.checkpoint
-        )
+        try:
+            resume = None
+            if record.checkpoint is not None:
+                resume = self._reader.read(record.checkpoint, record.task_id)
+            ctx = self._context(
+                record.task, record.attempt, resume=resume, resume_ref=record.checkpoint
+            )
+        except BaseException:
+            with self._lock:
+                self._starting -= 1
+            raise
         with self._lock:
+            self._starting -= 1
             if self._moved.get(record.task_id, 0) > record.attempt or self._fence is not None:
                 return
             if not self._taking():
@@ -419,6 +438,27 @@ class AgentCore:
 
     def claim_normal(self, task: Task, source: SourceRef, commit: Callable[[], None]) -> Claim:
         """Claim a normal task: ``claiming`` confirmed, commit, ``claimed``, run."""
+        with self._lock:
+            if not (self._taking() and self._has_room()):
+                return Claim.RETRY
+            self._starting += 1  # hold the slot while the claim is in flight
+        ctx = None
+        try:
+            if self._claimed(task, source, commit):
+                ctx = self._context(task, 1)
+        finally:
+            with self._lock:
+                self._starting -= 1
+                if ctx is not None:
+                    self._running[(ctx.task_id, ctx.attempt)] = ctx
+        if ctx is None:
+            return Claim.RETRY
+        self._event_nowait(EventKind.CLAIMED, ctx, task=task)
+        self._run(ctx)
+        return Claim.TAKEN
+
+    def _claimed(self, task: Task, source: SourceRef, commit: Callable[[], None]) -> bool:
+        """``claiming`` acknowledged, then the offset committed: True if both happened."""
         try:
             wait_delivered(
                 self._event(
@@ -428,21 +468,16 @@ class AgentCore:
             )
         except BrokerError as exc:
             log.warning("task %s not claimed: %s", task.task_id, exc)
-            return Claim.RETRY
+            return False
         if not self._taking():
-            return Claim.RETRY  # fenced or stopping meanwhile: leave it to the group
+            return False  # fenced or stopping meanwhile: leave it to the group
         try:
             commit()
         except BrokerError as exc:
             # The partition was probably taken from us; its new owner reads the task again.
             log.warning("task %s: claim lost (%s)", task.task_id, exc)
-            return Claim.RETRY
-        ctx = self._context(task, 1)
-        with self._lock:
-            self._running[(ctx.task_id, ctx.attempt)] = ctx
-        self._event_nowait(EventKind.CLAIMED, ctx, task=task)
-        self._run(ctx)
-        return Claim.TAKEN
+            return False
+        return True
 
     def skip_bad_task(self, msg: Message, reason: str) -> None:
         """Dead-letter a task-topic record that is not a task, so it is not silently lost."""
@@ -565,9 +600,7 @@ class AgentCore:
 
     def _close(self) -> None:
         timeout = self.config.close_timeout
-        self.request_stop()
-        if self._intake is not None:
-            self._intake.stop()  # no new work; leaves the group (everything taken is committed)
+        self.request_stop()  # no new work from here on (claims in flight are abandoned)
         with self._lock:
             running = list(self._running.values())
         for ctx in running:
@@ -575,22 +608,12 @@ class AgentCore:
         # Handlers that reach a checkpoint within handoff_wait hand their task back themselves
         # (TaskReleased); the rest are released from here, so their tasks move at once.
         self._wait_handlers(min(self.config.handoff_wait, timeout))
-        with self._lock:
-            running = list(self._running.values())
-            pending = list(self._pending)
-            self._pending.clear()
-        if self._fence is None:
-            for ctx in running:
-                log.info("task %s still running at close: releasing it", ctx.task_id)
-                self._release(ctx)
-            for record in pending:
-                self._event_nowait(
-                    EventKind.RELEASED,
-                    task_id=record.task_id,
-                    attempt=record.attempt,
-                    task=record.task,
-                    checkpoint=record.checkpoint,
-                )
+        self._release_all()
+        if self._intake is not None:
+            # Leave the group only now: leaving takes a round trip that the handoff should not
+            # wait for. A claim that completed meanwhile is released just below.
+            self._intake.stop()
+        self._release_all()
         # Released handlers stop at their next SDK call (TaskReleased): let them finish cleanly.
         self._wait_handlers(timeout)
         if self._listener is not None:
@@ -603,6 +626,28 @@ class AgentCore:
             )
         self._shutdown_clients(timeout)
         log.info("agent %s epoch %d stopped", self.agent_id, self.epoch)
+
+    def _release_all(self) -> None:
+        """Release every task still running or queued here (unless fenced: nothing more then)."""
+        with self._lock:
+            running = list(self._running.values())
+            pending = list(self._pending)
+            self._pending.clear()
+        if self._fence is not None:
+            return
+        for ctx in running:
+            if ctx._outcome is None:
+                log.info("task %s still running at close: releasing it", ctx.task_id)
+                ctx._request_stop()
+                self._release(ctx)
+        for record in pending:
+            self._event_nowait(
+                EventKind.RELEASED,
+                task_id=record.task_id,
+                attempt=record.attempt,
+                task=record.task,
+                checkpoint=record.checkpoint,
+            )
 
     def _wait_handlers(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
