@@ -60,6 +60,7 @@ class Recorder:
             topics.task_events: m.TaskEvent.decode,
             topics.control: m.Control.decode,
             topics.priority: m.Redispatch.decode,
+            topics.fleet: m.FleetSummary.decode,
             results_topic: StepResult.decode,
         }
         self.tail = TopicTail(bootstrap, list(self._decoders))
@@ -72,6 +73,7 @@ class Recorder:
         self.checkpointed: dict[tuple[str, int], int] = {}  # (task, attempt) -> step
         self.finished: set[str] = set()
         self.submitted: set[str] = set()
+        self.fleet: dict[str, m.FleetSummary] = {}  # monitor id -> newest summary
 
     def start(self) -> Recorder:
         self.tail.start()
@@ -94,7 +96,15 @@ class Recorder:
             self._done = len(recs)
             return list(self.items)
 
+    def monitored(self) -> set[tuple[str, int]]:
+        """Agent epochs the monitor workers report healthy (so they have seen their heartbeats)."""
+        self.refresh()
+        return {(a.agent_id, a.epoch) for s in self.fleet.values() for a in s.agents}
+
     def _index(self, v: Any) -> None:
+        if isinstance(v, m.FleetSummary):
+            self.fleet[v.monitor_id] = v
+            return
         if isinstance(v, m.TaskEvent):
             key = (v.agent_id, v.epoch)
             if v.kind is m.EventKind.AGENT_STARTED:
@@ -148,12 +158,12 @@ class Pool:
             "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": self.results_topic,
             "BENCH_STEP_SECONDS": STEP_SECONDS,
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-bench-{name}-{uuid.uuid4().hex[:6]}",
+            # A group of its own: SIGKILLed members of another pool's group would hold up joins.
+            "AGENT_FAILOVER_GROUP_ID": f"af-bench-agents-{name}-{uuid.uuid4().hex[:6]}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_dir / "monitor-data"),
             "AGENT_FAILOVER_LOG_LEVEL": "INFO",
         }
-        if ctx.is_tansu:
-            env["AGENT_FAILOVER_FETCH_WAIT_MAX_MS"] = "10"
         self.cluster = LocalCluster(ctx.bootstrap, self.topics, self.log_dir, env=env)
         self.rec = Recorder(ctx.bootstrap, self.topics, self.results_topic)
         self.agents: dict[str, Proc] = {}
@@ -178,10 +188,16 @@ class Pool:
             raise RuntimeError(
                 f"pool {self.name}: agents did not start; monitor log:\n{self.monitor.log_tail()}"
             )
+        # Wait until the monitor reports every agent healthy (it has their heartbeats), then
+        # for its grace period (= the timeout) after taking its partitions: the first kill must
+        # come after both, or it measures start-up rather than failover.
+        if not wait_for(lambda: set(self.live_epochs().items()) <= self.rec.monitored(), 90, 0.1):
+            raise RuntimeError(
+                f"pool {self.name}: the monitor never reported the agents healthy; monitor log:\n"
+                f"{self.monitor.log_tail()}"
+            )
+        time.sleep(self.timeout)
         self._feeder.start()
-        # The monitor declares no one dead during its grace period (= the timeout) after taking
-        # its partitions: the first kill must come after it, or it measures the grace period.
-        time.sleep(2 * self.timeout + 1)
         return self
 
     def close(self) -> None:
@@ -229,10 +245,11 @@ class Pool:
     def _victim(self) -> tuple[str, int, dict[str, int]] | None:
         """A live agent holding only tasks that checkpointed and are not near their end."""
         best = None
+        monitored = self.rec.monitored()
         for agent, epoch in self.live_epochs().items():
             held = dict(self.rec.held.get((agent, epoch), {}))
-            if not held:
-                continue
+            if not held or (agent, epoch) not in monitored:
+                continue  # idle, or not yet seen healthy by the monitor (still starting)
             ready = all(
                 0 <= self.rec.checkpointed.get((t, a), -1) < STEPS - 8 for t, a in held.items()
             ) or (self.policy != "every_step" and self._started_long_enough(held))
