@@ -6,6 +6,8 @@ Environment:
 * ``BENCH_ONLY``: comma-separated subset of ``baseline,failover,sdk,capacity`` (for development;
   the report then says which parts were not run).
 * ``KAFKA_BOOTSTRAP_SERVERS``: use that broker instead of the embedded Tansu.
+* ``BENCH_MERGE=1``: keep the other benchmarks' figures from the existing ``results.json`` (same
+  profile) and replace only those run now, so a long run can be done in parts.
 
 Writes ``docs/benchmarks/results.json``, ``docs/benchmarks/README.md`` and PNG plots there, and
 prints the summary table. Figures are printed, never asserted: this is not a test.
@@ -60,13 +62,29 @@ def main() -> int:
     command = "make bench" + ("" if profile.name == "quick" else f" BENCH_PROFILE={profile.name}")
     say(f"agent-failover benchmarks, profile {profile.name}; logs in {log_dir}")
     started = time.time()
-    results: dict[str, Any] = {
-        "profile": profile.name,
-        "command": command,
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "benchmarks_run": only,
-        "log_dir": str(log_dir),
-    }
+    results: dict[str, Any] = {}
+    kept_durations: dict[str, float] = {}
+    existing = DOCS / "results.json"
+    if os.environ.get("BENCH_MERGE") == "1" and existing.exists():
+        previous = json.loads(existing.read_text())
+        if previous.get("profile") == profile.name:
+            results = {k: previous[k] for k in BENCHMARKS if k in previous and k not in only}
+            kept_durations = {
+                k: v for k, v in previous.get("durations_s", {}).items() if k in results
+            }
+            only_before = [b for b in previous.get("benchmarks_run", []) if b not in only]
+            only = only_before + only
+            say(f"merging with the figures of {', '.join(only_before) or 'nothing'}")
+    results.update(
+        {
+            "profile": profile.name,
+            "command": command,
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "benchmarks_run": only,
+            "log_dir": str(log_dir),
+        }
+    )
+    to_run = [b for b in only if b not in results]
     # Nothing from an earlier run may sit beside this run's figures.
     for stale in [*DOCS.glob("*.png"), DOCS / "monitor-profile.txt"]:
         stale.unlink(missing_ok=True)
@@ -82,8 +100,8 @@ def main() -> int:
             log_dir=log_dir,
             out_dir=DOCS,
         )
-        timings: dict[str, float] = {}
-        for name in only:
+        timings: dict[str, float] = dict(kept_durations)
+        for name in to_run:
             t0 = time.monotonic()
             try:
                 results[name] = _runner(name)(ctx)
