@@ -99,6 +99,8 @@ def plan_moves(
     free capacity (capacity - in flight - ``reserved`` - already planned here), else none (the
     task stays queued). Ties break on agent id so plans are reproducible.
     """
+    if not slots:  # most fences move nothing: do not walk the whole pool for them
+        return ()
     load = {c.key: c.in_flight + (reserved or {}).get(c.key, 0) for c in pool}
     entries: list[PlanEntry] = []
     for slot in sorted(slots, key=lambda s: s.task_id):

@@ -95,6 +95,8 @@ class AgentRecord:
 
     def is_fenced(self, epoch: int) -> bool:
         """Whether ``epoch`` was fenced by an applied decision."""
+        if not self.fenced:  # nearly every record: no generator on the detection hot path
+            return False
         return any(f.epoch == epoch for f in self.fenced)
 
     def fence_of(self, epoch: int) -> FencedEpoch | None:
