@@ -162,3 +162,33 @@ def dead_epochs(
         if age >= policy.heartbeat_timeout:
             out.append(DeadEpoch(agent_id, epoch, DispatchReason.HEARTBEAT_TIMEOUT, live_age))
     return out
+
+
+def timeout_at(
+    record: AgentRecord | None,
+    live: LiveEntry | None,
+    owned_since: float,
+    policy: DetectionPolicy,
+    known_since: dict[int, float] | None = None,
+) -> float | None:
+    """The monitor time from which :func:`dead_epochs` fails the newest epoch for
+    ``heartbeat_timeout`` if neither the record nor the heartbeat changes; ``None`` if it never
+    would (no epoch yet, or the newest epoch is stopped or fenced).
+
+    Lets the monitor leave an agent alone until then instead of asking :func:`dead_epochs` every
+    tick: before this time only a change (a table write, a new epoch) can make it fence.
+    """
+    epochs = [e for e in (record.epoch if record else None, live.epoch if live else None)]
+    known_epochs = [e for e in epochs if e is not None]
+    if not known_epochs:
+        return None
+    newest = max(known_epochs)
+    if record is not None and (newest in record.stopped or record.is_fenced(newest)):
+        return None
+    grace_end = owned_since + policy.grace_period
+    if live is not None and live.epoch == newest:
+        start = live.last_seen
+    else:
+        known = (known_since or {}).get(newest)
+        start = grace_end if known is None else max(grace_end, known)
+    return max(grace_end, start + policy.heartbeat_timeout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent_failover.models import DispatchReason
-from streams.detection import DeadEpoch, Health, classify, dead_epochs, health_of
+from streams.detection import DeadEpoch, Health, classify, dead_epochs, health_of, timeout_at
 from streams.state import FencedEpoch, SlotStatus
 from tests.streams.factories import POLICY, live, record, slot
 
@@ -98,3 +98,42 @@ def test_agent_known_only_from_heartbeats_is_detected() -> None:
     dead = dead_epochs(None, live(last_seen=90.0), 100.0, OWNED_SINCE, POLICY)
     assert [(d.agent_id, d.epoch) for d in dead] == [("a", 1)]
     assert dead_epochs(None, None, 100.0, OWNED_SINCE, POLICY) == []
+
+
+# -- timeout_at: when dead_epochs would start failing the newest epoch, if nothing changes --------
+
+TIMEOUT_CASES = [
+    ("heard", record(), live(last_seen=100.0), 0.0, None),
+    ("heard, in grace", record(), live(last_seen=100.0), 99.0, None),
+    ("table only", record(), None, 0.0, None),
+    ("table only, known late", record(), None, 0.0, {1: 50.0}),
+    ("newer epoch in the table", record(epoch=2), live(epoch=1, last_seen=100.0), 0.0, {2: 80.0}),
+    ("heartbeat only", None, live(last_seen=100.0), 0.0, None),
+]
+
+
+def _first_timeout(case: tuple[object, ...], step: float = 0.01) -> float | None:
+    _, rec, lv, since, known = case
+    for n in range(0, 40000):
+        now = n * step
+        dead = dead_epochs(rec, lv, now, since, POLICY, known)  # type: ignore[arg-type]
+        if any(d.reason is DispatchReason.HEARTBEAT_TIMEOUT for d in dead):
+            return now
+    return None
+
+
+def test_timeout_at_is_when_dead_epochs_first_times_out() -> None:
+    for case in TIMEOUT_CASES:
+        name, rec, lv, since, known = case
+        at = timeout_at(rec, lv, since, POLICY, known)  # type: ignore[arg-type]
+        first = _first_timeout(case)
+        assert at is not None and first is not None, name
+        assert first - 0.011 < at <= first, (name, at, first)
+
+
+def test_timeout_at_is_none_for_a_closed_newest_epoch() -> None:
+    fenced = dataclasses.replace(record(), fenced=(FencedEpoch(1, "d", 0.0),))
+    stopped = dataclasses.replace(record(), stopped=(1,))
+    assert timeout_at(fenced, live(), 0.0, POLICY) is None
+    assert timeout_at(stopped, None, 0.0, POLICY) is None
+    assert timeout_at(None, None, 0.0, POLICY) is None
