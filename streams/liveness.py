@@ -3,7 +3,9 @@
 faust's per-event overhead caps a worker near 5.4k records/s (about 2k/s with a table write per
 record), far below the 20k heartbeats/s a worker must absorb (BROKER_FACTS.md). Heartbeats are
 therefore never a faust stream: this thread batch-consumes them, validates them with orjson and
-keeps the newest one per agent id in memory. The detection timer reads :meth:`snapshot`.
+keeps the newest one per agent id in memory. The detection timer asks only for what it needs
+each tick: the entries that went silent (:meth:`expired`, cheap because the map is kept in
+``last_seen`` order) and the agents whose epoch changed (:meth:`drain_changed`).
 
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
@@ -108,9 +110,14 @@ class LivenessTracker:
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
         self._directory = directory
+        self._own_key = directory.monitor_id.encode() if directory is not None else None
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
+        # Newest heartbeat per agent id, in last_seen order (an update moves the key to the end):
+        # the silent ones are a prefix, so a tick never walks the whole fleet to find them.
         self._entries: dict[str, LiveEntry] = {}
+        self._entries_lock = threading.Lock()  # the tick reads a prefix while the thread updates
+        self._changed: list[str] = []  # agent ids whose epoch is new here, for the next tick
         self._partition_of: dict[str, int] = {}
         self._wanted: frozenset[int] = frozenset()
         self._assigned: frozenset[int] = frozenset()
@@ -143,6 +150,29 @@ class LivenessTracker:
     def snapshot(self) -> dict[str, LiveEntry]:
         """A copy of the newest heartbeat per agent id (entries are never mutated)."""
         return self._entries.copy()  # dict.copy is atomic under the GIL
+
+    def get(self, agent_id: str) -> LiveEntry | None:
+        """The newest heartbeat of ``agent_id``, if any (never mutated once returned)."""
+        return self._entries.get(agent_id)
+
+    def expired(self, seen_before: float) -> list[LiveEntry]:
+        """Entries whose last heartbeat is at or before ``seen_before``, oldest first.
+
+        The map is in ``last_seen`` order, so this walks only the silent agents: O(expired).
+        """
+        out: list[LiveEntry] = []
+        with self._entries_lock:
+            for entry in self._entries.values():
+                if entry.last_seen > seen_before:
+                    break
+                out.append(entry)
+        return out
+
+    def drain_changed(self) -> list[str]:
+        """Agent ids that appeared, changed epoch or were dropped since the last call."""
+        with self._entries_lock:
+            changed, self._changed = self._changed, []
+        return changed
 
     @property
     def assigned(self) -> frozenset[int]:
@@ -207,9 +237,10 @@ class LivenessTracker:
         if removed:
             consumer.incremental_unassign([TopicPartition(topic, p) for p in sorted(removed)])
             # Liveness of agents now owned elsewhere must not linger here.
-            for agent_id, partition in list(self._partition_of.items()):
-                if partition in removed:
-                    self._entries.pop(agent_id, None)
+            with self._entries_lock:
+                for agent_id, partition in list(self._partition_of.items()):
+                    if partition in removed and self._entries.pop(agent_id, None) is not None:
+                        self._changed.append(agent_id)
         if added:
             consumer.incremental_assign(
                 [TopicPartition(topic, p, OFFSET_END) for p in sorted(added)]
@@ -218,10 +249,11 @@ class LivenessTracker:
         log.info("heartbeat partitions: %s", sorted(wanted))
 
     def _handle(self, batch: list[Message], now: float, producer: Producer) -> None:
-        entries, partition_of = self._entries, self._partition_of
+        partition_of = self._partition_of
         partitions = self._topics.agent_partitions
         fleet = self._topics.fleet
-        count = 0
+        fresh: list[LiveEntry] = []
+        # Decode and validate outside the lock; the tick only waits for the short update below.
         for msg in batch:
             error = msg.error()
             if error is not None:
@@ -247,20 +279,38 @@ class LivenessTracker:
                 )
                 self._dead_letter(producer, msg, reason)
                 continue
-            current = entries.get(agent_id)
-            if current is not None and (
-                entry.epoch < current.epoch
-                or (entry.epoch == current.epoch and entry.seq < current.seq)
-            ):
-                continue  # an older incarnation still beating: it proves nothing about the newest
             entry.last_seen = now
-            entries[agent_id] = entry
-            count += 1
+            fresh.append(entry)
+        if not fresh:
+            return
+        count = 0
+        entries, changed = self._entries, self._changed
+        with self._entries_lock:
+            for entry in fresh:
+                agent_id = entry.agent_id
+                current = entries.get(agent_id)
+                if current is not None:
+                    if entry.epoch < current.epoch or (
+                        entry.epoch == current.epoch and entry.seq < current.seq
+                    ):
+                        continue  # an older incarnation still beating: proves nothing about now
+                    if entry.epoch != current.epoch:
+                        changed.append(agent_id)
+                    # Re-inserted at the end, so the map stays in last_seen order.
+                    del entries[agent_id]
+                else:
+                    changed.append(agent_id)
+                entries[agent_id] = entry
+                count += 1
         if count and self._on_heartbeats is not None:
             self._on_heartbeats(count)
 
     def _on_fleet(self, msg: Message, now: float, producer: Producer) -> None:
         if self._directory is None:
+            return
+        if msg.key() == self._own_key:
+            # Our own summary read back: the directory ignores it, so do not pay for decoding it
+            # (it lists every healthy agent this worker owns, twice a second).
             return
         try:
             summary = FleetSummary.decode(msg.value())

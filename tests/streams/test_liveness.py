@@ -113,3 +113,29 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
     reasons = [orjson.loads(v)["reason"] for _, v, _ in producer.sent]
     assert "not JSON" in reasons[0] and "murmur2" in reasons[1]
     assert all(topic == TOPICS.dead_letter for topic, _, _ in producer.sent)
+
+
+def test_the_map_stays_in_last_seen_order_so_silent_agents_are_a_prefix() -> None:
+    t, producer, _ = tracker()
+    ids = ["ag-0", "ag-1", "ag-2"]
+
+    def beat(agent: str, seq: int, now: float, epoch: int = 1) -> None:
+        msg = FakeMessage(hb(agent, epoch, seq), partition_for(agent, TOPICS.agent_partitions))
+        t._handle([msg], now, producer)  # type: ignore[list-item]
+
+    a, b, c = ids
+    beat(a, 0, 1.0)
+    beat(b, 0, 2.0)
+    beat(c, 0, 3.0)
+    assert sorted(t.drain_changed()) == sorted(ids)  # new agents
+    assert t.drain_changed() == []
+    beat(a, 1, 4.0)  # a beats again: no longer the oldest
+    assert [e.agent_id for e in t.expired(2.5)] == [b]
+    assert [e.agent_id for e in t.expired(3.0)] == [b, c]
+    assert t.drain_changed() == []  # same epoch: nothing changed for detection
+    beat(b, 0, 5.0, epoch=2)  # a new epoch
+    assert t.drain_changed() == [b]
+    assert [e.agent_id for e in t.expired(10.0)] == [c, a, b]
+    beat(c, 0, 6.0, epoch=0)  # an older incarnation: ignored, keeps its place
+    assert [e.agent_id for e in t.expired(4.5)] == [c, a]
+    assert t.get(c) is not None and t.get(c).epoch == 1  # type: ignore[union-attr]
