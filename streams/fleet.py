@@ -21,10 +21,14 @@ Everything but :class:`FleetDirectory`'s lock is a pure function, tested without
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
 import threading
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
-from agent_failover.models import FleetAgent, FleetSummary
+import orjson
+
+from agent_failover.models import SCHEMA_VERSION, FleetAgent, FleetSummary, Pool
 from agent_failover.partitioner import partition_for
 from streams.dispatch import AgentEpoch, Candidate
 
@@ -33,6 +37,10 @@ PUBLISH_INTERVAL = 0.5
 #: A summary not followed by a newer one from the same worker within this long is ignored: three
 #: intervals, so one late or lost summary does not make a healthy worker's agents vanish.
 EXPIRE_AFTER = 3 * PUBLISH_INTERVAL
+#: At most this many agents in one summary, the best targets first (see :func:`best_targets`).
+#: An agent takes about 110 bytes, so a summary stays well under the brokers' default 1 MB record
+#: limit; listing every healthy agent failed to publish at all beyond about 9,000 per worker.
+MAX_SUMMARY_AGENTS = 4000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,14 +51,42 @@ class Received:
     received_at: float
 
 
+def best_targets(
+    local: Iterable[Candidate],
+    reserved: Mapping[AgentEpoch, int],
+    limit: int = MAX_SUMMARY_AGENTS,
+) -> list[Candidate]:
+    """The candidates a summary lists, with reservations added to their load, by agent id.
+
+    Beyond ``limit``, the ones :func:`~streams.dispatch.plan_moves` would pick first are kept:
+    agents with free capacity before full ones, standbys first, then the least loaded. A reader
+    only needs enough targets for the tasks of the agents it fences.
+    """
+    loaded = [
+        dataclasses.replace(c, in_flight=c.in_flight + reserved[c.key]) if c.key in reserved else c
+        for c in local
+    ]
+    if len(loaded) > limit:
+        loaded = heapq.nsmallest(limit, loaded, key=_preference)
+    return sorted(loaded, key=lambda c: (c.agent_id, c.epoch))
+
+
+def _preference(c: Candidate) -> tuple[bool, bool, float, int, str, int]:
+    ratio = c.in_flight / c.capacity if c.capacity > 0 else math.inf
+    full = c.capacity - c.in_flight <= 0
+    return (full, c.pool is not Pool.STANDBY, ratio, c.in_flight, c.agent_id, c.epoch)
+
+
 def summarize(
     monitor_id: str,
     owned: Collection[int],
     local: Iterable[Candidate],
     reserved: Mapping[AgentEpoch, int],
     at: float,
+    limit: int = MAX_SUMMARY_AGENTS,
 ) -> FleetSummary:
-    """This worker's summary: its owned partitions and the candidates among its own agents.
+    """This worker's summary: its owned partitions and the candidates among its own agents
+    (at most ``limit``, see :func:`best_targets`).
 
     Load includes this worker's recent reservations: tasks it just placed on an agent are not in
     that agent's heartbeats yet, and other workers would otherwise see the slots as free.
@@ -60,13 +96,48 @@ def summarize(
             agent_id=c.agent_id,
             epoch=c.epoch,
             capacity=c.capacity,
-            in_flight=c.in_flight + reserved.get(c.key, 0),
+            in_flight=c.in_flight,
             pool=c.pool,
         )
-        for c in sorted(local, key=lambda c: (c.agent_id, c.epoch))
+        for c in best_targets(local, reserved, limit)
     )
     return FleetSummary(
         monitor_id=monitor_id, at=at, partitions=tuple(sorted(owned)), agents=agents
+    )
+
+
+def encode_summary(
+    monitor_id: str,
+    owned: Collection[int],
+    local: Iterable[Candidate],
+    reserved: Mapping[AgentEpoch, int],
+    at: float,
+    limit: int = MAX_SUMMARY_AGENTS,
+) -> bytes:
+    """``summarize(...).encode()``, byte for byte, without building a record per agent.
+
+    The monitor publishes twice a second; the generic record encoder spent about 0.2 s per
+    summary of 20,000 agents in the event loop, which delayed detection ticks.
+    """
+    agents = [
+        {
+            "agent_id": c.agent_id,
+            "epoch": c.epoch,
+            "capacity": c.capacity,
+            "in_flight": c.in_flight,
+            "pool": c.pool.value,
+            "draining": False,
+        }
+        for c in best_targets(local, reserved, limit)
+    ]
+    return orjson.dumps(
+        {
+            "monitor_id": monitor_id,
+            "at": at,
+            "partitions": sorted(owned),
+            "agents": agents,
+            "schema_version": SCHEMA_VERSION,
+        }
     )
 
 

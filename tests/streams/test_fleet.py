@@ -23,6 +23,8 @@ from streams.fleet import (
     EXPIRE_AFTER,
     FleetDirectory,
     Received,
+    best_targets,
+    encode_summary,
     remote_candidates,
     summarize,
     with_remote,
@@ -238,3 +240,22 @@ def test_a_worker_without_healthy_agents_fails_over_to_another_workers_agent() -
     (own,) = [FleetSummary.decode(s.value) for s in sent if s.topic == topics.fleet]
     assert (own.monitor_id, own.partitions, own.agents) == ("w1", (0,), ())
     assert [s.key for s in sent if s.topic == topics.fleet] == [b"w1"]
+
+
+def test_encode_summary_is_the_records_encoding_and_keeps_the_best_targets() -> None:
+    local = [
+        Candidate("a", 1, Pool.ACTIVE, 4, 4),  # full
+        Candidate("b", 1, Pool.ACTIVE, 4, 1),
+        Candidate("c", 1, Pool.STANDBY, 2, 1),  # standby: first
+        Candidate("d", 1, Pool.ACTIVE, 4, 0),
+    ]
+    reserved = {("d", 1): 3}  # d is nearly full once its reservations count
+    for limit in (10, 2):
+        assert encode_summary("me", {1, 0}, local, reserved, 5.0, limit) == (
+            summarize("me", {1, 0}, local, reserved, 5.0, limit).encode()
+        )
+    assert [(c.agent_id, c.in_flight) for c in best_targets(local, reserved, 2)] == [
+        ("b", 1),
+        ("c", 1),
+    ]
+    assert [c.agent_id for c in best_targets(local, reserved, 3)] == ["b", "c", "d"]
