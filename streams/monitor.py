@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import heapq
 import logging
 import os
 import socket
@@ -33,7 +34,14 @@ from agent_failover.models import (
 )
 from agent_failover.partitioner import partition_for
 from streams.deadletters import dead_letter
-from streams.detection import DeadEpoch, DetectionPolicy, Health, dead_epochs, health_of
+from streams.detection import (
+    DeadEpoch,
+    DetectionPolicy,
+    Health,
+    dead_epochs,
+    health_of,
+    timeout_at,
+)
 from streams.dispatch import (
     AgentEpoch,
     Candidate,
@@ -44,7 +52,7 @@ from streams.dispatch import (
     settle_claim,
 )
 from streams.events import apply_event, apply_redispatch
-from streams.fleet import PUBLISH_INTERVAL, FleetDirectory, summarize, with_remote
+from streams.fleet import PUBLISH_INTERVAL, FleetDirectory, encode_summary, with_remote
 from streams.liveness import LivenessTracker
 from streams.metrics import MonitorMetrics
 from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
@@ -73,6 +81,7 @@ class Table(Protocol):
 
     def get(self, key: str) -> AgentRecord | None: ...
     def __setitem__(self, key: str, value: AgentRecord) -> None: ...
+    def __len__(self) -> int: ...
     def items(self) -> Iterable[tuple[str, AgentRecord]]: ...
 
 
@@ -81,11 +90,22 @@ def monitor_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+#: How long the local candidates (healthy agents, for planning and the fleet summary) are reused:
+#: building them walks every owned agent. Placements meanwhile are counted by the reservations;
+#: remote candidates are older still (a summary every 0.5 s).
+POOL_TTL = 0.2
+
+
 class Monitor:
     """One worker's detection and failover logic over its owned partitions.
 
     ``directory`` holds other workers' fleet summaries (fed by the liveness thread); its
     ``monitor_id`` names this worker in decision records and in its own summaries.
+
+    The detection tick costs what changed or expired, not the fleet (docs/architecture.md,
+    "Monitor hot path"): it asks :func:`dead_epochs` only about agents whose record or epoch
+    changed, whose heartbeats stopped, whose first heartbeat is overdue, or that have an open
+    decision. Every other agent's verdict cannot have changed since it was last asked.
     """
 
     def __init__(
@@ -126,8 +146,23 @@ class Monitor:
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(self.policy.heartbeat_timeout / 3, 0.5)
         self._pending_ttl = max(10.0, 3 * self.policy.heartbeat_timeout)
+        # The owned records, kept where the monitor writes the table and rebuilt from the table
+        # after a rebalance or recovery (or if the table changed behind our back): the tick must
+        # not walk the table.
+        self._records: dict[str, AgentRecord] = {}
+        self._indexed: frozenset[int] | None = None  # partitions of the index; None: rebuild
+        self._table_len = 0  # len(table) after our last write: another change means rebuild
+        self._queued: set[str] = set()  # agents whose record holds queued tasks
+        self._unconfirmed: set[str] = set()  # agents whose record holds unconfirmed claims
+        # Who detection must ask about at the next tick (see the class docstring).
+        self._dirty: set[str] = set()  # record written or epoch changed since the last tick
+        self._watch: set[str] = set()  # dead epochs found, not yet fenced and applied
+        self._quiet: set[str] = set()  # silent, but fenced or stopped: nothing to decide
+        self._timers: list[tuple[float, str]] = []  # (deadline, agent): unheard newest epochs
+        self._due: dict[str, float] = {}  # agent -> its newest timer (no duplicates in the heap)
+        self._local: tuple[float, list[Candidate]] | None = None  # (built at, candidates)
 
-    @functools.lru_cache(maxsize=65536)  # noqa: B019  # one Monitor per process, ids are few
+    @functools.lru_cache(maxsize=1 << 18)  # noqa: B019  # one Monitor per process
     def partition_of(self, agent_id: str) -> int:
         """The agent-keyed partition of ``agent_id``."""
         return partition_for(agent_id, self.topics.agent_partitions)
@@ -162,37 +197,168 @@ class Monitor:
         if busy or stalled or self.liveness.assigned != frozenset(owned):
             if stalled:
                 log.warning("monitor stalled: no decisions, grace period restarted")
+            if busy:
+                self._indexed = None  # recovery writes the table without us: rebuild after it
             self.rearm_grace(now)
             return
         if not owned:
             # Still publish: an empty summary retracts this worker's claims at once.
-            self._publish_fleet(owned, [], now)
+            self._publish_fleet(owned, now)
             return
-        lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
-        records = {a: r for a, r in self.table.items() if r is not None and r.partition in owned}
-        self._expire(records, now)
-        local = candidates(lives.values(), records, now, self.policy)
-        self._publish_fleet(owned, local, now)
-        remote = self.directory.candidates(now, owned)
-        self.metrics.fleet_targets.set(len(remote))
-        pool = with_remote(local, remote)
-        self._note_epochs(records, lives, now)
-        for agent_id in sorted(records.keys() | lives.keys()):
-            rec, live = records.get(agent_id), lives.get(agent_id)
-            since = self.owned_since[self.partition_of(agent_id)]
-            known = self._known_since.get(agent_id)
-            for dead in dead_epochs(rec, live, now, since, self.policy, known):
-                if ("fence", agent_id, "", dead.epoch) not in self._pending:
-                    await self._fence(rec, dead, pool, now)
-        await self._dispatch_queued(records, pool, now)
+        partitions = frozenset(owned)
+        if self._indexed != partitions or len(self.table) != self._table_len:
+            self._reindex(partitions, now)
+        self._expire(now)
+        self._publish_fleet(owned, now)
+        await self._detect(now)
+        await self._dispatch_queued(now)
         if now - self._last_settle >= 1.0:
             self._last_settle = now
-            await self._settle_fenced(records, pool, now)
+            await self._settle_fenced(now)
         if now - self._last_health >= 1.0:
             self._last_health = now
-            self._publish_health(records, lives, now)
+            self._publish_health(now)
 
-    def _publish_fleet(self, owned: Collection[int], local: list[Candidate], now: float) -> None:
+    async def _detect(self, now: float) -> None:
+        """Fence the dead epochs among the agents whose verdict may have changed."""
+        policy = self.policy
+        for agent_id in self.liveness.drain_changed():
+            self._dirty.add(agent_id)
+        dirty, self._dirty = self._dirty, set()
+        self._quiet -= dirty
+        suspects = dirty | self._watch
+        for live in self.liveness.expired(now - policy.heartbeat_timeout):
+            if live.agent_id not in self._quiet:
+                suspects.add(live.agent_id)
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            at, agent_id = heapq.heappop(timers)
+            if self._due.get(agent_id) == at:
+                del self._due[agent_id]
+            suspects.add(agent_id)
+        order = sorted(suspects)
+        done = 0
+        try:
+            for agent_id in order:
+                await self._examine(agent_id, agent_id in dirty, now)
+                done += 1
+        finally:
+            # A failed write aborts the tick: whoever was not examined is asked again next tick.
+            self._dirty.update(order[done:])
+
+    async def _examine(self, agent_id: str, changed: bool, now: float) -> None:
+        if not self._owns(agent_id):
+            self._forget(agent_id)
+            return
+        rec, live = self._records.get(agent_id), self.liveness.get(agent_id)
+        if rec is None and live is None:
+            self._forget(agent_id)
+            return
+        if changed:
+            self._note(agent_id, rec, live, now)
+        since = self.owned_since[self.partition_of(agent_id)]
+        known = self._known_since.get(agent_id)
+        dead = dead_epochs(rec, live, now, since, self.policy, known)
+        for d in dead:
+            if ("fence", agent_id, "", d.epoch) not in self._pending:
+                await self._fence(rec, d, self._pool(now), now)
+        if dead:
+            self._watch.add(agent_id)  # until the fence is applied (or must be written again)
+            return
+        self._watch.discard(agent_id)
+        at = timeout_at(rec, live, since, self.policy, known)
+        if at is None:
+            if live is not None and now - live.last_seen >= self.policy.heartbeat_timeout:
+                self._quiet.add(agent_id)  # silent but closed: skip it until it changes
+            return
+        # A deadline the scan of silent heartbeats does not find (no heartbeat yet from the
+        # newest epoch, or the grace period): look again when it passes.
+        heard = live is not None and at == live.last_seen + self.policy.heartbeat_timeout
+        if not heard and self._due.get(agent_id) != at:
+            self._due[agent_id] = at
+            heapq.heappush(self._timers, (at, agent_id))
+
+    def _forget(self, agent_id: str) -> None:
+        self._watch.discard(agent_id)
+        self._quiet.discard(agent_id)
+        self._known_since.pop(agent_id, None)
+
+    def _note(
+        self, agent_id: str, rec: AgentRecord | None, live: LiveEntry | None, now: float
+    ) -> None:
+        """Remember when this worker first saw the agent's current epochs (monitor clock)."""
+        epochs = {e for e in (rec.epoch if rec else None, live.epoch if live else None) if e}
+        known = self._known_since.setdefault(agent_id, {})
+        for epoch in epochs:
+            known.setdefault(epoch, now)
+        if len(known) > len(epochs):  # forget superseded epochs
+            for epoch in [e for e in known if e not in epochs]:
+                del known[epoch]
+
+    def _reindex(self, partitions: frozenset[int], now: float) -> None:
+        """Rebuild the owned-records index from the table, and ask about every owned agent."""
+        records = {
+            a: r for a, r in self.table.items() if r is not None and r.partition in partitions
+        }
+        self._records = records
+        self._queued, self._unconfirmed = set(), set()
+        for rec in records.values():
+            self._classify(rec)
+        self._indexed, self._table_len = partitions, len(self.table)
+        self.liveness.drain_changed()  # everyone is asked below (drained first: none is lost)
+        lives = [a for a in self.liveness.snapshot() if self._owns(a)]
+        everyone = records.keys() | set(lives)
+        for agent_id in [a for a in self._known_since if a not in everyone]:
+            del self._known_since[agent_id]
+        self._dirty = set(everyone)
+        self._watch.clear()
+        self._quiet.clear()
+        self._timers, self._due = [], {}
+        self._local = None
+        log.info("indexed %d records, %d live agents", len(records), len(lives))
+
+    def _classify(self, rec: AgentRecord) -> None:
+        agent_id = rec.agent_id
+        queued = unconfirmed = False
+        for s in rec.tasks.values():
+            if s.status is SlotStatus.QUEUED:
+                queued = True
+            elif s.status is SlotStatus.UNCONFIRMED:
+                unconfirmed = True
+        for flag, group in ((queued, self._queued), (unconfirmed, self._unconfirmed)):
+            if flag:
+                group.add(agent_id)
+            else:
+                group.discard(agent_id)
+
+    def _store(self, agent_id: str, rec: AgentRecord) -> None:
+        """Write ``rec`` to the table, and to the index the tick reads."""
+        self.table[agent_id] = rec
+        self._table_len = len(self.table)
+        self._records[agent_id] = rec
+        self._classify(rec)
+        self._dirty.add(agent_id)
+
+    def _owned_records(self, agent_ids: Iterable[str]) -> list[AgentRecord]:
+        found = ((a, self._records.get(a)) for a in sorted(agent_ids))
+        return [r for a, r in found if r is not None and self._owns(a)]
+
+    def _local_candidates(self, now: float) -> list[Candidate]:
+        """This worker's healthy agents (one pass over the liveness map), reused for POOL_TTL."""
+        if self._local is not None and now - self._local[0] < POOL_TTL:
+            return self._local[1]
+        owns = self._owns
+        lives = [e for a, e in self.liveness.snapshot().items() if owns(a)]
+        local = candidates(lives, self._records, now, self.policy)
+        self._local = (now, local)
+        return local
+
+    def _pool(self, now: float) -> list[Candidate]:
+        """The planning pool: this worker's candidates, then those other workers vouch for."""
+        remote = self.directory.candidates(now, self.owned_since.keys())
+        return with_remote(self._local_candidates(now), remote)
+
+    def _publish_fleet(self, owned: Collection[int], now: float) -> None:
         """Publish this worker's fleet summary every PUBLISH_INTERVAL, and at once when the owned
         partitions changed (a rebalance): readers must stop trusting the previous owner soon."""
         partitions = frozenset(owned)
@@ -200,11 +366,14 @@ class Monitor:
             return
         if self._publishing is not None and not self._publishing.done():
             return  # the previous summary still waits on the broker: do not pile them up
-        summary = summarize(self.monitor_id, partitions, local, self._reservations(), time.time())
+        local = self._local_candidates(now) if partitions else []
+        value = encode_summary(
+            self.monitor_id, partitions, local, self._reservations(), time.time()
+        )
         # In a task of its own, acknowledgement not awaited: a summary is soft state, the next one
         # follows soon, and detection must never wait on it (a producer blocks on a missing
         # topic's metadata until its request timeout).
-        self._publishing = asyncio.ensure_future(self._send_summary(summary.encode()))
+        self._publishing = asyncio.ensure_future(self._send_summary(value))
         self._published, self._last_publish = partitions, now
 
     async def _send_summary(self, value: bytes) -> None:
@@ -213,29 +382,13 @@ class Monitor:
         except Exception:
             log.exception("cannot publish the fleet summary; other workers will not target ours")
 
-    def _note_epochs(
-        self, records: dict[str, AgentRecord], lives: dict[str, LiveEntry], now: float
-    ) -> None:
-        """Remember when this worker first saw each agent's current epoch (monitor clock)."""
-        for agent_id in records.keys() | lives.keys():
-            rec, live = records.get(agent_id), lives.get(agent_id)
-            epochs = {e for e in (rec.epoch if rec else None, live.epoch if live else None) if e}
-            known = self._known_since.setdefault(agent_id, {})
-            for epoch in epochs:
-                known.setdefault(epoch, now)
-            if len(known) > len(epochs):  # forget superseded epochs
-                for epoch in [e for e in known if e not in epochs]:
-                    del known[epoch]
-        for agent_id in [a for a in self._known_since if a not in records and a not in lives]:
-            del self._known_since[agent_id]
-
     def _owns(self, agent_id: str) -> bool:
         return self.partition_of(agent_id) in self.owned_since
 
-    def _expire(self, records: dict[str, AgentRecord], now: float) -> None:
+    def _expire(self, now: float) -> None:
         for key, at in list(self._pending.items()):
             kind, agent_id, task_id, n = key
-            rec = records.get(agent_id)
+            rec = self._records.get(agent_id)
             if kind == "fence":
                 applied = rec is not None and rec.is_fenced(n)
             else:
@@ -253,11 +406,14 @@ class Monitor:
     def _reservations(self) -> dict[AgentEpoch, int]:
         return {k: len(v) for k, v in self._reserved.items()}
 
-    def _publish_health(
-        self, records: dict[str, AgentRecord], lives: dict[str, LiveEntry], now: float
-    ) -> None:
+    def _publish_health(self, now: float) -> None:
+        """Owned agents by health: once a second, the one pass over the fleet that remains."""
         counts: dict[Health, int] = {}
+        owns, records, liveness = self._owns, self._records, self.liveness
+        lives = {a: e for a, e in liveness.snapshot().items() if owns(a)}
         for agent_id in records.keys() | lives.keys():
+            if not owns(agent_id):
+                continue
             since = self.owned_since[self.partition_of(agent_id)]
             h = health_of(
                 records.get(agent_id),
@@ -269,6 +425,7 @@ class Monitor:
             )
             counts[h] = counts.get(h, 0) + 1
         self.metrics.set_health(counts)
+        self.metrics.fleet_targets.set(len(self.directory.candidates(now, self.owned_since.keys())))
 
     # -- decisions ------------------------------------------------------------------------------
 
@@ -323,11 +480,7 @@ class Monitor:
         if not slots:
             return 0
         if pool is None:
-            lives = {a: e for a, e in self.liveness.snapshot().items() if self._owns(a)}
-            records = {a: r for a, r in self.table.items() if r is not None and self._owns(a)}
-            records[rec.agent_id] = rec
-            local = candidates(lives.values(), records, now, self.policy)
-            pool = with_remote(local, self.directory.candidates(now, self.owned_since.keys()))
+            pool = self._pool(now)
         unplaced = 0
         for epoch in sorted({s.epoch for s in slots}):
             group = [s for s in slots if s.epoch == epoch]
@@ -348,25 +501,22 @@ class Monitor:
             self._reserve(placed, now)
         return unplaced
 
-    async def _dispatch_queued(
-        self, records: dict[str, AgentRecord], pool: list[Candidate], now: float
-    ) -> None:
+    async def _dispatch_queued(self, now: float) -> None:
         waiting = queued = 0
-        for rec in records.values():
+        for rec in self._owned_records(self._queued):
             slots = [s for s in rec.tasks.values() if s.status is SlotStatus.QUEUED]
             if slots:
                 queued += len(slots)
-                waiting += await self.dispatch(rec, slots, pool, now)
+                # No pool passed: dispatch builds it only if a slot is not already decided.
+                waiting += await self.dispatch(rec, slots, None, now)
         self.metrics.queued.set(queued)
         self.metrics.no_healthy_agent.set(waiting)
 
-    async def _settle_fenced(
-        self, records: dict[str, AgentRecord], pool: list[Candidate], now: float
-    ) -> None:
+    async def _settle_fenced(self, now: float) -> None:
         """Unconfirmed claims of fenced epochs: move those the agents' offsets show as taken."""
         wall = time.time()
         limit = self.config.agents_session_timeout
-        for rec in records.values():
+        for rec in self._owned_records(self._unconfirmed):
             todo: list[tuple[TaskSlot, float]] = []
             for s in rec.tasks.values():
                 fence = rec.fence_of(s.epoch) if s.status is SlotStatus.UNCONFIRMED else None
@@ -378,7 +528,7 @@ class Monitor:
             for s, waited in todo:
                 took += await self._took_effect([s], waited)
             if took:
-                await self.dispatch(rec, took, pool, now, DispatchReason.LATE_CLAIM)
+                await self.dispatch(rec, took, None, now, DispatchReason.LATE_CLAIM)
 
     async def _took_effect(self, slots: list[TaskSlot], waited: float) -> list[TaskSlot]:
         sources = {(s.source.topic, s.source.partition) for s in slots if s.source is not None}
@@ -489,7 +639,7 @@ class Monitor:
         old = self.table.get(ev.agent_id)
         res = apply_event(old, ev, partition)
         if res.record is not old:
-            self.table[ev.agent_id] = res.record
+            self._store(ev.agent_id, res.record)
         if res.rejected:
             self.metrics.rejected.labels(reason=res.rejected).inc()
         if res.to_dispatch:
@@ -501,7 +651,7 @@ class Monitor:
         old = self.table.get(rd.target_agent_id)
         res = apply_redispatch(old, rd, partition)
         if res.record is not old:
-            self.table[rd.target_agent_id] = res.record
+            self._store(rd.target_agent_id, res.record)
         if res.rejected:
             self.metrics.rejected.labels(reason=res.rejected).inc()
         if res.to_dispatch:
@@ -531,7 +681,7 @@ class Monitor:
             )
         # Only once every re-dispatch is acknowledged is the decision recorded as applied.
         await asyncio.gather(*acks)
-        self.table[ctl.agent_id] = res.record
+        self._store(ctl.agent_id, res.record)
         self.metrics.redispatched.inc(len(res.redispatches))
         self.metrics.apply_seconds.observe(max(0.0, time.time() - ctl.issued_at))
         log.info(
