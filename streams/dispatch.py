@@ -73,11 +73,12 @@ def candidates(
                 continue
             if record.epoch is not None and live.epoch < record.epoch:
                 continue
-            held = sum(
-                1
-                for s in record.tasks.values()
-                if s.epoch == live.epoch and s.status is not SlotStatus.QUEUED
-            )
+            if record.tasks:  # most agents hold nothing: no generator for them
+                held = sum(
+                    1
+                    for s in record.tasks.values()
+                    if s.epoch == live.epoch and s.status is not SlotStatus.QUEUED
+                )
         out.append(
             Candidate(
                 live.agent_id, live.epoch, live.pool, live.capacity, max(held, len(live.in_flight))

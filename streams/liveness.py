@@ -74,7 +74,7 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
             and type(interval) is float
             and interval > 0
             and type(in_flight) is list
-            and all(type(t) is str for t in in_flight)
+            and (not in_flight or all(type(t) is str for t in in_flight))
             and pool in _POOLS
             and type(draining) is bool
         ):

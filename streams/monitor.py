@@ -11,8 +11,8 @@ their fleet summaries (:mod:`streams.fleet`); the tick publishes this worker's o
 from __future__ import annotations
 
 import asyncio
-import functools
 import heapq
+import itertools
 import logging
 import os
 import socket
@@ -161,11 +161,20 @@ class Monitor:
         self._timers: list[tuple[float, str]] = []  # (deadline, agent): unheard newest epochs
         self._due: dict[str, float] = {}  # agent -> its newest timer (no duplicates in the heap)
         self._local: tuple[float, list[Candidate]] | None = None  # (built at, candidates)
+        self._partition_cache: dict[str, int] = {}
+        self._owns_all = False  # every agent partition is ours: nothing to filter
 
-    @functools.lru_cache(maxsize=1 << 18)  # noqa: B019  # one Monitor per process
     def partition_of(self, agent_id: str) -> int:
         """The agent-keyed partition of ``agent_id``."""
-        return partition_for(agent_id, self.topics.agent_partitions)
+        # A plain dict, not lru_cache: it is asked once per agent in every pass over the fleet.
+        p = self._partition_cache.get(agent_id)
+        if p is None:
+            if len(self._partition_cache) >= 1 << 20:  # agent ids churn: bound the memory
+                self._partition_cache.clear()
+            p = self._partition_cache[agent_id] = partition_for(
+                agent_id, self.topics.agent_partitions
+            )
+        return p
 
     # -- ownership and clocks -------------------------------------------------------------------
 
@@ -178,6 +187,7 @@ class Monitor:
         for p in wanted - self.owned_since.keys():
             self.owned_since[p] = now
             log.info("took over partition %d: grace %.1fs", p, self.policy.grace_period)
+        self._owns_all = len(self.owned_since) == self.topics.agent_partitions
         self.liveness.assign(wanted)
 
     def rearm_grace(self, now: float) -> None:
@@ -209,13 +219,14 @@ class Monitor:
         if self._indexed != partitions or len(self.table) != self._table_len:
             self._reindex(partitions, now)
         self._expire(now)
-        self._publish_fleet(owned, now)
+        published = self._publish_fleet(owned, now)
         await self._detect(now)
         await self._dispatch_queued(now)
         if now - self._last_settle >= 1.0:
             self._last_settle = now
             await self._settle_fenced(now)
-        if now - self._last_health >= 1.0:
+        # Not in the tick that built a summary: the two passes over the fleet would add up.
+        if now - self._last_health >= 1.0 and not published:
             self._last_health = now
             self._publish_health(now)
 
@@ -306,7 +317,7 @@ class Monitor:
             self._classify(rec)
         self._indexed, self._table_len = partitions, len(self.table)
         self.liveness.drain_changed()  # everyone is asked below (drained first: none is lost)
-        lives = [a for a in self.liveness.snapshot() if self._owns(a)]
+        lives = list(self._owned_lives())
         everyone = records.keys() | set(lives)
         for agent_id in [a for a in self._known_since if a not in everyone]:
             del self._known_since[agent_id]
@@ -347,9 +358,7 @@ class Monitor:
         """This worker's healthy agents (one pass over the liveness map), reused for POOL_TTL."""
         if self._local is not None and now - self._local[0] < POOL_TTL:
             return self._local[1]
-        owns = self._owns
-        lives = [e for a, e in self.liveness.snapshot().items() if owns(a)]
-        local = candidates(lives, self._records, now, self.policy)
+        local = candidates(self._owned_lives().values(), self._records, now, self.policy)
         self._local = (now, local)
         return local
 
@@ -358,14 +367,15 @@ class Monitor:
         remote = self.directory.candidates(now, self.owned_since.keys())
         return with_remote(self._local_candidates(now), remote)
 
-    def _publish_fleet(self, owned: Collection[int], now: float) -> None:
+    def _publish_fleet(self, owned: Collection[int], now: float) -> bool:
         """Publish this worker's fleet summary every PUBLISH_INTERVAL, and at once when the owned
-        partitions changed (a rebalance): readers must stop trusting the previous owner soon."""
+        partitions changed (a rebalance): readers must stop trusting the previous owner soon.
+        Returns whether a summary was built."""
         partitions = frozenset(owned)
         if partitions == self._published and now - self._last_publish < PUBLISH_INTERVAL:
-            return
+            return False
         if self._publishing is not None and not self._publishing.done():
-            return  # the previous summary still waits on the broker: do not pile them up
+            return False  # the previous summary still waits on the broker: do not pile them up
         local = self._local_candidates(now) if partitions else []
         value = encode_summary(
             self.monitor_id, partitions, local, self._reservations(), time.time()
@@ -375,6 +385,7 @@ class Monitor:
         # topic's metadata until its request timeout).
         self._publishing = asyncio.ensure_future(self._send_summary(value))
         self._published, self._last_publish = partitions, now
+        return True
 
     async def _send_summary(self, value: bytes) -> None:
         try:
@@ -383,7 +394,15 @@ class Monitor:
             log.exception("cannot publish the fleet summary; other workers will not target ours")
 
     def _owns(self, agent_id: str) -> bool:
-        return self.partition_of(agent_id) in self.owned_since
+        return self._owns_all or self.partition_of(agent_id) in self.owned_since
+
+    def _owned_lives(self) -> dict[str, LiveEntry]:
+        """The liveness map's entries of owned partitions (a copy)."""
+        lives = self.liveness.snapshot()
+        if self._owns_all:
+            return lives
+        owns = self._owns
+        return {a: e for a, e in lives.items() if owns(a)}
 
     def _expire(self, now: float) -> None:
         for key, at in list(self._pending.items()):
@@ -409,19 +428,18 @@ class Monitor:
     def _publish_health(self, now: float) -> None:
         """Owned agents by health: once a second, the one pass over the fleet that remains."""
         counts: dict[Health, int] = {}
-        owns, records, liveness = self._owns, self._records, self.liveness
-        lives = {a: e for a, e in liveness.snapshot().items() if owns(a)}
-        for agent_id in records.keys() | lives.keys():
-            if not owns(agent_id):
-                continue
-            since = self.owned_since[self.partition_of(agent_id)]
+        owns, records, lives = self._owns, self._records, self._owned_lives()
+        owned_since, partition_of, known = self.owned_since, self.partition_of, self._known_since
+        policy = self.policy
+        table_only = (a for a in records if a not in lives and owns(a))
+        for agent_id in itertools.chain(lives, table_only):
             h = health_of(
                 records.get(agent_id),
                 lives.get(agent_id),
                 now,
-                since,
-                self.policy,
-                self._known_since.get(agent_id),
+                owned_since[partition_of(agent_id)],
+                policy,
+                known.get(agent_id),
             )
             counts[h] = counts.get(h, 0) + 1
         self.metrics.set_health(counts)
