@@ -62,19 +62,30 @@ def best_targets(
     agents with free capacity before full ones, standbys first, then the least loaded. A reader
     only needs enough targets for the tasks of the agents it fences.
     """
-    loaded = [
-        dataclasses.replace(c, in_flight=c.in_flight + reserved[c.key]) if c.key in reserved else c
-        for c in local
-    ]
+    loaded = list(local)
+    if reserved:
+        loaded = [
+            dataclasses.replace(c, in_flight=c.in_flight + reserved[c.key])
+            if c.key in reserved
+            else c
+            for c in loaded
+        ]
     if len(loaded) > limit:
-        loaded = heapq.nsmallest(limit, loaded, key=_preference)
+        # plan_moves' preference as plain tuples (compared in C, no key function per agent).
+        ranked = [
+            (
+                c.capacity - c.in_flight <= 0,
+                c.pool is not Pool.STANDBY,
+                c.in_flight / c.capacity if c.capacity > 0 else math.inf,
+                c.in_flight,
+                c.agent_id,
+                c.epoch,
+                i,
+            )
+            for i, c in enumerate(loaded)
+        ]
+        loaded = [loaded[r[-1]] for r in heapq.nsmallest(limit, ranked)]
     return sorted(loaded, key=lambda c: (c.agent_id, c.epoch))
-
-
-def _preference(c: Candidate) -> tuple[bool, bool, float, int, str, int]:
-    ratio = c.in_flight / c.capacity if c.capacity > 0 else math.inf
-    full = c.capacity - c.in_flight <= 0
-    return (full, c.pool is not Pool.STANDBY, ratio, c.in_flight, c.agent_id, c.epoch)
 
 
 def summarize(
