@@ -5,7 +5,8 @@ ramp the number of agents level by level. At each level, after ``capacity_level_
 beating, a few simulated agents stop; the level is *sustained* if every one of them is fenced
 within ``heartbeat_timeout + 1 s`` of its last heartbeat and no live agent was fenced. The knee is
 the highest sustained level before the first failure. The monitor's CPU is sampled at each level.
-At the knee (the highest sustained level) the monitor is profiled with py-spy.
+At the end of the ramp the monitor is profiled with py-spy (at the first level not sustained, if
+any: the fleets cannot shrink back to the knee).
 """
 
 from __future__ import annotations
@@ -199,7 +200,9 @@ def ramp(ctx: BenchContext, name: str, workers: int, levels: tuple[int, ...]) ->
         out["knee_heartbeats_per_s"] = max((r["heartbeats_per_s"] for r in sustained), default=0)
         out["first_failed"] = next((r for r in out["levels"] if not r["sustained"]), None)
         if workers == 1 and sustained:
-            out["profile"] = profile_monitor(ctx, setup, sustained[-1]["agents"])
+            # The fleets cannot shrink: after a failed level the monitor still serves that many
+            # agents, so the profile is labelled with the agents beating now, not the knee.
+            out["profile"] = profile_monitor(ctx, setup, setup.agents())
     finally:
         setup.close()
     return out
