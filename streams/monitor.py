@@ -11,6 +11,7 @@ their fleet summaries (:mod:`streams.fleet`); the tick publishes this worker's o
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -163,6 +164,7 @@ class Monitor:
         self._local: tuple[float, list[Candidate]] | None = None  # (built at, candidates)
         self._partition_cache: dict[str, int] = {}
         self._owns_all = False  # every agent partition is ours: nothing to filter
+        self._health_job: asyncio.Future[None] | None = None
 
     def partition_of(self, agent_id: str) -> int:
         """The agent-keyed partition of ``agent_id``."""
@@ -219,16 +221,15 @@ class Monitor:
         if self._indexed != partitions or len(self.table) != self._table_len:
             self._reindex(partitions, now)
         self._expire(now)
-        published = self._publish_fleet(owned, now)
         await self._detect(now)
         await self._dispatch_queued(now)
         if now - self._last_settle >= 1.0:
             self._last_settle = now
             await self._settle_fenced(now)
-        # Not in the tick that built a summary: the two passes over the fleet would add up.
-        if now - self._last_health >= 1.0 and not published:
+        if now - self._last_health >= 1.0:
             self._last_health = now
             self._publish_health(now)
+        self._publish_fleet(owned, now)
 
     async def _detect(self, now: float) -> None:
         """Fence the dead epochs among the agents whose verdict may have changed."""
@@ -358,7 +359,7 @@ class Monitor:
         """This worker's healthy agents (one pass over the liveness map), reused for POOL_TTL."""
         if self._local is not None and now - self._local[0] < POOL_TTL:
             return self._local[1]
-        local = candidates(self._owned_lives().values(), self._records, now, self.policy)
+        local = self._scan_candidates(frozenset(self.owned_since), now)
         self._local = (now, local)
         return local
 
@@ -367,25 +368,50 @@ class Monitor:
         remote = self.directory.candidates(now, self.owned_since.keys())
         return with_remote(self._local_candidates(now), remote)
 
-    def _publish_fleet(self, owned: Collection[int], now: float) -> bool:
+    def _publish_fleet(self, owned: Collection[int], now: float) -> None:
         """Publish this worker's fleet summary every PUBLISH_INTERVAL, and at once when the owned
-        partitions changed (a rebalance): readers must stop trusting the previous owner soon.
-        Returns whether a summary was built."""
+        partitions changed (a rebalance): readers must stop trusting the previous owner soon."""
         partitions = frozenset(owned)
         if partitions == self._published and now - self._last_publish < PUBLISH_INTERVAL:
-            return False
+            return
         if self._publishing is not None and not self._publishing.done():
-            return False  # the previous summary still waits on the broker: do not pile them up
-        local = self._local_candidates(now) if partitions else []
-        value = encode_summary(
-            self.monitor_id, partitions, local, self._reservations(), time.time()
-        )
+            return  # the previous summary is still being built or sent: do not pile them up
         # In a task of its own, acknowledgement not awaited: a summary is soft state, the next one
         # follows soon, and detection must never wait on it (a producer blocks on a missing
         # topic's metadata until its request timeout).
-        self._publishing = asyncio.ensure_future(self._send_summary(value))
+        self._publishing = asyncio.ensure_future(self._publish_summary(partitions, now))
         self._published, self._last_publish = partitions, now
-        return True
+
+    async def _publish_summary(self, partitions: frozenset[int], now: float) -> None:
+        # Built in a worker thread: it walks every owned agent (tens of milliseconds at 20k), and
+        # on the event loop that delayed the detection ticks behind it by as much.
+        reserved, at = self._reservations(), time.time()
+        try:
+            loop = asyncio.get_running_loop()
+            local, value = await loop.run_in_executor(
+                None, self._build_summary, partitions, reserved, now, at
+            )
+        except Exception:
+            log.exception("cannot build the fleet summary")
+            return
+        if self._local is None or self._local[0] <= now:
+            self._local = (now, local)  # planning reuses it for POOL_TTL
+        await self._send_summary(value)
+
+    def _build_summary(
+        self, partitions: frozenset[int], reserved: dict[AgentEpoch, int], now: float, at: float
+    ) -> tuple[list[Candidate], bytes]:
+        """Runs in a worker thread: reads only copies, and the index through single lookups
+        (each atomic under the GIL; records are immutable)."""
+        local = self._scan_candidates(partitions, now) if partitions else []
+        return local, encode_summary(self.monitor_id, partitions, local, reserved, at)
+
+    def _scan_candidates(self, partitions: Collection[int], now: float) -> list[Candidate]:
+        lives = self.liveness.snapshot()
+        if len(partitions) != self.topics.agent_partitions:
+            part = self.partition_of
+            lives = {a: e for a, e in lives.items() if part(a) in partitions}
+        return candidates(lives.values(), self._records, now, self.policy)
 
     async def _send_summary(self, value: bytes) -> None:
         try:
@@ -426,24 +452,41 @@ class Monitor:
         return {k: len(v) for k, v in self._reserved.items()}
 
     def _publish_health(self, now: float) -> None:
-        """Owned agents by health: once a second, the one pass over the fleet that remains."""
-        counts: dict[Health, int] = {}
-        owns, records, lives = self._owns, self._records, self._owned_lives()
-        owned_since, partition_of, known = self.owned_since, self.partition_of, self._known_since
-        policy = self.policy
-        table_only = (a for a in records if a not in lives and owns(a))
-        for agent_id in itertools.chain(lives, table_only):
-            h = health_of(
-                records.get(agent_id),
-                lives.get(agent_id),
-                now,
-                owned_since[partition_of(agent_id)],
-                policy,
-                known.get(agent_id),
-            )
-            counts[h] = counts.get(h, 0) + 1
+        """Owned agents by health, once a second, counted in a worker thread (a pass over every
+        owned agent must not delay detection ticks)."""
+        if self._health_job is not None and not self._health_job.done():
+            return
+        # Copies of what the loop mutates; the worker only reads them (and records are immutable).
+        job = functools.partial(
+            self._health_counts, dict(self._records), dict(self.owned_since), now
+        )
+        self._health_job = asyncio.ensure_future(self._count_health(job, now))
+
+    async def _count_health(self, job: Callable[[], dict[Health, int]], now: float) -> None:
+        try:
+            counts = await asyncio.get_running_loop().run_in_executor(None, job)
+        except Exception:
+            log.exception("cannot count agents by health")
+            return
         self.metrics.set_health(counts)
         self.metrics.fleet_targets.set(len(self.directory.candidates(now, self.owned_since.keys())))
+
+    def _health_counts(
+        self, records: dict[str, AgentRecord], owned_since: dict[int, float], now: float
+    ) -> dict[Health, int]:
+        counts: dict[Health, int] = {}
+        lives = self.liveness.snapshot()
+        partition_of, known, policy = self.partition_of, self._known_since, self.policy
+        everyone = itertools.chain(lives, (a for a in records if a not in lives))
+        for agent_id in everyone:
+            since = owned_since.get(partition_of(agent_id))
+            if since is None:
+                continue  # not ours
+            h = health_of(
+                records.get(agent_id), lives.get(agent_id), now, since, policy, known.get(agent_id)
+            )
+            counts[h] = counts.get(h, 0) + 1
+        return counts
 
     # -- decisions ------------------------------------------------------------------------------
 
