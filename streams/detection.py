@@ -54,11 +54,28 @@ class DeadEpoch:
     last_heartbeat_age_s: float | None = None
 
 
-def classify(age: float, policy: DetectionPolicy) -> Health:
-    """Health for a heartbeat ``age`` seconds old."""
+#: An agent is degraded once a heartbeat is this many of its own intervals late.
+MISSED_INTERVALS = 1.5
+
+
+def degraded_after(policy: DetectionPolicy, interval: float = 0.0) -> float:
+    """Heartbeat age at which an agent with heartbeat ``interval`` counts as degraded.
+
+    At least ``policy.degraded_after``, and never before a heartbeat is overdue: an agent whose
+    interval is close to that setting would otherwise flap between healthy and degraded between
+    two punctual heartbeats (and be skipped as a failover target). Never beyond the timeout.
+    """
+    late = MISSED_INTERVALS * interval
+    if late <= policy.degraded_after:
+        return policy.degraded_after
+    return min(late, policy.heartbeat_timeout)
+
+
+def classify(age: float, policy: DetectionPolicy, interval: float = 0.0) -> Health:
+    """Health for a heartbeat ``age`` seconds old from an agent beating every ``interval``."""
     if age >= policy.heartbeat_timeout:
         return Health.FAILED
-    if age >= policy.degraded_after:
+    if age >= degraded_after(policy, interval):
         return Health.DEGRADED
     return Health.HEALTHY
 
@@ -105,7 +122,7 @@ def health_of(
     age, seen = heartbeat_age(newest, live, now, owned_since, policy, known)
     if not seen and now < owned_since + policy.grace_period:
         return Health.UNKNOWN
-    return classify(age, policy)
+    return classify(age, policy, live.interval_s if seen and live is not None else 0.0)
 
 
 def dead_epochs(
@@ -141,8 +158,12 @@ def dead_epochs(
             open_epochs.add(record.epoch)
     if live is not None:
         open_epochs.add(live.epoch)
-    evidenced = [e for e in (record.epoch if record else None, live.epoch if live else None)]
-    newest = max(e for e in evidenced if e is not None)
+    # A record may hold tasks for an epoch it has no agent_started of yet (a re-dispatch to it
+    # was processed first: the topics are read in no particular order): that epoch counts too.
+    evidenced = {e for e in (record.epoch if record else None, live.epoch if live else None) if e}
+    if not evidenced and not holding:
+        return []
+    newest = max(evidenced or holding)
     out: list[DeadEpoch] = []
     for epoch in sorted(open_epochs):
         if record is not None and record.is_fenced(epoch):

@@ -22,7 +22,7 @@ from agent_failover.models import (
     Pool,
     Redispatch,
 )
-from streams.detection import DetectionPolicy
+from streams.detection import DetectionPolicy, degraded_after
 from streams.state import (
     KEEP_DECIDED,
     KEEP_FENCED,
@@ -63,11 +63,14 @@ def candidates(
     not fenced, not superseded. Load is the larger of the heartbeat's in-flight count and the
     tasks the table already assigns to that epoch (a heartbeat lags a re-dispatch)."""
     out: list[Candidate] = []
-    # classify(age) is HEALTHY exactly below both thresholds; compared inline because this runs
+    # classify(age) is HEALTHY exactly below degraded_after(); compared inline because this runs
     # for every owned agent twice a second (the fleet summary).
     healthy_below = min(policy.degraded_after, policy.heartbeat_timeout)
     for live in lives:
-        if live.draining or now - live.last_seen >= healthy_below:
+        if live.draining:
+            continue
+        age = now - live.last_seen
+        if age >= healthy_below and age >= degraded_after(policy, live.interval_s):
             continue
         held = 0
         record = records.get(live.agent_id)

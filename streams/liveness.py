@@ -79,11 +79,19 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
             and type(draining) is bool
         ):
             return LiveEntry(
-                agent_id, epoch, seq, 0.0, cap, tuple(in_flight), _POOLS[pool], draining
+                agent_id, epoch, seq, 0.0, cap, tuple(in_flight), _POOLS[pool], draining, interval
             )
     hb = Heartbeat.decode(raw)  # raises CodecError with the reason
     return LiveEntry(
-        hb.agent_id, hb.epoch, hb.seq, 0.0, hb.capacity, hb.in_flight, hb.pool, hb.draining
+        hb.agent_id,
+        hb.epoch,
+        hb.seq,
+        0.0,
+        hb.capacity,
+        hb.in_flight,
+        hb.pool,
+        hb.draining,
+        hb.interval_s,
     )
 
 

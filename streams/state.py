@@ -208,3 +208,4 @@ class LiveEntry:
     in_flight: tuple[str, ...] = ()
     pool: Pool = Pool.ACTIVE
     draining: bool = False
+    interval_s: float = 0.0  # the agent's own heartbeat interval (0: unknown)

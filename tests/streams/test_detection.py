@@ -137,3 +137,25 @@ def test_timeout_at_is_none_for_a_closed_newest_epoch() -> None:
     assert timeout_at(fenced, live(), 0.0, POLICY) is None
     assert timeout_at(stopped, None, 0.0, POLICY) is None
     assert timeout_at(None, None, 0.0, POLICY) is None
+
+
+def test_a_record_known_only_from_a_redispatch_is_judged_not_crashed() -> None:
+    # A re-dispatch reached this worker before the target's agent_started: no record epoch, no
+    # heartbeat yet. Detection treats the slot's epoch as the agent's, with the usual timings.
+    rec = dataclasses.replace(record(slots=(slot(),)), epoch=None)
+    assert dead_epochs(rec, None, 5.9, OWNED_SINCE, POLICY) == []
+    dead = dead_epochs(rec, None, 6.0, OWNED_SINCE, POLICY)
+    assert [(d.agent_id, d.epoch) for d in dead] == [("a", 1)]
+    assert (
+        dead_epochs(dataclasses.replace(record(), epoch=None), None, 9.0, OWNED_SINCE, POLICY) == []
+    )
+
+
+def test_degraded_waits_for_a_missed_heartbeat_of_the_agents_own_interval() -> None:
+    # degraded_after is 1.0 (timeout 3): an agent beating every 1 s must not flap to degraded
+    # (and out of the failover targets) between two punctual heartbeats.
+    assert classify(1.2, POLICY, interval=1.0) is Health.HEALTHY
+    assert classify(1.5, POLICY, interval=1.0) is Health.DEGRADED
+    assert classify(1.2, POLICY) is Health.DEGRADED  # interval unknown: the setting alone
+    # An interval beyond the timeout (a misconfiguration) cannot push failure past the timeout.
+    assert classify(3.0, POLICY, interval=10.0) is Health.FAILED
