@@ -220,6 +220,7 @@ class NormalIntake:
         self._host = host
         self._consumer: Consumer | None = None
         self._paused: set[tuple[str, int]] = set()
+        self._reassigned = False  # the assignment changed since the last resume
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"{name}-intake", daemon=True)
 
@@ -251,7 +252,12 @@ class NormalIntake:
                     if not self._host.wants_group():
                         self._stop.wait(self.POLL_S)
                         continue
-                    consumer.subscribe([self._topic], on_revoke=self._forget, on_lost=self._forget)
+                    consumer.subscribe(
+                        [self._topic],
+                        on_assign=self._assigned,
+                        on_revoke=self._forget,
+                        on_lost=self._forget,
+                    )
                     subscribed = True
                 take = self._host.free_for_normal()
                 self._set_paused(consumer, not take)
@@ -317,12 +323,19 @@ class NormalIntake:
             if fresh:
                 consumer.pause(fresh)
                 self._paused.update((tp.topic, tp.partition) for tp in fresh)
-        elif self._paused:
-            held = [tp for tp in assignment if (tp.topic, tp.partition) in self._paused]
-            if held:
-                consumer.resume(held)
+        elif self._paused or self._reassigned:
+            # Resume the whole assignment, not only what we remember pausing: librdkafka keeps a
+            # partition's pause flag when it is revoked and assigned back (which we forget), and
+            # such a partition would never be read again.
+            if assignment:
+                consumer.resume(assignment)
             self._paused.clear()
+            self._reassigned = False
 
     def _forget(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._paused.discard((tp.topic, tp.partition))
+        self._reassigned = True
+
+    def _assigned(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        self._reassigned = True
