@@ -14,7 +14,7 @@ from typing import Any, Self
 from agent_failover.config import AgentConfig
 from agent_failover.errors import LifecycleError
 from agent_failover.sdk.context import TaskContext
-from agent_failover.sdk.core import AgentCore, State
+from agent_failover.sdk.core import AgentCore, AgentFront, State
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ Handler = Callable[[TaskContext], Any]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class Agent:
+class Agent(AgentFront):
     """An agent process's connection to agent-failover, for synchronous handlers.
 
     ``handler(ctx)`` runs once per task attempt, in a thread of its own (at most ``capacity`` at a
@@ -42,25 +42,6 @@ class Agent:
             raise TypeError("handler is a coroutine function: use AsyncAgent")
         self._handler = handler
         self._core = AgentCore(config, self._launch)
-
-    @property
-    def agent_id(self) -> str:
-        """This agent's id."""
-        return self._core.agent_id
-
-    @property
-    def epoch(self) -> int:
-        """This incarnation's epoch (after :meth:`start`)."""
-        return self._core.epoch
-
-    @property
-    def fenced(self) -> bool:
-        """True once the monitor fenced this epoch."""
-        return self._core.fenced
-
-    def in_flight(self) -> dict[str, int]:
-        """Task id -> attempt of the tasks held now (running or queued)."""
-        return self._core.held()
 
     def start(self) -> Self:
         """Connect, announce this epoch and start taking tasks (in background threads)."""

@@ -15,14 +15,14 @@ from agent_failover.config import AgentConfig
 from agent_failover.errors import LifecycleError
 from agent_failover.sdk.agent import STOP_SIGNALS
 from agent_failover.sdk.context import TaskContext, TaskReleased
-from agent_failover.sdk.core import AgentCore, State
+from agent_failover.sdk.core import AgentCore, AgentFront, State
 
 log = logging.getLogger(__name__)
 
 AsyncHandler = Callable[[TaskContext], Awaitable[Any]]
 
 
-class AsyncAgent:
+class AsyncAgent(AgentFront):
     """:class:`~agent_failover.sdk.Agent` for ``async def`` handlers; same contract.
 
     The Kafka clients and their threads are the same core as the synchronous agent's; handlers
@@ -41,25 +41,6 @@ class AsyncAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
-
-    @property
-    def agent_id(self) -> str:
-        """This agent's id."""
-        return self._core.agent_id
-
-    @property
-    def epoch(self) -> int:
-        """This incarnation's epoch (after :meth:`start`)."""
-        return self._core.epoch
-
-    @property
-    def fenced(self) -> bool:
-        """True once the monitor fenced this epoch."""
-        return self._core.fenced
-
-    def in_flight(self) -> dict[str, int]:
-        """Task id -> attempt of the tasks held now (running or queued)."""
-        return self._core.held()
 
     async def start(self) -> Self:
         """Connect, announce this epoch and start taking tasks."""

@@ -682,3 +682,28 @@ class AgentCore:
             if isinstance(self._failure, AgentFailoverError):
                 raise self._failure
             raise BrokerError(f"agent {self.agent_id} stopped: {self._failure}") from self._failure
+
+
+class AgentFront:
+    """What the synchronous and asyncio fronts share: the read-only view of the core."""
+
+    _core: AgentCore
+
+    @property
+    def agent_id(self) -> str:
+        """This agent's id."""
+        return self._core.agent_id
+
+    @property
+    def epoch(self) -> int:
+        """This incarnation's epoch (after ``start()``)."""
+        return self._core.epoch
+
+    @property
+    def fenced(self) -> bool:
+        """True once the monitor fenced this epoch."""
+        return self._core.fenced
+
+    def in_flight(self) -> dict[str, int]:
+        """Task id -> attempt of the tasks held now (running or queued)."""
+        return self._core.held()

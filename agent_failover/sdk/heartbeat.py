@@ -56,7 +56,28 @@ class HeartbeatBuilder:
         self.seq += 1
 
 
-class Heartbeater:
+class BackgroundLoop:
+    """A daemon thread running ``_loop`` until :meth:`stop`; ``_stop`` tells the loop to end."""
+
+    def __init__(self, thread_name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=thread_name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the loop to end; returns once the thread has ended."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class Heartbeater(BackgroundLoop):
     """Sends a heartbeat every interval from its own thread; never blocks the agent's work.
 
     ``send`` must not block (the SDK queues the record in librdkafka and returns); a beat that
@@ -71,21 +92,10 @@ class Heartbeater:
         *,
         name: str,
     ) -> None:
+        super().__init__(f"{name}-heartbeat")  # first beat at start, then one every interval
         self._builder = builder
         self._state = state
         self._send = send
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"{name}-heartbeat", daemon=True)
-
-    def start(self) -> None:
-        """Send the first beat now, then one every interval."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop after the current beat; returns once the thread has ended."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
 
     def _loop(self) -> None:
         interval = self._builder.interval_s

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from agent_failover.errors import BrokerError, CodecError
 from agent_failover.models import Control, ControlKind, Redispatch, SourceRef, Task
+from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
     consumer.assign(positioned)
 
 
-class Listener:
+class Listener(BackgroundLoop):
     """Reads control and priority records for this agent and passes them on, decoded."""
 
     def __init__(
@@ -130,18 +131,8 @@ class Listener:
         self._on_control = on_control
         self._on_redispatch = on_redispatch
         self._on_failure = on_failure
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"{name}-listener", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread (the consumer is already assigned)."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop and wait for the thread; the caller closes the consumer."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        # The consumer is assigned before start(); the caller closes it after stop().
+        super().__init__(f"{name}-listener")
 
     def _loop(self) -> None:
         try:
