@@ -29,7 +29,7 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.errors import CodecError
+from agent_failover.errors import CodecError, LifecycleError
 from agent_failover.models import SCHEMA_VERSION, DeadLetter, FleetSummary, Heartbeat, Pool
 from agent_failover.partitioner import partition_for
 from streams.deadletters import dead_letter
@@ -139,7 +139,7 @@ class LivenessTracker:
     def start(self) -> None:
         """Start the consumer thread (once)."""
         if self._thread is not None:
-            raise RuntimeError("LivenessTracker already started")
+            raise LifecycleError("LivenessTracker already started")
         self.last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="af-liveness", daemon=True)
         self._thread.start()

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
-import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
 
 from agent_failover.config import AgentConfig
-from agent_failover.errors import LifecycleError
-from agent_failover.sdk.agent import STOP_SIGNALS
-from agent_failover.sdk.context import TaskContext, TaskReleased
+from agent_failover.errors import LifecycleError, TaskReleased
+from agent_failover.sdk.agent import STOP_SIGNALS, signals_wanted
+from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.core import AgentCore, AgentFront, State
 
 log = logging.getLogger(__name__)
@@ -43,11 +43,16 @@ class AsyncAgent(AgentFront):
         self._stop = asyncio.Event()
 
     async def start(self) -> Self:
-        """Connect, announce this epoch and start taking tasks."""
+        """Connect, announce this epoch and start taking tasks.
+
+        Raises :class:`BrokerError` if the broker cannot be reached, :class:`LifecycleError` if
+        already started or closed.
+        """
         loop = self._loop = asyncio.get_running_loop()
 
         def wake() -> None:
-            if not loop.is_closed():
+            # Called from any thread, possibly as the loop closes: then nobody waits to be woken.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._stop.set)
 
         self._core.on_stop(wake)
@@ -58,15 +63,16 @@ class AsyncAgent(AgentFront):
     async def run(self, *, handle_signals: bool | None = None) -> None:
         """Start if needed, wait for :meth:`stop`, SIGTERM/SIGINT or fencing, then close.
 
-        Raises :class:`FencedError` if the monitor fenced this epoch.
+        Raises as :meth:`Agent.run <agent_failover.sdk.Agent.run>` does: :class:`FencedError` if
+        the monitor fenced this epoch, the error that stopped a background thread,
+        :class:`LifecycleError` if closed or ``handle_signals=True`` off the main thread.
         """
+        handle_signals = signals_wanted(handle_signals)
         if self._core.state is State.NEW:
             await self.start()
         elif self._core.state is not State.RUNNING:
             raise LifecycleError("the agent is closed")
         loop = asyncio.get_running_loop()
-        if handle_signals is None:
-            handle_signals = threading.current_thread() is threading.main_thread()
         installed = []
         if handle_signals:
             for sig in STOP_SIGNALS:

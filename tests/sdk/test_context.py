@@ -109,10 +109,21 @@ def test_state_that_is_not_json_is_a_codec_error() -> None:
         ctx.checkpoint(0, object())
 
 
-def test_negative_step_is_refused() -> None:
-    ctx, _ = make_context(TASK)
-    with pytest.raises(ValueError):
-        ctx.checkpoint(-1, None)
+@pytest.mark.parametrize("step", [-1, True, 1.0, "1"])
+def test_a_step_the_schema_refuses_is_a_codec_error_and_writes_nothing(step: object) -> None:
+    ctx, sink = make_context(TASK)
+    with pytest.raises(CodecError, match="step must be an int >= 0") as raised:
+        ctx.checkpoint(step, None)  # type: ignore[arg-type]
+    assert isinstance(raised.value, ValueError) and raised.value.record_type == "checkpoint"
+    assert sink.checkpoints == []
+
+
+def test_on_demand_progress_checks_the_step_at_once() -> None:
+    ctx, sink = make_context(TASK, policy=CheckpointPolicy.on_demand())
+    with pytest.raises(CodecError):
+        ctx.progress(-1, "x")
+    assert ctx._unwritten_progress() is None  # nothing left for the final checkpoint to refuse
+    assert sink.checkpoints == []
 
 
 def test_write_failure_is_a_broker_error() -> None:
