@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import inspect
 import logging
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Self
@@ -135,9 +137,40 @@ class AsyncAgent(AgentFront):
             # close() cancels only tasks it already released; anything else cancelled (the loop
             # shutting down) is handed back too, never reported done.
             released = TaskReleased(f"task {ctx.task_id} cancelled", task_id=ctx.task_id)
-            self._core.task_done(ctx, released)
+            reported = self._task_done_off_loop(ctx, released)
+            # Wait for the report so that a loop shutting down outlives it; if this wait is
+            # cancelled too, the thread still reports the release.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wrap_future(reported)
             raise
         except Exception as exc:
             error = exc
-        # task_done may write a final checkpoint (released tasks): off the loop.
-        await asyncio.to_thread(self._core.task_done, ctx, error)
+        await asyncio.wrap_future(self._task_done_off_loop(ctx, error))
+
+    def _task_done_off_loop(
+        self, ctx: TaskContext, error: BaseException | None
+    ) -> concurrent.futures.Future[None]:
+        """Run ``task_done`` (it may write a final checkpoint and wait for the broker) in a thread.
+
+        A thread of its own, not the loop's executor: a loop shutting down may have shut its
+        executor down already, and the report must not depend on the loop at all. Not a daemon,
+        so that the interpreter does not exit in the middle of a release.
+        """
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Running: cancelling an await on it (wrap_future) then cannot cancel the report itself.
+        done.set_running_or_notify_cancel()
+
+        def report() -> None:
+            try:
+                self._core.task_done(ctx, error)
+            except BaseException as exc:  # nobody may be waiting any more: say it here
+                log.error("task %s: reporting its end failed", ctx.task_id, exc_info=exc)
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        try:
+            threading.Thread(target=report, name=f"af-done-{ctx.task_id}").start()
+        except RuntimeError:  # no new thread at interpreter shutdown: report here, blocking
+            report()
+        return done

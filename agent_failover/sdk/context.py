@@ -167,8 +167,12 @@ class TaskContext:
     async def acheckpoint(self, step: int, state: JSON) -> int:
         """``checkpoint()`` for async handlers: awaits the broker's confirmation."""
         future = self._send(step, state)
+        # Shielded: cancelling this await must not cancel the write's future, which the
+        # producer's delivery thread resolves later (set_result on a cancelled one raises there).
         try:
-            delivered = await asyncio.wait_for(asyncio.wrap_future(future), DELIVERY_WAIT_S)
+            delivered = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), DELIVERY_WAIT_S
+            )
         except TimeoutError as exc:
             raise BrokerError(f"checkpoint of task {self.task_id}: no acknowledgement") from exc
         return self._confirmed(step, delivered)
