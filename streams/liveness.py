@@ -1,7 +1,7 @@
 """The heartbeat fast path: a plain confluent-kafka consumer in a thread, beside faust.
 
 faust's per-event overhead caps a worker near 5.4k records/s (about 2k/s with a table write per
-record), far below the 20k heartbeats/s a worker must absorb (BROKER_FACTS.md). Heartbeats are
+record), far below the 20k heartbeats/s a worker must absorb (docs/tansu.md). Heartbeats are
 therefore never a faust stream: this thread batch-consumes them, validates them with orjson and
 keeps the newest one per agent id in memory. The detection timer asks only for what it needs
 each tick: the entries that went silent (:meth:`expired`, cheap because the map is kept in

@@ -543,7 +543,8 @@ class AgentCore:
     def task_done(self, ctx: TaskContext, exc: BaseException | None) -> None:
         """The handler of ``ctx`` returned (``exc`` None) or raised; report it and free the slot.
 
-        May block briefly (a final checkpoint when the handler released the task).
+        May block until the broker confirms a final checkpoint (when the handler released the
+        task), so fronts call it off any event loop.
         """
         try:
             if exc is None:
