@@ -19,11 +19,7 @@ from typing import Any, Literal
 
 from agent_failover.broker.compat import is_tansu
 from agent_failover.broker.embedded import EmbeddedBroker
-from agent_failover.errors import (
-    BrokerError,
-    ConfigError,
-    KafkaContainerUnavailable,
-)
+from agent_failover.errors import BrokerError, ConfigError, KafkaContainerUnavailable
 
 TEST_BROKER_ENV = "AGENT_FAILOVER_TEST_BROKER"
 KAFKA_IMAGE_ENV = "AGENT_FAILOVER_KAFKA_IMAGE"

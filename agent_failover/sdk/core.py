@@ -516,9 +516,10 @@ class AgentCore:
         """A background thread died: record why and stop the agent."""
         thread = threading.current_thread().name
         log.error("agent %s: thread %s failed: %s", self.agent_id, thread, exc, exc_info=exc)
-        if self._failure is None:
-            self._failure = exc
-            self._failed_thread = thread
+        with self._lock:  # the first failure counts, with its thread
+            if self._failure is None:
+                self._failure = exc
+                self._failed_thread = thread
         self.request_stop()
 
     # --- running tasks ----------------------------------------------------------------------
