@@ -23,15 +23,16 @@ from agent_failover.errors import (
     ConfigError,
     EmbeddedBrokerError,
     FencedError,
+    InternalError,
     LifecycleError,
     TaskError,
+    TaskReleased,
 )
 from agent_failover.models import Checkpoint, CheckpointRef, Task
 from agent_failover.sdk import (
     Agent,
     AsyncAgent,
     TaskContext,
-    TaskReleased,
     TaskSubmitter,
     current_task,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "ConfigError",
     "EmbeddedBrokerError",
     "FencedError",
+    "InternalError",
     "KafkaConfig",
     "LifecycleError",
     "MonitorConfig",

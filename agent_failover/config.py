@@ -262,7 +262,7 @@ class CheckpointPolicy:
 
 
 def default_agent_id() -> str:
-    """Pod name under Kubernetes (``HOSTNAME``), else host name and process id."""
+    """``POD_NAME`` (the pod's name, from the Kubernetes downward API), else ``<host>-<pid>``."""
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 

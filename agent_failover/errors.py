@@ -1,15 +1,28 @@
 """The error hierarchy of agent-failover.
 
-Every error the library raises derives from :class:`AgentFailoverError`::
+Every error the library raises derives from :class:`AgentFailoverError`; ``retryable`` says
+whether trying the same call again can succeed. Where each one comes from::
 
     AgentFailoverError
-    ├── ConfigError          bad or missing configuration (never retryable)
-    ├── CodecError           a record that does not decode or validate (never retryable)
-    ├── BrokerError          the broker refused or did not answer (often retryable)
-    │   └── EmbeddedBrokerError   the embedded development broker failed to start or stop
-    ├── FencedError          this agent epoch or task attempt was superseded (never retryable)
-    ├── LifecycleError       a client used before start or after close
-    └── TaskError            a task handler failed (carries the task id)
+    ├── ConfigError (ValueError)        invalid or missing settings: the configuration classes and
+    │                                   their from_env(), broker selection (never retryable)
+    ├── CodecError (ValueError)         a record that does not encode, decode or validate: decode(),
+    │                                   a checkpoint's step or state (never retryable)
+    ├── BrokerError                     the broker refused or did not answer: any Kafka call of the
+    │   │                               SDK, ensure_topics(), the Tansu fixes (often retryable)
+    │   ├── EmbeddedBrokerError         the embedded Tansu broker failed to start or stop
+    │   └── KafkaContainerUnavailable   no Kafka container can run here (no Docker engine or no
+    │                                   testcontainers): broker_from_env(); the tests skip on it
+    ├── FencedError                     this agent epoch or task attempt was superseded: a handler's
+    │                                   writes, and Agent.run() / AsyncAgent.run() (never retryable)
+    ├── LifecycleError (RuntimeError)   a client used before start, after close, twice, outside a
+    │                                   task handler, or with signal handling off the main thread
+    ├── InternalError (RuntimeError)    a bug: a background thread died of an unexpected exception;
+    │                                   Agent.run() / AsyncAgent.run() raise it (never retryable)
+    ├── TaskReleased                    the agent is stopping and hands the task back: raised in
+    │                                   handlers by checkpoint(), progress(), raise_if_stopping()
+    └── TaskError                       never raised by the library: a handler may raise it to fail
+                                        its task (like any exception a handler raises)
 
 Third-party errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -52,6 +65,20 @@ class EmbeddedBrokerError(BrokerError):
     retryable = False
 
 
+class KafkaContainerUnavailable(BrokerError):
+    """A Kafka container was asked for (testcontainers) but cannot run here; ``reason`` says why.
+
+    Not a failure of a broker that runs: no Docker engine answers, or testcontainers is not
+    installed. Tests turn it into a skip.
+    """
+
+    retryable = False
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class FencedError(AgentFailoverError):
     """This agent epoch or task attempt has been fenced: its writes are no longer accepted."""
 
@@ -61,11 +88,45 @@ class FencedError(AgentFailoverError):
 
 
 class LifecycleError(AgentFailoverError, RuntimeError):
-    """A client was used before it was started or after it was closed."""
+    """A client was used where or when it cannot be.
+
+    Before it was started, after it was closed, started twice, outside the task handler it
+    belongs to, or asked to handle signals off the main thread.
+    """
+
+
+class InternalError(AgentFailoverError, RuntimeError):
+    """A bug in agent-failover: a background thread died of an unexpected exception.
+
+    ``cause`` (also ``__cause__``) is that exception. Never retryable: the agent stopped, and
+    starting it again runs the same code.
+    """
+
+    def __init__(self, message: str, *, cause: BaseException) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.__cause__ = cause
+
+
+class TaskReleased(AgentFailoverError):
+    """The agent is stopping and hands this task back; let it propagate out of the handler.
+
+    Raised by ``checkpoint()`` / ``progress()`` (after writing) and ``raise_if_stopping()`` once
+    the agent is shutting down. The agent then reports the task ``released`` with its last
+    checkpoint, and the monitor moves it at once.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class TaskError(AgentFailoverError):
-    """A task handler raised; the task is reported failed with this reason."""
+    """For handlers: raise it to fail the task with a reason; the library never raises it.
+
+    The agent treats it like any other exception a handler raises: the task is reported
+    ``failed`` (``"TaskError: <message>"``) and not retried.
+    """
 
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)

@@ -1,7 +1,7 @@
 """The heartbeat fast path: a plain confluent-kafka consumer in a thread, beside faust.
 
 faust's per-event overhead caps a worker near 5.4k records/s (about 2k/s with a table write per
-record), far below the 20k heartbeats/s a worker must absorb (BROKER_FACTS.md). Heartbeats are
+record), far below the 20k heartbeats/s a worker must absorb (docs/tansu.md). Heartbeats are
 therefore never a faust stream: this thread batch-consumes them, validates them with orjson and
 keeps the newest one per agent id in memory. The detection timer asks only for what it needs
 each tick: the entries that went silent (:meth:`expired`, cheap because the map is kept in
@@ -29,7 +29,7 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.errors import CodecError
+from agent_failover.errors import CodecError, LifecycleError
 from agent_failover.models import SCHEMA_VERSION, DeadLetter, FleetSummary, Heartbeat, Pool
 from agent_failover.partitioner import partition_for
 from streams.deadletters import dead_letter
@@ -139,7 +139,7 @@ class LivenessTracker:
     def start(self) -> None:
         """Start the consumer thread (once)."""
         if self._thread is not None:
-            raise RuntimeError("LivenessTracker already started")
+            raise LifecycleError("LivenessTracker already started")
         self.last_poll = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="af-liveness", daemon=True)
         self._thread.start()

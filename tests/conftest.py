@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_failover.broker.select import BrokerHandle, BrokerUnavailable, broker_from_env
+from agent_failover.broker.select import BrokerHandle, broker_from_env
+from agent_failover.errors import KafkaContainerUnavailable
 
 
 @pytest.fixture(scope="session")
@@ -23,5 +24,5 @@ def broker() -> Iterator[BrokerHandle]:
     try:
         with broker_from_env(log_dir=log_dir) as handle:
             yield handle
-    except BrokerUnavailable as exc:
+    except KafkaContainerUnavailable as exc:
         pytest.skip(str(exc))

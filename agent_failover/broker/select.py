@@ -3,8 +3,8 @@
 1. ``KAFKA_BOOTSTRAP_SERVERS`` set: that broker (``kind="external"``); whether it is Tansu is
    asked of the broker itself (:func:`agent_failover.broker.compat.is_tansu`).
 2. ``AGENT_FAILOVER_TEST_BROKER=testcontainers``: an Apache Kafka container started with
-   testcontainers. Without a reachable Docker engine this raises :class:`BrokerUnavailable`
-   (tests turn it into a skip).
+   testcontainers. Without a reachable Docker engine this raises
+   :class:`~agent_failover.errors.KafkaContainerUnavailable` (tests turn it into a skip).
 3. Otherwise: the embedded Tansu broker (:class:`EmbeddedBroker`).
 """
 
@@ -19,21 +19,13 @@ from typing import Any, Literal
 
 from agent_failover.broker.compat import is_tansu
 from agent_failover.broker.embedded import EmbeddedBroker
-from agent_failover.errors import BrokerError, EmbeddedBrokerError
+from agent_failover.errors import BrokerError, ConfigError, KafkaContainerUnavailable
 
 TEST_BROKER_ENV = "AGENT_FAILOVER_TEST_BROKER"
 KAFKA_IMAGE_ENV = "AGENT_FAILOVER_KAFKA_IMAGE"
 DEFAULT_KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"
 
 BrokerKind = Literal["external", "testcontainers", "embedded"]
-
-
-class BrokerUnavailable(EmbeddedBrokerError):
-    """The requested broker cannot run here (e.g. no Docker engine); ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +63,9 @@ def broker_from_env(
     """Yield the broker the environment asks for; stop it afterwards if this started it.
 
     ``log_dir``: where the embedded broker writes ``tansu.log`` (default: a temp directory).
-    Raises :class:`BrokerUnavailable` if a testcontainers broker was asked for but cannot run,
-    :class:`EmbeddedBrokerError` if the embedded broker fails to start.
+    Raises :class:`KafkaContainerUnavailable` if a Kafka container was asked for but cannot run
+    here, :class:`BrokerError` if it fails to start, :class:`EmbeddedBrokerError` if the embedded
+    broker fails to start, :class:`ConfigError` if ``AGENT_FAILOVER_TEST_BROKER`` names no broker.
     """
     env = os.environ if env is None else env
     external = env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
@@ -85,7 +78,8 @@ def broker_from_env(
             yield BrokerHandle(bootstrap, "testcontainers", is_tansu(bootstrap))
         return
     if wanted not in ("", "embedded", "tansu"):
-        raise BrokerUnavailable(
+        # A typo must fail the run, not skip every broker test.
+        raise ConfigError(
             f"{TEST_BROKER_ENV}={wanted!r}: use 'testcontainers' or 'embedded' "
             "(or set KAFKA_BOOTSTRAP_SERVERS)"
         )
@@ -98,14 +92,14 @@ def broker_from_env(
 def _kafka_container(image: str) -> Iterator[str]:
     reason = docker_unavailable_reason()
     if reason is not None:
-        raise BrokerUnavailable(f"{TEST_BROKER_ENV}=testcontainers: {reason}")
+        raise KafkaContainerUnavailable(f"{TEST_BROKER_ENV}=testcontainers: {reason}")
     try:
         from testcontainers.community.kafka import KafkaContainer
     except ImportError:  # older testcontainers: the pre-"community" module
         try:
             from testcontainers.kafka import KafkaContainer
         except ImportError as exc:
-            raise BrokerUnavailable(
+            raise KafkaContainerUnavailable(
                 "testcontainers[kafka] is not installed (pip install 'agent-failover[dev]')"
             ) from exc
     container: Any = KafkaContainer(image)

@@ -24,6 +24,17 @@ Handler = Callable[[TaskContext], Any]
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
+def signals_wanted(handle_signals: bool | None) -> bool:
+    """Whether ``run()`` installs signal handlers: by default only on the main thread.
+
+    Raises :class:`LifecycleError` if asked to off the main thread, where Python cannot.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    if handle_signals and not main:
+        raise LifecycleError("handle_signals=True needs the main thread (signals go only there)")
+    return main if handle_signals is None else handle_signals
+
+
 class Agent(AgentFront):
     """An agent process's connection to agent-failover, for synchronous handlers.
 
@@ -44,7 +55,11 @@ class Agent(AgentFront):
         self._core = AgentCore(config, self._launch)
 
     def start(self) -> Self:
-        """Connect, announce this epoch and start taking tasks (in background threads)."""
+        """Connect, announce this epoch and start taking tasks (in background threads).
+
+        Raises :class:`BrokerError` if the broker cannot be reached, :class:`LifecycleError` if
+        already started or closed.
+        """
         self._core.start()
         return self
 
@@ -53,15 +68,15 @@ class Agent(AgentFront):
 
         Signal handlers are installed only if ``handle_signals`` (default: when called on the
         main thread) and restored afterwards. Raises :class:`FencedError` if the monitor fenced
-        this epoch (restart the process to work again), or the error that stopped a background
-        thread.
+        this epoch (restart the process to work again); the error that stopped a background
+        thread (:class:`BrokerError`, or :class:`InternalError` for a bug); :class:`LifecycleError`
+        if the agent is closed, or ``handle_signals=True`` off the main thread.
         """
+        handle_signals = signals_wanted(handle_signals)
         if self._core.state is State.NEW:
             self.start()
         elif self._core.state is not State.RUNNING:
             raise LifecycleError("the agent is closed")
-        if handle_signals is None:
-            handle_signals = threading.current_thread() is threading.main_thread()
         try:
             with self._signals(handle_signals):
                 # A timed wait keeps the main thread responsive to signals.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import inspect
 import logging
 import signal
@@ -12,9 +14,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from agent_failover.config import AgentConfig
-from agent_failover.errors import LifecycleError
-from agent_failover.sdk.agent import STOP_SIGNALS
-from agent_failover.sdk.context import TaskContext, TaskReleased
+from agent_failover.errors import LifecycleError, TaskReleased
+from agent_failover.sdk.agent import STOP_SIGNALS, signals_wanted
+from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.core import AgentCore, AgentFront, State
 
 log = logging.getLogger(__name__)
@@ -43,11 +45,16 @@ class AsyncAgent(AgentFront):
         self._stop = asyncio.Event()
 
     async def start(self) -> Self:
-        """Connect, announce this epoch and start taking tasks."""
+        """Connect, announce this epoch and start taking tasks.
+
+        Raises :class:`BrokerError` if the broker cannot be reached, :class:`LifecycleError` if
+        already started or closed.
+        """
         loop = self._loop = asyncio.get_running_loop()
 
         def wake() -> None:
-            if not loop.is_closed():
+            # Called from any thread, possibly as the loop closes: then nobody waits to be woken.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._stop.set)
 
         self._core.on_stop(wake)
@@ -58,15 +65,16 @@ class AsyncAgent(AgentFront):
     async def run(self, *, handle_signals: bool | None = None) -> None:
         """Start if needed, wait for :meth:`stop`, SIGTERM/SIGINT or fencing, then close.
 
-        Raises :class:`FencedError` if the monitor fenced this epoch.
+        Raises as :meth:`Agent.run <agent_failover.sdk.Agent.run>` does: :class:`FencedError` if
+        the monitor fenced this epoch, the error that stopped a background thread,
+        :class:`LifecycleError` if closed or ``handle_signals=True`` off the main thread.
         """
+        handle_signals = signals_wanted(handle_signals)
         if self._core.state is State.NEW:
             await self.start()
         elif self._core.state is not State.RUNNING:
             raise LifecycleError("the agent is closed")
         loop = asyncio.get_running_loop()
-        if handle_signals is None:
-            handle_signals = threading.current_thread() is threading.main_thread()
         installed = []
         if handle_signals:
             for sig in STOP_SIGNALS:
@@ -129,9 +137,40 @@ class AsyncAgent(AgentFront):
             # close() cancels only tasks it already released; anything else cancelled (the loop
             # shutting down) is handed back too, never reported done.
             released = TaskReleased(f"task {ctx.task_id} cancelled", task_id=ctx.task_id)
-            self._core.task_done(ctx, released)
+            reported = self._task_done_off_loop(ctx, released)
+            # Wait for the report so that a loop shutting down outlives it; if this wait is
+            # cancelled too, the thread still reports the release.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wrap_future(reported)
             raise
         except Exception as exc:
             error = exc
-        # task_done may write a final checkpoint (released tasks): off the loop.
-        await asyncio.to_thread(self._core.task_done, ctx, error)
+        await asyncio.wrap_future(self._task_done_off_loop(ctx, error))
+
+    def _task_done_off_loop(
+        self, ctx: TaskContext, error: BaseException | None
+    ) -> concurrent.futures.Future[None]:
+        """Run ``task_done`` (it may write a final checkpoint and wait for the broker) in a thread.
+
+        A thread of its own, not the loop's executor: a loop shutting down may have shut its
+        executor down already, and the report must not depend on the loop at all. Not a daemon,
+        so that the interpreter does not exit in the middle of a release.
+        """
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+        # Running: cancelling an await on it (wrap_future) then cannot cancel the report itself.
+        done.set_running_or_notify_cancel()
+
+        def report() -> None:
+            try:
+                self._core.task_done(ctx, error)
+            except BaseException as exc:  # nobody may be waiting any more: say it here
+                log.error("task %s: reporting its end failed", ctx.task_id, exc_info=exc)
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+        try:
+            threading.Thread(target=report, name=f"af-done-{ctx.task_id}").start()
+        except RuntimeError:  # no new thread at interpreter shutdown: report here, blocking
+            report()
+        return done

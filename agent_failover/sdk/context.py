@@ -15,11 +15,11 @@ import orjson
 
 from agent_failover.config import CheckpointPolicy
 from agent_failover.errors import (
-    AgentFailoverError,
     BrokerError,
     CodecError,
     FencedError,
     LifecycleError,
+    TaskReleased,
 )
 from agent_failover.models import JSON, Checkpoint, CheckpointRef, Task
 from agent_failover.sdk.checkpoint import ProgressGate
@@ -37,19 +37,6 @@ def current_task() -> TaskContext:
         return _current.get()
     except LookupError:
         raise LifecycleError("current_task() called outside a task handler") from None
-
-
-class TaskReleased(AgentFailoverError):
-    """The agent is stopping and hands this task back; let it propagate out of the handler.
-
-    Raised by ``checkpoint()`` / ``progress()`` (after writing) and ``raise_if_stopping()`` once
-    the agent is shutting down. The agent then reports the task ``released`` with its last
-    checkpoint, and the monitor moves it at once.
-    """
-
-    def __init__(self, message: str, *, task_id: str) -> None:
-        super().__init__(message)
-        self.task_id = task_id
 
 
 class Outcome(enum.Enum):
@@ -171,6 +158,7 @@ class TaskContext:
         Blocks until the broker confirms (idempotent producer, ``acks=all``), then reports a
         ``checkpointed`` event without waiting. Raises :class:`FencedError` if this attempt is
         fenced, :class:`TaskReleased` (after writing) if the agent is stopping,
+        :class:`CodecError` if ``step`` is not an int >= 0 or ``state`` is not JSON,
         :class:`BrokerError` if the write fails.
         """
         future = self._send(step, state)
@@ -179,8 +167,12 @@ class TaskContext:
     async def acheckpoint(self, step: int, state: JSON) -> int:
         """``checkpoint()`` for async handlers: awaits the broker's confirmation."""
         future = self._send(step, state)
+        # Shielded: cancelling this await must not cancel the write's future, which the
+        # producer's delivery thread resolves later (set_result on a cancelled one raises there).
         try:
-            delivered = await asyncio.wait_for(asyncio.wrap_future(future), DELIVERY_WAIT_S)
+            delivered = await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(future)), DELIVERY_WAIT_S
+            )
         except TimeoutError as exc:
             raise BrokerError(f"checkpoint of task {self.task_id}: no acknowledgement") from exc
         return self._confirmed(step, delivered)
@@ -189,7 +181,8 @@ class TaskContext:
         """Report progress; writes a checkpoint when the policy says so (returns its offset).
 
         Every step, at most every N seconds, or never (on demand) per the agent's
-        ``CheckpointPolicy``. Unwritten progress is still written when the agent stops.
+        ``CheckpointPolicy``. Unwritten progress is still written when the agent stops. Raises
+        as :meth:`checkpoint` does (``step`` is checked even when nothing is written).
         """
         if self._note_progress(step, state):
             return self.checkpoint(step, state)
@@ -205,6 +198,7 @@ class TaskContext:
 
     def _note_progress(self, step: int, state: JSON) -> bool:
         self._check_writable()
+        self._check_step(step)  # now, not when the agent stops and writes it
         with self._lock:
             self._pending = (step, state)
         return self.stopping or self._gate.should_write()
@@ -218,9 +212,16 @@ class TaskContext:
         if outcome is not None:
             raise LifecycleError(f"task {self.task_id} already {outcome.value}")
 
+    def _check_step(self, step: int) -> None:
+        # A step the schema refuses would be written, then rejected by the attempt resuming it.
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise CodecError(
+                f"checkpoint of task {self.task_id}: step must be an int >= 0, got {step!r}",
+                record_type=Checkpoint.RECORD_TYPE,
+            )
+
     def _send(self, step: int, state: JSON) -> DeliveryFuture:
-        if step < 0:
-            raise ValueError(f"step must be >= 0, got {step}")
+        self._check_step(step)
         self._check_writable()
         record = Checkpoint(
             task_id=self.task_id,

@@ -26,7 +26,14 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from agent_failover.config import AgentConfig
-from agent_failover.errors import AgentFailoverError, BrokerError, FencedError, LifecycleError
+from agent_failover.errors import (
+    AgentFailoverError,
+    BrokerError,
+    FencedError,
+    InternalError,
+    LifecycleError,
+    TaskReleased,
+)
 from agent_failover.models import (
     CheckpointRef,
     Control,
@@ -41,7 +48,7 @@ from agent_failover.models import (
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
-from agent_failover.sdk.context import Outcome, TaskContext, TaskReleased
+from agent_failover.sdk.context import Outcome, TaskContext
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
 from agent_failover.sdk.intake import (
     Claim,
@@ -109,6 +116,7 @@ class AgentCore:
         self._draining = False
         self._fence: Control | None = None
         self._failure: BaseException | None = None
+        self._failed_thread = ""
         self._stop_requested = threading.Event()
         self._stop_callbacks: list[Callable[[], None]] = []
         self._closed = threading.Event()
@@ -506,9 +514,12 @@ class AgentCore:
 
     def fail(self, exc: BaseException) -> None:
         """A background thread died: record why and stop the agent."""
-        log.error("agent %s: background thread failed: %s", self.agent_id, exc, exc_info=exc)
-        if self._failure is None:
-            self._failure = exc
+        thread = threading.current_thread().name
+        log.error("agent %s: thread %s failed: %s", self.agent_id, thread, exc, exc_info=exc)
+        with self._lock:  # the first failure counts, with its thread
+            if self._failure is None:
+                self._failure = exc
+                self._failed_thread = thread
         self.request_stop()
 
     # --- running tasks ----------------------------------------------------------------------
@@ -533,7 +544,8 @@ class AgentCore:
     def task_done(self, ctx: TaskContext, exc: BaseException | None) -> None:
         """The handler of ``ctx`` returned (``exc`` None) or raised; report it and free the slot.
 
-        May block briefly (a final checkpoint when the handler released the task).
+        May block until the broker confirms a final checkpoint (when the handler released the
+        task), so fronts call it off any event loop.
         """
         try:
             if exc is None:
@@ -672,16 +684,31 @@ class AgentCore:
             self._producer.close(timeout)
 
     def raise_for_outcome(self) -> None:
-        """After ``run()``: raise :class:`FencedError` if fenced, or a background thread's error."""
+        """After ``run()``: raise :class:`FencedError` if fenced, or why a background thread died.
+
+        A library error is raised as it is; a librdkafka failure as :class:`BrokerError`; anything
+        else is a bug: :class:`InternalError`, never retryable.
+        """
         if self._fence is not None:
             raise FencedError(
                 f"agent {self.agent_id} epoch {self.epoch} was fenced by the monitor "
                 f"({self._fence.decision_id}); restart to work again with a new epoch"
             )
         if self._failure is not None:
-            if isinstance(self._failure, AgentFailoverError):
-                raise self._failure
-            raise BrokerError(f"agent {self.agent_id} stopped: {self._failure}") from self._failure
+            raise self._failure_error()
+
+    def _failure_error(self) -> AgentFailoverError:
+        """The background thread's failure as a library error (cause kept): a bug is no outage."""
+        exc = self._failure
+        assert exc is not None
+        if isinstance(exc, AgentFailoverError):
+            return exc
+        where = f"agent {self.agent_id} stopped: thread {self._failed_thread} failed"
+        if isinstance(exc, KafkaException):  # librdkafka gave up (fatal error, authentication)
+            error = broker_error(where, exc)
+            error.__cause__ = exc
+            return error
+        return InternalError(f"{where}: {type(exc).__name__}: {exc}", cause=exc)
 
 
 class AgentFront:

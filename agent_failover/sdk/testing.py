@@ -2,7 +2,8 @@
 
 ::
 
-    from agent_failover.sdk.testing import make_context
+    from agent_failover import Task
+    from agent_failover.sdk.testing import bind, make_context
 
     ctx, sink = make_context(Task(task_id="t1", task_type="demo"))
     with bind(ctx):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
@@ -10,7 +11,9 @@ from agent_failover.config import CheckpointPolicy
 from agent_failover.errors import BrokerError, CodecError, FencedError, LifecycleError
 from agent_failover.models import Checkpoint, Task
 from agent_failover.sdk import TaskReleased, current_task
-from agent_failover.sdk.testing import bind, fence, make_context, request_stop
+from agent_failover.sdk.context import TaskContext
+from agent_failover.sdk.kafka import Delivered, DeliveryFuture
+from agent_failover.sdk.testing import InMemorySink, bind, fence, make_context, request_stop
 
 TASK = Task(task_id="t1", task_type="demo", payload={"n": 3})
 
@@ -109,10 +112,21 @@ def test_state_that_is_not_json_is_a_codec_error() -> None:
         ctx.checkpoint(0, object())
 
 
-def test_negative_step_is_refused() -> None:
-    ctx, _ = make_context(TASK)
-    with pytest.raises(ValueError):
-        ctx.checkpoint(-1, None)
+@pytest.mark.parametrize("step", [-1, True, 1.0, "1"])
+def test_a_step_the_schema_refuses_is_a_codec_error_and_writes_nothing(step: object) -> None:
+    ctx, sink = make_context(TASK)
+    with pytest.raises(CodecError, match="step must be an int >= 0") as raised:
+        ctx.checkpoint(step, None)  # type: ignore[arg-type]
+    assert isinstance(raised.value, ValueError) and raised.value.record_type == "checkpoint"
+    assert sink.checkpoints == []
+
+
+def test_on_demand_progress_checks_the_step_at_once() -> None:
+    ctx, sink = make_context(TASK, policy=CheckpointPolicy.on_demand())
+    with pytest.raises(CodecError):
+        ctx.progress(-1, "x")
+    assert ctx._unwritten_progress() is None  # nothing left for the final checkpoint to refuse
+    assert sink.checkpoints == []
 
 
 def test_write_failure_is_a_broker_error() -> None:
@@ -143,3 +157,32 @@ def test_async_checkpoint_and_progress() -> None:
 
     assert asyncio.run(handler()) == [0, 1]
     assert [c.step for c in sink.checkpoints] == [0, 1]
+
+
+def test_cancelled_async_checkpoint_leaves_the_write_to_the_producer() -> None:
+    # The producer's delivery thread resolves the write's future later; cancelling the handler
+    # must not cancel that future, or resolving it raises in the delivery thread.
+    write: DeliveryFuture = concurrent.futures.Future()
+
+    class PendingSink(InMemorySink):
+        queued = asyncio.Event()
+
+        def send_checkpoint(self, task_id: str, value: bytes) -> DeliveryFuture:
+            self.queued.set()
+            return write
+
+    sink = PendingSink()
+    ctx = TaskContext(
+        task=TASK, attempt=1, agent_id="a", epoch=1, sink=sink, policy=CheckpointPolicy()
+    )
+
+    async def cancel_mid_write() -> None:
+        handler = asyncio.create_task(ctx.acheckpoint(0, "s"))
+        await sink.queued.wait()
+        handler.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await handler
+
+    asyncio.run(cancel_mid_write())
+    assert not write.cancelled()
+    write.set_result(Delivered("checkpoints", 0, 0))  # what the delivery thread does

@@ -1,8 +1,10 @@
-"""The package's public surface is explicit and importable."""
+"""The public surfaces, `agent_failover` and `agent_failover.sdk`, are explicit and importable."""
 
 from __future__ import annotations
 
 import agent_failover
+import agent_failover.errors
+import agent_failover.sdk
 
 
 def test_public_surface_is_pinned() -> None:
@@ -21,6 +23,7 @@ def test_public_surface_is_pinned() -> None:
             "ConfigError",
             "EmbeddedBrokerError",
             "FencedError",
+            "InternalError",
             "KafkaConfig",
             "LifecycleError",
             "MonitorConfig",
@@ -44,3 +47,23 @@ def test_every_public_callable_has_a_docstring() -> None:
         obj = getattr(agent_failover, name)
         if callable(obj):
             assert obj.__doc__, name
+
+
+def test_sdk_surface_is_pinned() -> None:
+    assert sorted(agent_failover.sdk.__all__) == [
+        "Agent",
+        "AsyncAgent",
+        "AsyncHandler",
+        "Handler",
+        "TaskContext",
+        "TaskReleased",
+        "TaskSubmitter",
+        "current_task",
+    ]
+
+
+def test_task_released_is_one_class_in_the_error_tree() -> None:
+    released = agent_failover.errors.TaskReleased
+    assert agent_failover.TaskReleased is released
+    assert agent_failover.sdk.TaskReleased is released
+    assert issubclass(released, agent_failover.AgentFailoverError)
