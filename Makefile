@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 BENCH_PROFILE ?= quick
 
-.PHONY: install demo test test-fast lint bench broker clean
+.PHONY: install demo test test-fast lint schemas bench broker clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## Regenerate schemas/*.schema.json from the record classes in agent_failover/models/.
+schemas: install
+	$(BIN)/python -m agent_failover.schemas
 
 ## Benchmarks (failover vs consumer-group baseline, handoff, SDK cost, monitor capacity): writes
 ## docs/benchmarks/. Quick profile by default; `make bench BENCH_PROFILE=full` for the long run.

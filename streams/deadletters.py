@@ -1,37 +1,11 @@
-"""Building dead-letter records for input that failed decoding or validation."""
+"""Dead letters for input that failed decoding or validation.
+
+The builder is shared with the SDK and lives next to the model it builds
+(:mod:`agent_failover.models.deadletter`); this module keeps the monitor's import of it.
+"""
 
 from __future__ import annotations
 
-from agent_failover.models import DeadLetter
+from agent_failover.models.deadletter import cut_key, dead_letter
 
-#: The original value is kept up to this many characters (the schema says "cut at 64 KiB").
-MAX_VALUE_CHARS = 64 * 1024
-
-
-def _text(raw: bytes | str | None) -> str | None:
-    if raw is None:
-        return None
-    return raw if isinstance(raw, str) else raw.decode("utf-8", errors="replace")
-
-
-def dead_letter(
-    *,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | str | None,
-    value: bytes | str | None,
-    reason: str,
-    at: float,
-) -> DeadLetter:
-    """A :class:`DeadLetter` for a bad record, key and value as UTF-8 with replacement chars."""
-    text = _text(value)
-    return DeadLetter(
-        topic=topic,
-        partition=partition,
-        offset=offset,
-        reason=reason,
-        at=at,
-        key=_text(key),
-        value=text[:MAX_VALUE_CHARS] if text is not None else None,
-    )
+__all__ = ["cut_key", "dead_letter"]

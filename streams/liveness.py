@@ -1,11 +1,12 @@
 """The heartbeat fast path: a plain confluent-kafka consumer in a thread, beside faust.
 
 faust's per-event overhead caps a worker near 5.4k records/s (about 2k/s with a table write per
-record), far below the 20k heartbeats/s a worker must absorb (docs/tansu.md). Heartbeats are
-therefore never a faust stream: this thread batch-consumes them, validates them with orjson and
-keeps the newest one per agent id in memory. The detection timer asks only for what it needs
-each tick: the entries that went silent (:meth:`expired`, cheap because the map is kept in
-``last_seen`` order) and the agents whose epoch changed (:meth:`drain_changed`).
+record), far below the 20k heartbeats/s a worker must absorb (``docs/tansu.md``).
+Heartbeats are therefore never a faust stream: this thread batch-consumes them, validates them
+with the model's decoder and keeps the newest one per agent id in memory. The detection timer
+asks only for what it needs each tick: the entries that went silent (:meth:`expired`, cheap
+because the map is kept in ``last_seen`` order) and the agents whose epoch changed
+(:meth:`drain_changed`).
 
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
@@ -25,63 +26,26 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError
-from agent_failover.models import SCHEMA_VERSION, DeadLetter, FleetSummary, Heartbeat, Pool
+from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
-from streams.deadletters import dead_letter
 from streams.fleet import FleetDirectory
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
 
-_POOLS = {"active": Pool.ACTIVE, "standby": Pool.STANDBY, None: Pool.ACTIVE}
-
 
 def decode_heartbeat(raw: bytes | None) -> LiveEntry:
     """Validate a heartbeat and return it as a :class:`LiveEntry` (``last_seen`` left at 0).
 
-    The common case is checked inline (about 5x faster than building a :class:`Heartbeat`); any
-    record the inline checks do not accept goes through :meth:`Heartbeat.decode`, which accepts
-    exactly what the schema allows and raises :class:`CodecError` with the reason otherwise.
+    Raises :class:`CodecError` with the reason for anything :meth:`Heartbeat.decode` refuses.
+    There is no inline fast path: with msgspec the model's own decoder costs about 1.5x an
+    inline check, not enough to keep a second validator (``docs/architecture.md``).
     """
-    try:
-        d = orjson.loads(raw) if raw is not None else None
-    except orjson.JSONDecodeError:
-        d = None
-    if type(d) is dict:
-        agent_id, epoch, seq, cap = (
-            d.get("agent_id"),
-            d.get("epoch"),
-            d.get("seq"),
-            d.get("capacity"),
-        )
-        in_flight, pool, draining = d.get("in_flight", ()), d.get("pool"), d.get("draining", False)
-        interval = d.get("interval_s")
-        if (
-            d.get("schema_version") == SCHEMA_VERSION
-            and type(agent_id) is str
-            and agent_id
-            and type(epoch) is int
-            and type(seq) is int
-            and seq >= 0
-            and type(cap) is int
-            and cap >= 0
-            and type(d.get("sent_at")) is float
-            and type(interval) is float
-            and interval > 0
-            and type(in_flight) is list
-            and (not in_flight or all(type(t) is str for t in in_flight))
-            and pool in _POOLS
-            and type(draining) is bool
-        ):
-            return LiveEntry(
-                agent_id, epoch, seq, 0.0, cap, tuple(in_flight), _POOLS[pool], draining, interval
-            )
-    hb = Heartbeat.decode(raw)  # raises CodecError with the reason
+    hb = Heartbeat.decode(raw)
     return LiveEntry(
         hb.agent_id,
         hb.epoch,
@@ -337,10 +301,11 @@ class LivenessTracker:
             reason=reason,
             at=time.time(),
         )
+        value, key = record.encode(), cut_key(msg.key())
         try:
-            producer.produce(self._topics.dead_letter, record.encode(), msg.key())
+            producer.produce(self._topics.dead_letter, value, key)
         except BufferError:
             producer.poll(0.5)
-            producer.produce(self._topics.dead_letter, record.encode(), msg.key())
+            producer.produce(self._topics.dead_letter, value, key)
         if self._on_dead_letter is not None:
             self._on_dead_letter(msg.topic() or self._topics.heartbeats)

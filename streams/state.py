@@ -17,8 +17,10 @@ import enum
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
+from agent_failover.errors import CodecError
 from agent_failover.models import CheckpointRef, DispatchReason, Pool, SourceRef, Task
 
 #: How many fenced epochs, applied plan entries and finished attempts a record remembers. Later
@@ -28,7 +30,10 @@ KEEP_FENCED = 64
 KEEP_DECIDED = 1024
 KEEP_DONE = 1024
 
-STATE_VERSION = 1
+#: Version of the table's record layout (``"v"``); checked on read, see :func:`decode_record`.
+STATE_VERSION = 2
+#: The ``record_type`` of a :class:`CodecError` about a table value.
+TABLE_RECORD = "agent_record"
 
 
 class SlotStatus(enum.StrEnum):
@@ -123,73 +128,51 @@ def bounded(items: Iterable[Any], keep: int) -> tuple[Any, ...]:
 
 
 # --- table codec -----------------------------------------------------------------------------
-
-
-def _ref(raw: Any) -> CheckpointRef | None:
-    return None if raw is None else CheckpointRef.from_dict(raw)
-
-
-def _slot_to_dict(slot: TaskSlot) -> dict[str, Any]:
-    return {
-        "task": slot.task.to_dict(),
-        "attempt": slot.attempt,
-        "epoch": slot.epoch,
-        "status": slot.status.value,
-        "checkpoint": None if slot.checkpoint is None else slot.checkpoint.to_dict(),
-        "source": None if slot.source is None else slot.source.to_dict(),
-        "reason": None if slot.reason is None else slot.reason.value,
-    }
-
-
-def _slot_from_dict(raw: Mapping[str, Any]) -> TaskSlot:
-    return TaskSlot(
-        task=Task.from_dict(raw["task"]),
-        attempt=raw["attempt"],
-        epoch=raw["epoch"],
-        status=SlotStatus(raw["status"]),
-        checkpoint=_ref(raw.get("checkpoint")),
-        source=None if raw.get("source") is None else SourceRef.from_dict(raw["source"]),
-        reason=None if raw.get("reason") is None else DispatchReason(raw["reason"]),
-    )
+# The dataclasses above are the one definition of a table value: orjson writes them as they are
+# and msgspec validates them back, with the wire records' own rules for the tasks they hold.
 
 
 def encode_record(record: AgentRecord) -> bytes:
-    """Serialise a record for the table's changelog."""
-    return orjson.dumps(
-        {
-            "v": STATE_VERSION,
-            "agent_id": record.agent_id,
-            "partition": record.partition,
-            "epoch": record.epoch,
-            "pool": record.pool.value,
-            "capacity": record.capacity,
-            "stopped": list(record.stopped),
-            "superseded": list(record.superseded),
-            "fenced": [[f.epoch, f.decision_id, f.issued_at] for f in record.fenced],
-            "tasks": [_slot_to_dict(s) for s in record.tasks.values()],
-            "decided": [list(d) for d in record.decided],
-            "done": [list(d) for d in record.done],
-        }
-    )
+    """Serialise a record for the table's changelog: ``{"v": STATE_VERSION, "agent": ...}``."""
+    return orjson.dumps({"v": STATE_VERSION, "agent": record})
+
+
+def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept fenced epochs as triples and task slots as a list; reshape it to 2."""
+    return {
+        **data,
+        "fenced": [{"epoch": e, "decision_id": d, "issued_at": t} for e, d, t in data["fenced"]],
+        "tasks": {s["task"]["task_id"]: s for s in data["tasks"]},
+    }
 
 
 def decode_record(raw: bytes) -> AgentRecord:
-    """Inverse of :func:`encode_record`."""
-    data = orjson.loads(raw)
-    slots = [_slot_from_dict(s) for s in data["tasks"]]
-    return AgentRecord(
-        agent_id=data["agent_id"],
-        partition=data["partition"],
-        epoch=data["epoch"],
-        pool=Pool(data["pool"]),
-        capacity=data["capacity"],
-        stopped=tuple(data["stopped"]),
-        superseded=tuple(data["superseded"]),
-        fenced=tuple(FencedEpoch(e, d, t) for e, d, t in data["fenced"]),
-        tasks={s.task_id: s for s in slots},
-        decided=tuple((t, a) for t, a in data["decided"]),
-        done=tuple((t, a) for t, a in data["done"]),
-    )
+    """Inverse of :func:`encode_record`; also reads version 1 records.
+
+    Raises :class:`CodecError` for anything else, naming the version when it is one this monitor
+    does not know (a newer monitor wrote it).
+    """
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _error(f"not JSON ({exc})") from exc
+    version = data.get("v") if type(data) is dict else None
+    if type(version) is not int or version not in (1, STATE_VERSION):
+        raise _error(
+            f"version {version!r} is not supported: this monitor reads versions 1 and "
+            f"{STATE_VERSION} (a newer monitor wrote it, or it is not a table record)"
+        )
+    try:
+        fields = data["agent"] if version == STATE_VERSION else _from_v1(data)
+        return msgspec.convert(fields, type=AgentRecord, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _error(str(exc)) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _error(f"malformed version {version} record ({exc!r})") from None
+
+
+def _error(reason: str) -> CodecError:
+    return CodecError(f"invalid agents table record: {reason}", record_type=TABLE_RECORD)
 
 
 @dataclasses.dataclass(slots=True)

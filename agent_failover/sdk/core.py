@@ -37,7 +37,6 @@ from agent_failover.errors import (
 from agent_failover.models import (
     CheckpointRef,
     Control,
-    DeadLetter,
     EventKind,
     Heartbeat,
     Pool,
@@ -45,6 +44,7 @@ from agent_failover.models import (
     SourceRef,
     Task,
     TaskEvent,
+    dead_letter,
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
@@ -496,20 +496,19 @@ class AgentCore:
             msg.offset(),
             reason,
         )
-        raw_key, raw_value = msg.key(), msg.value()
-        key = raw_key.decode("utf-8", "replace") if isinstance(raw_key, bytes) else raw_key
-        value = raw_value.decode("utf-8", "replace")[:65536] if raw_value is not None else None
-        letter = DeadLetter(
+        letter = dead_letter(
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
             offset=msg.offset() or 0,
+            key=msg.key(),
+            value=msg.value(),
             reason=reason,
             at=time.time(),
-            key=key,
-            value=value,
         )
+        # The cut copy of the key, not the original: a huge key must not make the letter too big.
         wait_delivered(
-            self._send(self.config.topics.dead_letter, key or "", letter.encode()), "dead letter"
+            self._send(self.config.topics.dead_letter, letter.key or "", letter.encode()),
+            "dead letter",
         )
 
     def fail(self, exc: BaseException) -> None:

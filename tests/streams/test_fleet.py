@@ -8,6 +8,9 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from agent_failover.config import KafkaConfig, MonitorConfig, Topics
 from agent_failover.models import (
     Control,
@@ -259,3 +262,37 @@ def test_encode_summary_is_the_records_encoding_and_keeps_the_best_targets() -> 
         ("c", 1),
     ]
     assert [c.agent_id for c in best_targets(local, reserved, 3)] == ["b", "c", "d"]
+
+
+candidate = st.builds(
+    Candidate,
+    st.text(min_size=1, max_size=6),
+    st.integers(0, 2**63 - 1),
+    st.sampled_from(Pool),
+    st.integers(0, 8),
+    st.integers(0, 10),
+)
+
+
+@settings(derandomize=True, deadline=None, max_examples=200)
+@given(
+    local=st.lists(candidate, max_size=12),
+    reserved_counts=st.lists(st.integers(0, 4), max_size=12),
+    owned=st.sets(st.integers(0, 63), max_size=8),
+    limit=st.integers(1, 15),
+    at=st.floats(0, 2e9, allow_nan=False),
+    monitor_id=st.text(min_size=1, max_size=8),
+)
+def test_the_hand_written_summary_encoder_matches_the_generic_one(
+    local: list[Candidate],
+    reserved_counts: list[int],
+    owned: set[int],
+    limit: int,
+    at: float,
+    monitor_id: str,
+) -> None:
+    """The fast path is kept for speed only (bench/codec_cost.py): same bytes on any fleet."""
+    reserved = {c.key: n for c, n in zip(local, reserved_counts, strict=False) if n}
+    fast = encode_summary(monitor_id, owned, local, reserved, at, limit)
+    assert fast == summarize(monitor_id, owned, local, reserved, at, limit).encode()
+    assert FleetSummary.decode(fast).monitor_id == monitor_id

@@ -9,7 +9,8 @@ import pytest
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError
-from agent_failover.models import Heartbeat, Pool
+from agent_failover.models import DeadLetter, Heartbeat, Pool
+from agent_failover.models.deadletter import MAX_KAFKA_KEY_BYTES
 from agent_failover.partitioner import partition_for
 from streams.liveness import LivenessTracker, decode_heartbeat
 
@@ -54,13 +55,14 @@ class FakeProducer:
         return 0
 
 
-def test_fast_path_matches_the_model() -> None:
+def test_decoding_gives_the_heartbeat_as_a_live_entry() -> None:
     entry = decode_heartbeat(hb(draining=True))
     assert (entry.agent_id, entry.epoch, entry.capacity, entry.in_flight) == ("a", 1, 2, ("t-1",))
     assert entry.pool is Pool.STANDBY and entry.draining
+    assert (entry.seq, entry.interval_s, entry.last_seen) == (0, 1.0, 0.0)
 
 
-def test_fallback_accepts_what_the_schema_allows() -> None:
+def test_what_the_schema_allows_is_accepted() -> None:
     raw = orjson.dumps(
         {
             "schema_version": 1,
@@ -72,7 +74,17 @@ def test_fallback_accepts_what_the_schema_allows() -> None:
             "capacity": 1,
         }
     )  # integers where floats are expected: valid JSON numbers
-    assert decode_heartbeat(raw).capacity == 1
+    entry = decode_heartbeat(raw)
+    assert (entry.capacity, entry.interval_s, entry.pool, entry.in_flight) == (
+        1,
+        1.0,
+        Pool.ACTIVE,
+        (),
+    )
+
+
+def changed(**changes: Any) -> bytes:
+    return orjson.dumps({**orjson.loads(hb()), **changes})
 
 
 @pytest.mark.parametrize(
@@ -81,13 +93,16 @@ def test_fallback_accepts_what_the_schema_allows() -> None:
         (b"nope", "not JSON"),
         (None, "tombstone"),
         (orjson.dumps({"schema_version": 2}), "schema_version 2"),
-        (orjson.dumps({**orjson.loads(hb()), "epoch": "1"}), "'epoch' must be int"),
-        (orjson.dumps({**orjson.loads(hb()), "capacity": -1}), "'capacity' must be >= 0"),
+        (changed(schema_version=True), "'schema_version' must be an integer, got bool"),
+        (changed(epoch="1"), "Expected `int`, got `str` - at `$.epoch`"),
+        (changed(epoch=2**63), "Expected `int` <= 9223372036854775807 - at `$.epoch`"),
+        (changed(capacity=-1), "Expected `int` >= 0 - at `$.capacity`"),
     ],
 )
 def test_invalid_heartbeats_raise_with_a_reason(raw: bytes | None, reason: str) -> None:
-    with pytest.raises(CodecError, match=reason):
+    with pytest.raises(CodecError) as info:
         decode_heartbeat(raw)
+    assert reason in str(info.value)
 
 
 def tracker() -> tuple[LivenessTracker, FakeProducer, list[str]]:
@@ -113,6 +128,23 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
     reasons = [orjson.loads(v)["reason"] for _, v, _ in producer.sent]
     assert "not JSON" in reasons[0] and "murmur2" in reasons[1]
     assert all(topic == TOPICS.dead_letter for topic, _, _ in producer.sent)
+
+
+def test_a_dead_letter_of_a_huge_record_fits_the_record_limit() -> None:
+    t, producer, letters = tracker()
+    huge = FakeMessage(b"x" * 900_000, 0, key=b"k" * 900_000)
+    t._handle([huge], 1.0, producer)  # type: ignore[list-item]
+    ((topic, value, key),) = producer.sent
+    assert topic == TOPICS.dead_letter and letters == [TOPICS.heartbeats]
+    assert key == b"k" * MAX_KAFKA_KEY_BYTES
+    assert len(value) + len(key) < 1_000_000  # librdkafka's default message.max.bytes
+    letter = DeadLetter.decode(value)
+    assert (letter.key_size, letter.value_size, letter.key_cut, letter.value_cut) == (
+        900_000,
+        900_000,
+        True,
+        True,
+    )
 
 
 def test_the_map_stays_in_last_seen_order_so_silent_agents_are_a_prefix() -> None:

@@ -1,0 +1,87 @@
+"""Wire records: frozen dataclasses, each the one definition of its record.
+
+Every top-level record carries ``schema_version``. Decoding is strict: a missing field, a wrong
+type, a value out of range, an unknown enum value, a broken cross-field rule or an unknown schema
+version raises :class:`~agent_failover.errors.CodecError` naming the field and the reason (the
+monitor sends such records to the dead-letter topic). Unknown extra fields are ignored so that
+newer minor versions of a producer stay readable. ``schemas/*.schema.json`` are generated from
+these classes (``make schemas``); ``tests/unit/test_schemas.py`` fails when they drift.
+"""
+
+from __future__ import annotations
+
+from agent_failover.models.base import Needs, Record
+from agent_failover.models.deadletter import DeadLetter, cut_key, dead_letter
+from agent_failover.models.records import (
+    Checkpoint,
+    CheckpointRef,
+    Control,
+    Failover,
+    FleetAgent,
+    FleetSummary,
+    Heartbeat,
+    MovedTask,
+    PlanEntry,
+    Redispatch,
+    SourceRef,
+    Task,
+    TaskEvent,
+)
+from agent_failover.models.vocabulary import (
+    JSON,
+    MAX_INT63,
+    MAX_JSON_DEPTH,
+    SCHEMA_VERSION,
+    TASK_EVENT_KINDS,
+    ControlKind,
+    DispatchReason,
+    EventKind,
+    Pool,
+)
+
+#: Every top-level record type, by its schema file stem.
+RECORD_TYPES: dict[str, type[Record]] = {
+    cls.RECORD_TYPE: cls
+    for cls in (
+        Heartbeat,
+        Task,
+        Checkpoint,
+        TaskEvent,
+        Control,
+        Redispatch,
+        Failover,
+        DeadLetter,
+        FleetSummary,
+    )
+}
+
+__all__ = [
+    "JSON",
+    "MAX_INT63",
+    "MAX_JSON_DEPTH",
+    "RECORD_TYPES",
+    "SCHEMA_VERSION",
+    "TASK_EVENT_KINDS",
+    "Checkpoint",
+    "CheckpointRef",
+    "Control",
+    "ControlKind",
+    "DeadLetter",
+    "DispatchReason",
+    "EventKind",
+    "Failover",
+    "FleetAgent",
+    "FleetSummary",
+    "Heartbeat",
+    "MovedTask",
+    "Needs",
+    "PlanEntry",
+    "Pool",
+    "Record",
+    "Redispatch",
+    "SourceRef",
+    "Task",
+    "TaskEvent",
+    "cut_key",
+    "dead_letter",
+]

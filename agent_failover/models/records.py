@@ -1,0 +1,322 @@
+"""The wire records of agents and the monitor, one frozen dataclass each.
+
+A record's first docstring paragraph and its field annotations are its schema: the generator
+(``python -m agent_failover.schemas``) writes them to ``schemas/*.schema.json``, and
+:class:`~agent_failover.models.base.Record` validates against the same annotations on decode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, ClassVar
+
+from msgspec import Meta
+
+from agent_failover.models.base import Needs, Record, together
+from agent_failover.models.vocabulary import (
+    JSON,
+    SCHEMA_VERSION,
+    TASK_EVENT_KINDS,
+    AgentId,
+    Attempt,
+    ControlKind,
+    DecisionId,
+    DispatchReason,
+    Epoch,
+    EventKind,
+    HeartbeatAge,
+    NewAttempt,
+    NonNegative,
+    Pool,
+    Step,
+    TaskId,
+    Version,
+)
+
+TargetAgentId = Annotated[
+    str | None,
+    Meta(description="Agent chosen to run the task; absent when no healthy agent was available."),
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heartbeat(Record):
+    """Liveness and load of one agent epoch. Topic `heartbeats`, key: agent_id."""
+
+    RECORD_TYPE: ClassVar[str] = "heartbeat"
+    agent_id: AgentId
+    epoch: Epoch
+    seq: Annotated[
+        int, Meta(ge=0, description="Heartbeat sequence number within the epoch, from 0.")
+    ]
+    # The monitor never trusts an agent's clock: liveness is measured on its own.
+    sent_at: Annotated[float, Meta(description="Agent clock, Unix seconds; informational only.")]
+    interval_s: Annotated[
+        float, Meta(gt=0, description="The agent's heartbeat interval in seconds.")
+    ]
+    capacity: NonNegative
+    in_flight: Annotated[
+        tuple[str, ...], Meta(description="Ids of the tasks the agent is running.")
+    ] = ()
+    pool: Pool = Pool.ACTIVE
+    draining: bool = False
+    schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Task(Record):
+    """A unit of work. Topic `tasks`, key: task_id; also embedded in events and re-dispatch
+    records.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "task"
+    task_id: TaskId
+    task_type: Annotated[str, Meta(min_length=1)]
+    payload: Annotated[JSON, Meta(description="Application input of the task; any JSON value.")] = (
+        None
+    )
+    submitted_at: float | None = None
+    schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checkpoint(Record):
+    """Progress of one task attempt. Topic `checkpoints` (compacted), key: task_id."""
+
+    RECORD_TYPE: ClassVar[str] = "checkpoint"
+    task_id: TaskId
+    attempt: Attempt
+    agent_id: AgentId
+    epoch: Epoch
+    step: Step
+    # Required even when null: null is a valid state, and absent would hide a writer's bug.
+    state: Annotated[
+        JSON, Meta(description="Application state needed to resume after `step`; any JSON value.")
+    ]
+    written_at: float
+    schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckpointRef(Record):
+    """Where a checkpoint lies: partition and offset in the checkpoints topic, and its step."""
+
+    RECORD_TYPE: ClassVar[str] = "checkpoint_ref"
+    partition: NonNegative
+    offset: NonNegative
+    step: Step
+
+
+CheckpointLocation = Annotated[
+    CheckpointRef | None,
+    Meta(description="Location of the checkpoint to resume from, or of the latest one written."),
+]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourceRef(Record):
+    """Where a task was taken from: topic, partition and offset of the normal task record."""
+
+    RECORD_TYPE: ClassVar[str] = "source_ref"
+    topic: str
+    partition: NonNegative
+    offset: NonNegative
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskEvent(Record):
+    """Agent lifecycle and task progress. Topic `task-events`, key: agent_id.
+
+    `agent_started` / `agent_stopped` carry no task; every other kind carries `task_id` and
+    `attempt`. `claiming` and `claimed` carry the task itself; `claiming` also carries where it
+    came from (`source`) when it came from the normal task topic. `checkpointed` and `released`
+    carry the checkpoint's location.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "task_event"
+    RULES: ClassVar[tuple[Needs, ...]] = (
+        Needs(("task_id", "attempt"), when="kind", values=tuple(sorted(TASK_EVENT_KINDS))),
+        Needs(("task",), when="kind", values=(EventKind.CLAIMING, EventKind.CLAIMED)),
+        Needs(("checkpoint",), when="kind", values=(EventKind.CHECKPOINTED,)),
+    )
+    kind: EventKind
+    agent_id: AgentId
+    epoch: Epoch
+    at: float
+    task_id: TaskId | None = None
+    attempt: Attempt | None = None
+    task: Task | None = None
+    source: Annotated[
+        SourceRef | None,
+        Meta(description="Where a task taken from the normal task topic lies (claiming events)."),
+    ] = None
+    checkpoint: CheckpointLocation = None
+    capacity: NonNegative | None = None
+    pool: Pool | None = None
+    error: str | None = None
+    schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlanEntry(Record):
+    """One task's move in a control decision: new attempt, target (or none yet), resume point."""
+
+    RECORD_TYPE: ClassVar[str] = "plan_entry"
+    RULES: ClassVar[tuple[Needs, ...]] = together("target_agent_id", "target_epoch")
+    task_id: TaskId
+    attempt: NewAttempt
+    target_agent_id: TargetAgentId = None
+    target_epoch: Epoch | None = None
+    checkpoint: CheckpointLocation = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Control(Record):
+    """A monitor decision about one agent (fence, dispatch, drain, promote). Topic `control`,
+    key: agent_id.
+
+    The first `fence` for an epoch, and the first plan entry for a `(task_id, attempt)`, in the
+    agent's control partition are the ones that count: later duplicates are ignored by everyone.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "control"
+    kind: ControlKind
+    agent_id: AgentId
+    epoch: Epoch
+    decision_id: DecisionId
+    issued_at: float
+    reason: DispatchReason | None = None
+    plan: Annotated[
+        tuple[PlanEntry, ...],
+        Meta(
+            description=(
+                "Tasks to move: the first entry per (task_id, attempt) in the agent's control "
+                "partition counts."
+            )
+        ),
+    ] = ()
+    last_heartbeat_age_s: HeartbeatAge | None = None
+    monitor_id: str | None = None
+    schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Redispatch(Record):
+    """A task moved to a chosen agent. Topic `tasks.priority`, key: target_agent_id.
+
+    Identical copies of one `(task_id, attempt)` can appear after a monitor restart; receivers
+    act on the first and ignore the rest.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "redispatch"
+    task: Task
+    attempt: NewAttempt
+    target_agent_id: Annotated[str, Meta(description="Agent chosen to run the task.")]
+    target_epoch: Epoch
+    reason: DispatchReason
+    from_agent_id: str
+    from_epoch: Epoch
+    decision_id: DecisionId
+    dispatched_at: float
+    checkpoint: CheckpointLocation = None
+    schema_version: Version = SCHEMA_VERSION
+
+    @property
+    def task_id(self) -> str:
+        """The moved task's id."""
+        return self.task.task_id
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MovedTask(Record):
+    """One line of a failover audit record."""
+
+    RECORD_TYPE: ClassVar[str] = "moved_task"
+    task_id: TaskId
+    attempt: Attempt
+    target_agent_id: TargetAgentId = None
+    resume_step: Annotated[
+        int | None,
+        Meta(description="The checkpointed step it resumes after; absent: from the start."),
+    ] = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Failover(Record):
+    """Audit record of an applied failover or dispatch decision. Topic `failovers`, key:
+    agent_id.
+
+    A monitor restart mid-apply can write one again: readers de-duplicate by `decision_id`.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "failover"
+    agent_id: AgentId
+    epoch: Epoch
+    decision_id: DecisionId
+    reason: DispatchReason
+    decided_at: float
+    applied_at: float
+    moved: tuple[MovedTask, ...] = ()
+    queued: tuple[str, ...] = ()
+    last_heartbeat_age_s: HeartbeatAge | None = None
+    monitor_id: str | None = None
+    schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetAgent(Record):
+    """One healthy agent epoch in a fleet summary: a target other workers may choose."""
+
+    RECORD_TYPE: ClassVar[str] = "fleet_agent"
+    agent_id: AgentId
+    epoch: Epoch
+    capacity: NonNegative
+    in_flight: Annotated[
+        int,
+        Meta(
+            ge=0,
+            description="Tasks the agent holds or was just sent, as the owning worker counts them.",
+        ),
+    ]
+    pool: Pool = Pool.ACTIVE
+    draining: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FleetSummary(Record):
+    """The healthy agents one monitor worker owns, so every worker can choose failover targets in
+    the whole fleet. Topic `fleet`, key: monitor_id.
+
+    Each worker reads only its own heartbeat partitions; these summaries let every worker choose
+    failover targets among the whole fleet. A reader trusts a summary only for the partitions it
+    lists, and only while it is the newest summary received that claims them.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "fleet_summary"
+    monitor_id: Annotated[
+        str,
+        Meta(min_length=1, description="The publishing monitor worker (host and process id)."),
+    ]
+    at: Annotated[
+        float,
+        Meta(
+            description=(
+                "Publisher's clock, Unix seconds; informational only: readers age summaries by "
+                "their own time of receipt."
+            )
+        ),
+    ]
+    partitions: Annotated[
+        tuple[NonNegative, ...],
+        Meta(
+            description=(
+                "The agent partitions the publisher owned when it wrote the summary; it speaks "
+                "only for these."
+            )
+        ),
+    ]
+    agents: Annotated[
+        tuple[FleetAgent, ...],
+        Meta(description="The healthy agent epochs of those partitions that can take work."),
+    ]
+    schema_version: Version = SCHEMA_VERSION

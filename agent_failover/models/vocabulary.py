@@ -1,0 +1,129 @@
+"""The vocabulary of the wire records: their enums and the constrained field types they share.
+
+A field type here carries its range and its description (``msgspec.Meta``), so that the decoder
+and the generated JSON Schemas (``python -m agent_failover.schemas``) read them from one place.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated, Any
+
+from msgspec import Meta
+
+#: The newest record schema version this library reads and writes.
+SCHEMA_VERSION = 1
+
+#: The largest value of a 63-bit integer (Kafka's int64 without its sign): epochs stay within it.
+MAX_INT63 = 2**63 - 1
+
+#: How deep a free JSON value (a task's ``payload``, a checkpoint's ``state``) may nest. orjson
+#: reads 1,024 levels but writes at most 254, and records embed these values a few levels down
+#: (a task inside an event, the monitor's table record); a deeper value would decode, then fail
+#: to be written again, so the decoder refuses it.
+MAX_JSON_DEPTH = 240
+
+
+class Pool(enum.StrEnum):
+    """Which pool an agent serves in: active agents take normal tasks, standbys await failovers."""
+
+    ACTIVE = "active"
+    STANDBY = "standby"
+
+
+class EventKind(enum.StrEnum):
+    """Kinds of record on the task-events topic (keyed by agent id)."""
+
+    AGENT_STARTED = "agent_started"
+    AGENT_STOPPED = "agent_stopped"
+    CLAIMING = "claiming"
+    CLAIMED = "claimed"
+    CHECKPOINTED = "checkpointed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RELEASED = "released"
+
+
+#: The event kinds about one task attempt (every kind but the agent lifecycle ones).
+TASK_EVENT_KINDS = frozenset(
+    {
+        EventKind.CLAIMING,
+        EventKind.CLAIMED,
+        EventKind.CHECKPOINTED,
+        EventKind.COMPLETED,
+        EventKind.FAILED,
+        EventKind.RELEASED,
+    }
+)
+
+
+class ControlKind(enum.StrEnum):
+    """Kinds of record on the control topic (keyed by the agent they concern)."""
+
+    FENCE = "fence"  # the epoch is dead: stop; its tasks move as the plan says
+    DISPATCH = "dispatch"  # move some tasks of a live epoch (released, late claims, queued)
+    DRAIN = "drain"  # stop taking new tasks, finish the current ones
+    PROMOTE = "promote"  # a standby becomes active
+
+
+class DispatchReason(enum.StrEnum):
+    """Why a task was re-dispatched."""
+
+    HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+    RESTARTED = "restarted"  # the same agent id came back with a new epoch
+    RELEASED = "released"  # the agent let the task go (graceful shutdown)
+    STOPPED = "stopped"  # the agent said it stopped while still holding the task
+    LATE_CLAIM = "late_claim"  # a claim or assignment reached a fenced epoch
+    QUEUED = "queued"  # waited for a healthy agent
+
+
+class JsonValue:
+    """Marks a field that holds any JSON value: the records check how deep it nests."""
+
+    __slots__ = ()
+
+
+#: Any JSON value (a task's payload, a checkpoint's state), at most MAX_JSON_DEPTH levels deep.
+JSON = Annotated[Any, JsonValue()]
+
+AgentId = Annotated[str, Meta(min_length=1)]
+TaskId = Annotated[str, Meta(min_length=1)]
+NonNegative = Annotated[int, Meta(ge=0)]
+Epoch = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=MAX_INT63,
+        description=(
+            "Incarnation of the agent process, new at every start (the SDK uses time.time_ns())."
+        ),
+    ),
+]
+Attempt = Annotated[
+    int,
+    Meta(ge=1, description="1 when taken from the normal task topic, +1 at every re-dispatch."),
+]
+NewAttempt = Annotated[
+    int,
+    Meta(
+        ge=2,
+        description="The new attempt: >= 2 (attempt 1 is the run from the normal task topic).",
+    ),
+]
+Step = Annotated[
+    int,
+    Meta(ge=0, description="The last step completed and saved in this checkpoint (0-based)."),
+]
+DecisionId = Annotated[str, Meta(description="Unique id of the decision (UUID).")]
+HeartbeatAge = Annotated[
+    float,
+    Meta(description="Seconds since the last heartbeat, on the monitor's clock, when decided."),
+]
+Version = Annotated[
+    int,
+    Meta(
+        ge=1,
+        le=SCHEMA_VERSION,
+        description="Version of this record's schema; readers reject versions they do not know.",
+    ),
+]

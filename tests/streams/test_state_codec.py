@@ -1,0 +1,106 @@
+"""The agents table codec: one definition (the dataclasses), its version checked on read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import orjson
+import pytest
+
+from agent_failover.errors import CodecError
+from agent_failover.models import DispatchReason, Pool
+from streams.state import (
+    STATE_VERSION,
+    AgentRecord,
+    FencedEpoch,
+    SlotStatus,
+    decode_record,
+    encode_record,
+)
+from tests.streams.factories import record, ref, slot
+
+
+def full_record() -> AgentRecord:
+    return dataclasses.replace(
+        record(
+            epoch=4,
+            slots=(
+                slot("t-1", checkpoint=ref()),
+                slot("t-2", status=SlotStatus.QUEUED, reason=DispatchReason.RELEASED),
+            ),
+        ),
+        pool=Pool.STANDBY,
+        capacity=3,
+        stopped=(2,),
+        superseded=(3,),
+        fenced=(FencedEpoch(1, "d", 1.5),),
+        decided=(("t-0", 2),),
+        done=(("t-x", 1),),
+    )
+
+
+def test_a_record_round_trips_with_its_version() -> None:
+    rec = full_record()
+    raw = encode_record(rec)
+    assert orjson.loads(raw)["v"] == STATE_VERSION == 2
+    assert decode_record(raw) == rec
+
+
+def test_a_version_1_record_is_still_read() -> None:
+    v1 = {
+        "v": 1,
+        "agent_id": "a",
+        "partition": 0,
+        "epoch": 4,
+        "pool": "active",
+        "capacity": 1,
+        "stopped": [2],
+        "superseded": [],
+        "fenced": [[1, "d", 1.5]],
+        "tasks": [
+            {
+                "task": {"task_id": "t-1", "task_type": "x", "schema_version": 1},
+                "attempt": 1,
+                "epoch": 4,
+                "status": "owned",
+                "checkpoint": {"partition": 0, "offset": 3, "step": 1},
+                "source": None,
+                "reason": None,
+            }
+        ],
+        "decided": [["t-0", 2]],
+        "done": [],
+    }
+    rec = decode_record(orjson.dumps(v1))
+    assert rec.fenced == (FencedEpoch(1, "d", 1.5),)
+    assert list(rec.tasks) == ["t-1"] and rec.tasks["t-1"].checkpoint is not None
+    assert rec.decided == (("t-0", 2),) and rec.stopped == (2,)
+    assert decode_record(encode_record(rec)) == rec
+
+
+@pytest.mark.parametrize("version", [3, 0, "2", True, None])
+def test_an_unknown_version_is_refused_naming_it(version: object) -> None:
+    raw = orjson.dumps({"v": version, "agent": orjson.loads(encode_record(full_record()))["agent"]})
+    with pytest.raises(CodecError, match=f"version {version!r} is not supported") as info:
+        decode_record(raw)
+    assert info.value.record_type == "agent_record"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{", "not JSON"),
+        (b"[2]", "version None is not supported"),
+        (b'{"v": 2}', "malformed version 2 record"),
+        (b'{"v": 1, "fenced": [[1, 2]]}', "malformed version 1 record"),
+        (b'{"v": 2, "agent": {"agent_id": "a"}}', "missing required field `partition`"),
+        (
+            b'{"v": 2, "agent": {"agent_id": "a", "partition": 0, "tasks": {"t": {}}}}',
+            "missing required field `task` - at `$.tasks[...]`",
+        ),
+    ],
+)
+def test_a_malformed_record_raises_codec_error(raw: bytes, reason: str) -> None:
+    with pytest.raises(CodecError) as info:
+        decode_record(raw)
+    assert reason in str(info.value)
