@@ -16,6 +16,7 @@ from agent_failover.models import (
     Redispatch,
     SourceRef,
 )
+from streams.channels import Committed
 from streams.decisions import Fence
 from streams.detection import DeadEpoch
 from streams.state import AgentRecord, FencedEpoch, SlotStatus
@@ -28,8 +29,8 @@ REF = ref(offset=7, step=3)
 TIMEOUT = DeadEpoch("dead", 1, DispatchReason.HEARTBEAT_TIMEOUT, 4.0)
 
 
-def worker(table: dict[str, AgentRecord] | None = None, **kw: object) -> Worker:
-    w = Worker(table or {}, topics=TOPICS, **kw)  # type: ignore[arg-type]
+def worker(table: dict[str, AgentRecord], committed: Committed | None = None) -> Worker:
+    w = Worker(table, topics=TOPICS, committed=committed)
     w.monitor.ownership.set({0}, T0)
     return w
 
