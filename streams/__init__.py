@@ -6,6 +6,11 @@
 - :mod:`streams.events`: applying task events and re-dispatches.
 - :mod:`streams.liveness`: the heartbeat fast path (a plain confluent-kafka consumer thread).
 - :mod:`streams.fleet`: the fleet directory: other workers' healthy agents, as targets.
+- :mod:`streams.monitor`: one worker's parts wired together, and the detection tick; the parts:
+  :mod:`streams.router`, :mod:`streams.index`, :mod:`streams.suspects`, :mod:`streams.firstseen`,
+  :mod:`streams.ownership`, :mod:`streams.writer`, :mod:`streams.decisions`,
+  :mod:`streams.reservations`, :mod:`streams.targets`, :mod:`streams.summaries`, and
+  :mod:`streams.channels` (the Kafka I/O they are given).
 - :mod:`streams.app`: ``create_app(config)``; :mod:`streams.runner`: ``run_monitor(config)``.
 
 Nothing Kafka-related is imported here, so the pure modules import without faust.

@@ -2,7 +2,8 @@
 
 The faust parts are thin: one agent consumes task-events, tasks.priority and control (raw bytes,
 co-partitioned by agent id) and hands each record to :class:`~streams.monitor.Monitor`; one timer
-runs detection every ``tick_interval``. Heartbeats bypass faust (:mod:`streams.liveness`).
+runs detection every ``tick_interval``. Both pass the monitor's clock, ``time.monotonic()``.
+Heartbeats bypass faust (:mod:`streams.liveness`).
 
 ``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
 first access from the environment (:meth:`MonitorConfig.from_env`).
@@ -11,6 +12,7 @@ first access from the environment (:meth:`MonitorConfig.from_env`).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -69,8 +71,9 @@ def create_app(config: MonitorConfig) -> faust.App:
     return build_app(config)[0]
 
 
-def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor]:
-    """:func:`create_app`, also returning the :class:`Monitor` behind it (runner, tests)."""
+def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracker]:
+    """:func:`create_app`, also returning the :class:`Monitor` behind it and its heartbeat
+    reader (started with the app; the caller stops it when the worker exits)."""
     topics = config.topics
     settings: dict[str, Any] = {
         "broker": config.kafka.faust_broker_url(),
@@ -120,7 +123,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor]:
     @app.agent(source, name="monitor-records")
     async def records(stream: Any) -> None:
         async for event in stream.events():
-            await monitor.on_message(event.message)
+            await monitor.on_message(event.message, time.monotonic())
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_side_services() -> None:
@@ -136,11 +139,11 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor]:
         }
         busy = bool(app.rebalancing or getattr(app, "in_recovery", False))
         try:
-            await monitor.tick(owned, busy)
+            await monitor.tick(owned, busy, time.monotonic())
         except Exception:  # a failed tick must not stop detection; the next one retries
             log.exception("detection tick failed")
 
-    return app, monitor
+    return app, monitor, liveness
 
 
 _default: faust.App | None = None

@@ -21,14 +21,14 @@ def run_monitor(config: MonitorConfig, *, loglevel: str = "INFO") -> int:
     """Run a faust worker until SIGTERM / SIGINT; returns the process exit code."""
     # Idempotent: a monitor started before `agent-failover topics create` still finds its topics.
     ensure_topics(config.kafka, config.topics)
-    app, monitor = build_app(config)
+    app, _, liveness = build_app(config)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
-        monitor.liveness.stop()
+        liveness.stop()
     return 0
 
 

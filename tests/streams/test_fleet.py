@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import time
-from collections.abc import Awaitable
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_failover.config import KafkaConfig, MonitorConfig, Topics
+from agent_failover.config import KafkaConfig, Topics
 from agent_failover.models import (
-    Control,
-    ControlKind,
     FleetAgent,
     FleetSummary,
     PlanEntry,
@@ -33,9 +27,6 @@ from streams.fleet import (
     with_remote,
 )
 from streams.liveness import LivenessTracker
-from streams.metrics import MonitorMetrics
-from streams.monitor import Monitor
-from streams.state import AgentRecord
 from tests.streams.factories import slot
 
 PARTITIONS = 4
@@ -190,59 +181,6 @@ def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
     assert tracker.snapshot() == {}  # a summary is not a heartbeat
     assert letters == [topics.fleet]
     assert [t for t, _, _ in producer.sent] == [topics.dead_letter]
-
-
-# -- the tick, with the pure parts wired as in production but no Kafka --------------------------
-
-
-@dataclasses.dataclass
-class Sent:
-    topic: str
-    key: bytes
-    value: bytes
-    partition: int
-
-
-def test_a_worker_without_healthy_agents_fails_over_to_another_workers_agent() -> None:
-    topics = Topics(prefix="x.", agent_partitions=PARTITIONS)
-    # A long timeout: the tick's stall guard must not trip on a loaded machine.
-    config = MonitorConfig(kafka=KafkaConfig("127.0.0.1:9"), topics=topics, heartbeat_timeout=60)
-    victim, target = A0, A1
-    # The victim said it stopped while holding a task: fenced at once, no grace period needed.
-    table = {
-        victim: dataclasses.replace(
-            AgentRecord(victim, 0, epoch=1, tasks={"t-1": slot("t-1")}), stopped=(1,)
-        )
-    }
-    sent: list[Sent] = []
-
-    async def send(topic: str, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
-        sent.append(Sent(topic, key, value, partition))
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ack.set_result(None)
-        return ack
-
-    liveness = LivenessTracker(config.kafka, topics)  # never started: no heartbeats, no thread
-    liveness._assigned = frozenset({0})  # as the thread would after assign()
-    directory = FleetDirectory("w1", PARTITIONS, expire_after=600.0)
-    directory.receive(summary("w2", (1, 2, 3), fa(target, cap=2)), time.monotonic())
-    monitor = Monitor(config, table, liveness, MonitorMetrics(), send, None, directory)
-
-    async def tick() -> None:
-        await monitor.tick({0}, busy=False)
-        if monitor._publishing is not None:  # the summary is sent from a task of its own
-            await monitor._publishing
-
-    asyncio.run(tick())
-
-    controls = [Control.decode(s.value) for s in sent if s.topic == topics.control]
-    assert [(c.kind, c.agent_id, c.monitor_id) for c in controls] == [
-        (ControlKind.FENCE, victim, "w1")
-    ]
-    assert controls[0].plan == (PlanEntry("t-1", 2, target, 7),)
-    (own,) = [FleetSummary.decode(s.value) for s in sent if s.topic == topics.fleet]
-    assert (own.monitor_id, own.partitions, own.agents) == ("w1", (0,), ())
-    assert [s.key for s in sent if s.topic == topics.fleet] == [b"w1"]
 
 
 def test_encode_summary_is_the_records_encoding_and_keeps_the_best_targets() -> None:

@@ -1,0 +1,179 @@
+"""What this worker tells others and Prometheus about its agents: the fleet summary and the
+health counts, both passes over every owned agent, made in a worker thread.
+
+A pass over 20k agents takes tens of milliseconds; on the event loop it delayed the detection
+ticks behind it by as much (docs/architecture.md, "Monitor hot path"). So each pass runs in the
+default executor from a task of its own, at most one of each kind at a time, and a tick only
+starts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from streams.channels import Send
+from streams.detection import DetectionPolicy, Health, health_of
+from streams.dispatch import AgentEpoch, Candidate
+from streams.firstseen import FirstSeen
+from streams.fleet import PUBLISH_INTERVAL, encode_summary
+from streams.index import RecordIndex
+from streams.metrics import MonitorMetrics
+from streams.ownership import Ownership
+from streams.reservations import ReservationBook
+from streams.state import AgentRecord, LiveEntry
+from streams.targets import TargetPool
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two health counts.
+HEALTH_INTERVAL = 1.0
+
+
+def count_health(
+    lives: Mapping[str, LiveEntry],
+    records: Mapping[str, AgentRecord],
+    owned_since: Mapping[int, float],
+    partition_of: Callable[[str], int],
+    first_seen: Callable[[str], dict[int, float] | None],
+    now: float,
+    policy: DetectionPolicy,
+) -> dict[Health, int]:
+    """Owned agents (those of ``owned_since``'s partitions) by the health of their newest epoch."""
+    counts: dict[Health, int] = {}
+    everyone = itertools.chain(lives, (a for a in records if a not in lives))
+    for agent_id in everyone:
+        since = owned_since.get(partition_of(agent_id))
+        if since is None:
+            continue  # not ours
+        h = health_of(
+            records.get(agent_id), lives.get(agent_id), now, since, policy, first_seen(agent_id)
+        )
+        counts[h] = counts.get(h, 0) + 1
+    return counts
+
+
+class SummaryPublisher:
+    """Publishes the fleet summary (every :data:`~streams.fleet.PUBLISH_INTERVAL`, and at once
+    when the owned partitions change) and the health gauges (every :data:`HEALTH_INTERVAL`).
+
+    ``lives`` returns a copy of the liveness map.
+    """
+
+    def __init__(
+        self,
+        monitor_id: str,
+        fleet_topic: str,
+        send: Send,
+        *,
+        policy: DetectionPolicy,
+        ownership: Ownership,
+        lives: Callable[[], dict[str, LiveEntry]],
+        index: RecordIndex,
+        first_seen: FirstSeen,
+        targets: TargetPool,
+        reservations: ReservationBook,
+        metrics: MonitorMetrics,
+    ) -> None:
+        self._monitor_id = monitor_id
+        self._topic = fleet_topic
+        self._send = send
+        self._policy = policy
+        self._ownership = ownership
+        self._lives = lives
+        self._index = index
+        self._first_seen = first_seen
+        self._targets = targets
+        self._reservations = reservations
+        self._metrics = metrics
+        self._published: frozenset[int] | None = None  # partitions of the last summary sent
+        self._last_publish = 0.0
+        self._last_health: float | None = None
+        self._summary_job: asyncio.Future[None] | None = None
+        self._health_job: asyncio.Future[None] | None = None
+
+    async def wait(self) -> None:
+        """Until the summary and the health count in flight, if any, are done."""
+        jobs = [j for j in (self._summary_job, self._health_job) if j is not None and not j.done()]
+        await asyncio.gather(*jobs)
+
+    # -- the fleet summary ----------------------------------------------------------------------
+
+    def publish_fleet(self, partitions: frozenset[int], now: float) -> None:
+        """Publish this worker's fleet summary if one is due at ``now``: every publish interval,
+        and at once when the owned partitions changed (a rebalance: readers must stop trusting
+        the previous owner soon). An empty ``partitions`` retracts this worker's claims."""
+        if partitions == self._published and now - self._last_publish < PUBLISH_INTERVAL:
+            return
+        if self._summary_job is not None and not self._summary_job.done():
+            return  # the previous summary is still being built or sent: do not pile them up
+        # In a task of its own, acknowledgement not awaited: a summary is soft state, the next one
+        # follows soon, and detection must never wait on it (a producer blocks on a missing
+        # topic's metadata until its request timeout).
+        self._summary_job = asyncio.ensure_future(self._publish_summary(partitions, now))
+        self._published, self._last_publish = partitions, now
+
+    async def _publish_summary(self, partitions: frozenset[int], now: float) -> None:
+        reserved, at = self._reservations.counts(), time.time()
+        try:
+            loop = asyncio.get_running_loop()
+            local, value = await loop.run_in_executor(
+                None, self._build_summary, partitions, reserved, now, at
+            )
+        except Exception:
+            log.exception("cannot build the fleet summary")
+            return
+        self._targets.offer(local, now)  # planning reuses it for a while
+        try:
+            await self._send(self._topic, self._monitor_id.encode(), value, 0)
+        except Exception:
+            log.exception("cannot publish the fleet summary; other workers will not target ours")
+
+    def _build_summary(
+        self, partitions: frozenset[int], reserved: dict[AgentEpoch, int], now: float, at: float
+    ) -> tuple[list[Candidate], bytes]:
+        """Runs in a worker thread: reads only copies, and the index through single lookups."""
+        local = self._targets.scan(partitions, now) if partitions else []
+        return local, encode_summary(self._monitor_id, partitions, local, reserved, at)
+
+    # -- the health gauges ----------------------------------------------------------------------
+
+    def publish_health(self, now: float) -> None:
+        """Count the owned agents by health if a count is due at ``now`` and none is running."""
+        if self._last_health is not None and now - self._last_health < HEALTH_INTERVAL:
+            return
+        self._last_health = now
+        if self._health_job is not None and not self._health_job.done():
+            return
+        # Copies of what the loop mutates; the worker only reads them (records are immutable).
+        job = functools.partial(
+            self._count, dict(self._index.records), dict(self._ownership.since), now
+        )
+        self._health_job = asyncio.ensure_future(self._count_health(job, now))
+
+    def _count(
+        self, records: dict[str, AgentRecord], owned_since: dict[int, float], now: float
+    ) -> dict[Health, int]:
+        """Runs in a worker thread (the liveness map is copied there, not on the loop)."""
+        return count_health(
+            self._lives(),
+            records,
+            owned_since,
+            self._ownership.partition_of,
+            self._first_seen.get,
+            now,
+            self._policy,
+        )
+
+    async def _count_health(self, job: Callable[[], dict[Health, int]], now: float) -> None:
+        try:
+            counts = await asyncio.get_running_loop().run_in_executor(None, job)
+        except Exception:
+            log.exception("cannot count agents by health")
+            return
+        self._metrics.set_health(counts)
+        self._metrics.fleet_targets.set(self._targets.remote_count(now))

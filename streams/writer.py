@@ -1,0 +1,277 @@
+"""Decisions, written and applied: fences of dead epochs, dispatches of queued tasks, and the
+application of both when they come back on ``control``.
+
+A decision is a record on the agent's control partition ("Decisions are records; the first one
+counts", docs/architecture.md); every worker that might decide about the agent reads it back in
+order, and the first fence per epoch and the first plan entry per (task, attempt) win
+(:func:`streams.dispatch.apply_control`). This worker keeps what it wrote in a
+:class:`~streams.decisions.DecisionLog` so that it never writes the same decision twice while the
+first is on its way, and books its placements in a
+:class:`~streams.reservations.ReservationBook` until the targets' heartbeats show them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from agent_failover.config import MonitorConfig
+from agent_failover.models import Control, ControlKind, DispatchReason, PlanEntry
+from streams.channels import Committed, Send
+from streams.decisions import DecisionLog, Fence, Move
+from streams.detection import DeadEpoch
+from streams.dispatch import Settlement, apply_control, plan_moves, settle_claim
+from streams.index import RecordIndex
+from streams.metrics import MonitorMetrics
+from streams.ownership import Ownership
+from streams.reservations import ReservationBook
+from streams.state import AgentRecord, SlotStatus, TaskSlot
+from streams.targets import TargetPool
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at the unconfirmed claims of fenced epochs (each may ask the broker
+#: for the agents' committed offsets).
+SETTLE_INTERVAL = 1.0
+
+
+class DecisionWriter:
+    """Writes this worker's decisions to ``control`` and applies the decisions read back from it.
+
+    ``committed`` reads the agents group's committed offsets (``None``: unconfirmed claims are
+    never settled as taken).
+    """
+
+    def __init__(
+        self,
+        config: MonitorConfig,
+        monitor_id: str,
+        send: Send,
+        committed: Committed | None,
+        *,
+        ownership: Ownership,
+        index: RecordIndex,
+        decisions: DecisionLog,
+        reservations: ReservationBook,
+        targets: TargetPool,
+        metrics: MonitorMetrics,
+    ) -> None:
+        self._topics = config.topics
+        self._session_timeout = config.agents_session_timeout
+        self._monitor_id = monitor_id
+        self._send = send
+        self._committed = committed
+        self._ownership = ownership
+        self._index = index
+        self._decisions = decisions
+        self._reservations = reservations
+        self._targets = targets
+        self._metrics = metrics
+        self._last_settle: float | None = None
+
+    # -- writing --------------------------------------------------------------------------------
+
+    async def fence(self, record: AgentRecord | None, dead: DeadEpoch, now: float) -> None:
+        """Write the fence of ``dead`` with a plan for the tasks its epoch holds, unless this
+        worker already wrote it and has not yet seen it applied."""
+        key = Fence(dead.agent_id, dead.epoch)
+        if key in self._decisions:
+            return
+        slots = record.slots_of(dead.epoch) if record is not None else []
+        movable = [s for s in slots if s.status is SlotStatus.OWNED]
+        unconfirmed = [s for s in slots if s.status is SlotStatus.UNCONFIRMED]
+        if unconfirmed:
+            movable += await self._took_effect(unconfirmed, waited=0.0)
+        plan: tuple[PlanEntry, ...] = ()
+        if movable:  # most fences move nothing: the pool is built only for those that do
+            plan = plan_moves(
+                movable,
+                self._targets.pool(now),
+                exclude={(dead.agent_id, dead.epoch)},
+                reserved=self._reservations.counts(),
+            )
+        ctl = self._control(
+            ControlKind.FENCE,
+            dead.agent_id,
+            dead.epoch,
+            dead.reason,
+            plan,
+            dead.last_heartbeat_age_s,
+        )
+        await self._write(ctl)
+        self._decisions.wrote(key, now)
+        self._reservations.reserve(plan, now)
+        self._metrics.failovers.labels(reason=dead.reason.value).inc()
+        if dead.last_heartbeat_age_s is not None:
+            self._metrics.detection_seconds.observe(dead.last_heartbeat_age_s)
+        log.warning(
+            "fence %s epoch %d (%s, last heartbeat %s s ago): %d task(s), %d placed",
+            dead.agent_id,
+            dead.epoch,
+            dead.reason.value,
+            "?" if dead.last_heartbeat_age_s is None else f"{dead.last_heartbeat_age_s:.2f}",
+            len(plan),
+            sum(1 for e in plan if e.target_agent_id),
+        )
+
+    async def dispatch(
+        self,
+        record: AgentRecord,
+        slots: list[TaskSlot],
+        now: float,
+        reason: DispatchReason | None = None,
+    ) -> int:
+        """Write ``control{kind: dispatch}`` decisions moving ``slots`` of ``record`` (one per
+        epoch), skipping moves already written; returns how many tasks found no target."""
+        agent_id = record.agent_id
+        slots = [s for s in slots if Move.of_slot(agent_id, s) not in self._decisions]
+        if not slots:
+            return 0
+        pool = self._targets.pool(now)
+        unplaced = 0
+        for epoch in sorted({s.epoch for s in slots}):
+            group = [s for s in slots if s.epoch == epoch]
+            plan = plan_moves(
+                group, pool, exclude={(agent_id, epoch)}, reserved=self._reservations.counts()
+            )
+            placed = tuple(e for e in plan if e.target_agent_id is not None)
+            unplaced += len(plan) - len(placed)
+            if not placed:
+                continue
+            why = reason or group[0].reason or DispatchReason.QUEUED
+            await self._write(self._control(ControlKind.DISPATCH, agent_id, epoch, why, placed))
+            self._metrics.failovers.labels(reason=why.value).inc()
+            for e in placed:
+                self._decisions.wrote(Move.of_entry(agent_id, e), now)
+            self._reservations.reserve(placed, now)
+        return unplaced
+
+    async def dispatch_queued(self, now: float) -> None:
+        """Dispatch every queued task of the owned records; publish how many wait, and how many
+        of them found no healthy agent."""
+        waiting = queued = 0
+        for rec in self._index.with_queued():
+            if not self._ownership.owns(rec.agent_id):
+                continue
+            slots = [s for s in rec.tasks.values() if s.status is SlotStatus.QUEUED]
+            if slots:
+                queued += len(slots)
+                waiting += await self.dispatch(rec, slots, now)
+        self._metrics.queued.set(queued)
+        self._metrics.no_healthy_agent.set(waiting)
+
+    async def settle_fenced(self, now: float) -> None:
+        """Every :data:`SETTLE_INTERVAL`: move the unconfirmed claims of fenced epochs that the
+        agents' committed offsets show as taken."""
+        if self._last_settle is not None and now - self._last_settle < SETTLE_INTERVAL:
+            return
+        self._last_settle = now
+        wall = time.time()  # fences carry the wall clock of their issuer
+        limit = self._session_timeout
+        for rec in self._index.with_unconfirmed():
+            if not self._ownership.owns(rec.agent_id):
+                continue
+            todo: list[tuple[TaskSlot, float]] = []
+            for s in rec.tasks.values():
+                fence = rec.fence_of(s.epoch) if s.status is SlotStatus.UNCONFIRMED else None
+                if fence is not None and wall - fence.issued_at < 2 * limit:
+                    todo.append((s, wall - fence.issued_at))
+            if not todo:
+                continue
+            took: list[TaskSlot] = []
+            for s, waited in todo:
+                took += await self._took_effect([s], waited)
+            if took:
+                await self.dispatch(rec, took, now, DispatchReason.LATE_CLAIM)
+
+    async def _took_effect(self, slots: list[TaskSlot], waited: float) -> list[TaskSlot]:
+        """The unconfirmed claims among ``slots`` that the agents' group committed past."""
+        sources = {(s.source.topic, s.source.partition) for s in slots if s.source is not None}
+        if self._committed is None or not sources:
+            return []
+        try:
+            loop = asyncio.get_running_loop()
+            committed = await loop.run_in_executor(None, self._committed, sources)
+        except Exception:
+            log.exception("cannot read the agents' committed offsets; claims stay unconfirmed")
+            return []
+        out = []
+        for s in slots:
+            if s.source is None:
+                continue
+            offset = committed.get((s.source.topic, s.source.partition))
+            verdict = settle_claim(s.source.offset, offset, waited, self._session_timeout)
+            if verdict is Settlement.TOOK_EFFECT:
+                out.append(s)
+        return out
+
+    def _control(
+        self,
+        kind: ControlKind,
+        agent_id: str,
+        epoch: int,
+        reason: DispatchReason,
+        plan: tuple[PlanEntry, ...],
+        last_heartbeat_age_s: float | None = None,
+    ) -> Control:
+        return Control(
+            kind=kind,
+            agent_id=agent_id,
+            epoch=epoch,
+            decision_id=uuid.uuid4().hex,
+            issued_at=time.time(),
+            reason=reason,
+            plan=plan,
+            last_heartbeat_age_s=last_heartbeat_age_s,
+            monitor_id=self._monitor_id,
+        )
+
+    async def _write(self, ctl: Control) -> None:
+        """Send ``ctl`` to the agent's control partition and wait for its acknowledgement."""
+        partition = self._ownership.partition_of(ctl.agent_id)
+        ack = await self._send(self._topics.control, ctl.agent_id.encode(), ctl.encode(), partition)
+        await ack
+
+    # -- applying -------------------------------------------------------------------------------
+
+    async def apply(self, ctl: Control, partition: int) -> None:
+        """Apply a decision read back from ``control`` (any worker's): send its re-dispatches and
+        audit record, then record it in the agent's record. Drain and promote are for agents."""
+        if ctl.kind not in (ControlKind.FENCE, ControlKind.DISPATCH):
+            return
+        res = apply_control(self._index.current(ctl.agent_id), ctl, partition, time.time())
+        if res.duplicate:
+            self._metrics.duplicates.inc()
+            return
+        acks = []
+        for rd in res.redispatches:
+            target = rd.target_agent_id
+            acks.append(
+                await self._send(
+                    self._topics.priority,
+                    target.encode(),
+                    rd.encode(),
+                    self._ownership.partition_of(target),
+                )
+            )
+        if res.failover is not None:
+            acks.append(
+                await self._send(
+                    self._topics.failovers, ctl.agent_id.encode(), res.failover.encode(), 0
+                )
+            )
+        # Only once every re-dispatch is acknowledged is the decision recorded as applied.
+        await asyncio.gather(*acks)
+        self._index.store(ctl.agent_id, res.record)
+        self._metrics.redispatched.inc(len(res.redispatches))
+        self._metrics.apply_seconds.observe(max(0.0, time.time() - ctl.issued_at))
+        log.info(
+            "applied %s %s of %s epoch %d: %d re-dispatched",
+            ctl.kind.value,
+            ctl.decision_id,
+            ctl.agent_id,
+            ctl.epoch,
+            len(res.redispatches),
+        )

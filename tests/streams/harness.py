@@ -1,0 +1,201 @@
+"""A monitor worker without Kafka, for the tests of its parts: an outbox in place of the producer,
+a heartbeat map fed by the test in place of the heartbeat thread, and the monitor's clock as
+plain numbers the test passes in."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from collections.abc import Awaitable, Collection, Iterable
+from typing import Any
+
+from agent_failover.config import KafkaConfig, MonitorConfig, Topics
+from agent_failover.models import Control, Pool
+from agent_failover.partitioner import partition_for
+from streams.channels import Committed
+from streams.fleet import FleetDirectory
+from streams.metrics import MonitorMetrics
+from streams.monitor import Monitor, TickReport
+from streams.state import AgentRecord, LiveEntry
+
+T0 = 1000.0  # the monitor clock at a harness's first tick
+
+
+def agent_in(partition: int, partitions: int) -> str:
+    """The first agent id ``p<partition>-<n>`` whose key hashes to ``partition``."""
+    names = (f"p{partition}-{n}" for n in itertools.count())
+    return next(a for a in names if partition_for(a, partitions) == partition)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sent:
+    """One record the monitor produced."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    partition: int
+
+
+class Outbox:
+    """The monitor's ``send``: records what it is given and acknowledges at once."""
+
+    def __init__(self) -> None:
+        self.sent: list[Sent] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int) -> Awaitable[Any]:
+        self.sent.append(Sent(topic, key, value, partition))
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ack.set_result(None)
+        return ack
+
+    def take(self, topic: str) -> list[Sent]:
+        """The records sent to ``topic`` since the last take of it (they are removed)."""
+        out = [s for s in self.sent if s.topic == topic]
+        self.sent = [s for s in self.sent if s.topic != topic]
+        return out
+
+
+class LiveMap:
+    """The heartbeat map as :class:`streams.liveness.LivenessTracker` keeps it, fed by the test.
+
+    Same contract: entries in ``last_seen`` order (a heartbeat moves its agent to the end), an
+    agent listed by :meth:`drain_changed` when it first appears or changes epoch, an older epoch's
+    heartbeat ignored, and a new assignment taken at the thread's next :meth:`poll`.
+    """
+
+    def __init__(self) -> None:
+        self.last_poll = 0.0
+        self._entries: dict[str, LiveEntry] = {}
+        self._changed: list[str] = []
+        self._wanted: frozenset[int] = frozenset()
+        self._assigned: frozenset[int] = frozenset()
+
+    def poll(self, now: float) -> None:
+        """What one poll of the heartbeat thread does besides reading heartbeats."""
+        self._assigned = self._wanted
+        self.last_poll = now
+
+    def beat(
+        self, agents: Iterable[str], at: float, *, epoch: int = 1, pool: Pool = Pool.ACTIVE
+    ) -> None:
+        """Heartbeats of ``agents`` received at ``at`` (never before an earlier beat)."""
+        newest = next(reversed(self._entries.values()), None)
+        assert newest is None or at >= newest.last_seen, "heartbeats arrive in time order"
+        for agent_id in agents:
+            current = self._entries.pop(agent_id, None)
+            if current is not None and epoch < current.epoch:
+                self._entries[agent_id] = current  # an older incarnation proves nothing
+                continue
+            if current is None or current.epoch != epoch:
+                self._changed.append(agent_id)
+            self._entries[agent_id] = LiveEntry(agent_id, epoch, 0, at, 2, (), pool)
+
+    @property
+    def assigned(self) -> frozenset[int]:
+        return self._assigned
+
+    def assign(self, partitions: Collection[int]) -> None:
+        self._wanted = frozenset(partitions)
+
+    def get(self, agent_id: str) -> LiveEntry | None:
+        return self._entries.get(agent_id)
+
+    def snapshot(self) -> dict[str, LiveEntry]:
+        return self._entries.copy()
+
+    def expired(self, seen_before: float) -> list[LiveEntry]:
+        return list(
+            itertools.takewhile(lambda e: e.last_seen <= seen_before, self._entries.values())
+        )
+
+    def drain_changed(self) -> list[str]:
+        changed, self._changed = self._changed, []
+        return changed
+
+
+@dataclasses.dataclass(frozen=True)
+class Msg:
+    """A record of the faust agent's topics, as :meth:`Monitor.on_message` reads it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Worker:
+    """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`."""
+
+    def __init__(
+        self,
+        table: dict[str, AgentRecord],
+        *,
+        topics: Topics,
+        timeout: float = 3.0,
+        grace: float | None = 0.0,
+        directory: FleetDirectory | None = None,
+        committed: Committed | None = None,
+    ) -> None:
+        self.topics = topics
+        self.config = MonitorConfig(
+            kafka=KafkaConfig("127.0.0.1:9"),
+            topics=topics,
+            heartbeat_timeout=timeout,
+            grace_period=grace,
+        )
+        self.table = table
+        self.outbox = Outbox()
+        self.live = LiveMap()
+        self.metrics = MonitorMetrics()
+        self.monitor = Monitor(
+            self.config,
+            table,
+            self.live,
+            self.metrics,
+            self.outbox.send,
+            committed,
+            directory or FleetDirectory("w1", topics.agent_partitions),
+        )
+
+    def tick(
+        self,
+        now: float,
+        owned: Collection[int] = (0,),
+        *,
+        busy: bool = False,
+        caught_up: bool = True,
+    ) -> TickReport:
+        """A tick at ``now``, and the summaries it started. The heartbeat thread polled just
+        before; ``caught_up``: it already reads ``owned``."""
+        if caught_up:
+            self.live.assign(owned)
+        self.live.poll(now)
+
+        async def run() -> TickReport:
+            report = await self.monitor.tick(owned, busy, now)
+            await self.monitor.publisher.wait()
+            return report
+
+        return asyncio.run(run())
+
+    def deliver(
+        self, topic: str, key: str, value: bytes | None, now: float, partition: int = 0
+    ) -> None:
+        """One record of the faust agent's topics handed to the monitor."""
+        msg = Msg(topic, partition, 1, key.encode(), value)
+        asyncio.run(self.monitor.on_message(msg, now))
+
+    def apply(self, ctl: Control, now: float) -> None:
+        """A decision read back from ``control``."""
+        self.deliver(self.topics.control, ctl.agent_id, ctl.encode(), now)
+
+    def controls(self) -> list[Control]:
+        """Decisions written since the last call."""
+        return [Control.decode(s.value) for s in self.outbox.take(self.topics.control)]
+
+    def gauge(self, name: str, labels: dict[str, str] | None = None) -> float | None:
+        """A metric's current value, by its exported name and labels."""
+        return self.metrics.registry.get_sample_value(name, labels)
