@@ -29,9 +29,10 @@ PY_TOOLS=(
   "grafana-foundation-sdk==1769699379!11.6.0"
   "cloudcoil-models-prometheus-operator==0.80.1.0"
   "PyYAML>=6"
+  "types-PyYAML"
 )
 # Bump when the set above changes: a new key installs a fresh venv beside the old one.
-PY_TOOLS_KEY="py-1"
+PY_TOOLS_KEY="py-2"
 
 CACHE="${AGENT_FAILOVER_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/agent-failover}"
 PYTHON="${PYTHON:-python3}"
