@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 BENCH_PROFILE ?= quick
 
-.PHONY: install demo test test-fast lint schemas bench broker clean
+.PHONY: install demo test test-fast lint schemas bench broker clean ops-tools helm-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,9 @@ install: $(STAMP)
 demo: install
 	$(BIN)/agent-failover dev
 
-## The whole test suite (unit + broker + end-to-end), against the embedded broker by default.
-test: install
+## The whole test suite (unit + broker + end-to-end + the `ops` checks of the Helm chart, alerts,
+## dashboard and Dockerfile), against the embedded broker by default.
+test: install ops-tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## Unit tests only (no broker).
@@ -42,6 +43,17 @@ schemas: install
 bench: install
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	BENCH_PROFILE=$(BENCH_PROFILE) $(BIN)/python -m bench
+
+## Install helm v3 and v4, promtool, Prometheus, Alertmanager, kubernetes-validate, hadolint and
+## the dashboard SDK once, into a cache outside the repository (tools/install-ops-tools.sh).
+ops-tools:
+	PYTHON=$(PYTHON) tools/install-ops-tools.sh --print
+
+## Check the deployment artefacts with the real tools: helm lint/template (v3 and v4), the values
+## schema, kubernetes-validate, the CRD schemas, promtool (rules, alert unit tests, dashboard
+## queries), hadolint, and the generated dashboard and values table being current.
+helm-check: install ops-tools
+	$(BIN)/pytest -m ops tests/ops $(PYTEST_ARGS)
 
 ## Run the embedded broker alone (prints its bootstrap address).
 broker: install
