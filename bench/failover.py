@@ -1,6 +1,7 @@
 """Our failover, measured: kills and graceful stops on a live pool of SDK agents and one monitor.
 
-A pool (:class:`Pool`) is one monitor worker and three ``bench.af_worker`` agents (capacity 2)
+A pool (:class:`Pool`) is one monitor worker and three agents (``agent_failover.dev.worker``,
+capacity 2)
 with a feeder keeping three 30-step tasks outstanding, so agents are always mid-task and there is
 always free capacity for the moved work. One trial: choose the agent holding the most tasks that
 have checkpointed at least once, wait a random fraction of a heartbeat interval, SIGKILL (or
@@ -32,16 +33,21 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.dev.cluster import LocalCluster, Proc
+from agent_failover.dev.cluster import LocalCluster
 from agent_failover.dev.ledger import StepResult
+from agent_failover.dev.processes import Proc
+from agent_failover.dev.reading import Rec, TopicTail
+from agent_failover.dev.victim import busiest_agent
+from agent_failover.dev.waiting import eventually
 from agent_failover.errors import CodecError
 from agent_failover.sdk import TaskSubmitter
 from agent_failover.topics import TopicSpec, ensure_topics
-from bench.common import BenchContext, Rec, TopicTail, dist, say, wait_for
+from bench.common import BenchContext, dist, say
 
 AGENTS = 3
 CAPACITY = 2
@@ -156,7 +162,7 @@ class Pool:
             "AGENT_FAILOVER_CAPACITY": str(CAPACITY),
             "AGENT_FAILOVER_CHECKPOINT_POLICY": policy,
             "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": self.results_topic,
-            "BENCH_STEP_SECONDS": STEP_SECONDS,
+            "AGENT_FAILOVER_DEMO_STEP_SECONDS": STEP_SECONDS,
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-bench-{name}-{uuid.uuid4().hex[:6]}",
             # A group of its own: SIGKILLed members of another pool's group would hold up joins.
             "AGENT_FAILOVER_GROUP_ID": f"af-bench-agents-{name}-{uuid.uuid4().hex[:6]}",
@@ -182,20 +188,26 @@ class Pool:
         self.monitor = self.cluster.start_monitor()
         for _ in range(self._n_agents):
             self.add_agent()
-        if not wait_for(
-            lambda: len(self.live_epochs()) >= self._n_agents and self.monitor.alive, 90, 0.1
-        ):
-            raise RuntimeError(
-                f"pool {self.name}: agents did not start; monitor log:\n{self.monitor.log_tail()}"
+        try:
+            eventually(
+                lambda: len(self.live_epochs()) >= self._n_agents and self.monitor.alive,
+                90,
+                "the agents to start",
+                interval=0.1,
             )
-        # Wait until the monitor reports every agent healthy (it has their heartbeats), then
-        # for its grace period (= the timeout) after taking its partitions: the first kill must
-        # come after both, or it measures start-up rather than failover.
-        if not wait_for(lambda: set(self.live_epochs().items()) <= self.rec.monitored(), 90, 0.1):
-            raise RuntimeError(
-                f"pool {self.name}: the monitor never reported the agents healthy; monitor log:\n"
-                f"{self.monitor.log_tail()}"
+            # Wait until the monitor reports every agent healthy (it has their heartbeats), then
+            # for its grace period (= the timeout) after taking its partitions: the first kill
+            # must come after both, or it measures start-up rather than failover.
+            eventually(
+                lambda: set(self.live_epochs().items()) <= self.rec.monitored(),
+                90,
+                "the monitor to report the agents healthy",
+                interval=0.1,
             )
+        except TimeoutError as exc:
+            raise RuntimeError(
+                f"pool {self.name}: {exc}; monitor log:\n{self.monitor.log_tail()}"
+            ) from None
         time.sleep(self.timeout)
         self._feeder.start()
         return self
@@ -216,9 +228,7 @@ class Pool:
     def add_agent(self) -> str:
         self._next_agent += 1
         name = f"{self.name}-a{self._next_agent}"
-        self.agents[name] = self.cluster.start(
-            name, ["-m", "bench.af_worker"], {"AGENT_FAILOVER_AGENT_ID": name}
-        )
+        self.agents[name] = self.cluster.start_agent(name)
         return name
 
     def live_epochs(self) -> dict[str, int]:
@@ -243,19 +253,24 @@ class Pool:
     # -- trials ---------------------------------------------------------------------------
 
     def _victim(self) -> tuple[str, int, dict[str, int]] | None:
-        """A live agent holding only tasks that checkpointed and are not near their end."""
-        best = None
+        """The busiest live agent whose tasks all checkpointed and are not near their end."""
         monitored = self.rec.monitored()
-        for agent, epoch in self.live_epochs().items():
-            held = dict(self.rec.held.get((agent, epoch), {}))
-            if not held or (agent, epoch) not in monitored:
-                continue  # idle, or not yet seen healthy by the monitor (still starting)
-            ready = all(
-                0 <= self.rec.checkpointed.get((t, a), -1) < STEPS - 8 for t, a in held.items()
-            ) or (self.policy != "every_step" and self._started_long_enough(held))
-            if ready and (best is None or len(held) > len(best[2])):
-                best = (agent, epoch, held)
-        return best
+        held: dict[str, dict[str, int]] = {}  # agent -> task -> attempt
+        steps: dict[str, dict[str, int]] = {}  # agent -> task -> checkpointed step
+        epochs = {a: e for a, e in self.live_epochs().items() if (a, e) in monitored}
+        for agent, epoch in epochs.items():  # the others are still starting
+            held[agent] = dict(self.rec.held.get((agent, epoch), {}))
+            steps[agent] = {
+                t: self.rec.checkpointed.get((t, a), -1) for t, a in held[agent].items()
+            }
+
+        def ready(agent: str, tasks: Mapping[str, int]) -> bool:
+            if all(0 <= step < STEPS - 8 for step in tasks.values()):
+                return True
+            return self.policy != "every_step" and self._started_long_enough(held[agent])
+
+        victim = busiest_agent(steps, ready)
+        return None if victim is None else (victim, epochs[victim], held[victim])
 
     def _started_long_enough(self, held: dict[str, int]) -> bool:
         """For sparse checkpoint policies: each held attempt has run 3 steps, not near the end."""
@@ -290,27 +305,25 @@ class Pool:
     def trial(self, sig: signal.Signals) -> dict[str, Any]:
         """Kill (SIGKILL) or stop (SIGTERM) one agent; measure; replace it."""
         self.ensure_agents()
-        found: list[tuple[str, int, dict[str, int]]] = []
-
-        def pick() -> bool:
-            v = self._victim()
-            if v:
-                found.append(v)
-            return v is not None
-
-        if not wait_for(pick, 30, 0.05):
+        try:
+            victim, epoch, held = eventually(self._victim, 30, "an agent holding checkpointed work")
+        except TimeoutError:
             path = self.dump("no-victim.txt", time.time() - 30)
             return {"error": f"no agent held checkpointed work within 30 s (see {path})"}
-        victim, epoch, held = found[0]
         time.sleep(random.uniform(0, self.interval))  # a random phase against the heartbeats
         proc = self.agents[victim]
         self.killed.add((victim, epoch))
         sent_at = time.time()
         proc.signal(sig)
         limit = self.timeout + 20
-        done = wait_for(lambda: self._moved_and_resumed(victim, epoch, held) is not None, limit)
-        result = self._measure(victim, epoch, held, sent_at, sig) if done else None
-        if sig is signal.SIGKILL or not proc.wait(10):
+        try:
+            eventually(
+                lambda: self._moved_and_resumed(victim, epoch, held), limit, "the tasks to resume"
+            )
+            result: dict[str, Any] | None = self._measure(victim, epoch, held, sent_at, sig)
+        except TimeoutError:
+            result = None
+        if proc.wait(10) is None:  # a graceful stop that did not end: no longer graceful
             proc.signal(signal.SIGKILL)
             proc.wait(5)
         self.add_agent()
