@@ -29,7 +29,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from bench.common import BenchContext, TopicTail, create_topics, dist, say, spawn, stop_process
+from agent_failover.dev.processes import spawn, stop_all
+from agent_failover.dev.reading import TopicTail
+from agent_failover.dev.waiting import eventually
+from agent_failover.topics import TopicSpec, ensure_topics
+from bench.common import ROOT, BenchContext, dist, say
 
 PARTITIONS = 4
 STEPS_PER_TASK = 10
@@ -54,13 +58,17 @@ def _owners(events: list[dict[str, Any]]) -> dict[int, str]:
     return owner
 
 
+def _create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
+    ensure_topics(bootstrap, specs=[TopicSpec(t, n, {}, "baseline") for t, n in partitions.items()])
+
+
 def run_trial(ctx: BenchContext, config: str, trial: int) -> dict[str, Any]:
     """One kill: returns the trial's timings (seconds) or an ``error``."""
     session_ms, hb_ms = CONFIGS[config]
     prefix = ctx.prefix(f"cg{config[:3]}{trial}")
     steps_topic, events_topic = prefix + "steps", prefix + "events"
     group = f"bench-cg-{uuid.uuid4().hex[:8]}"
-    create_topics(ctx.bootstrap, {steps_topic: PARTITIONS, events_topic: 1})
+    _create_topics(ctx.bootstrap, {steps_topic: PARTITIONS, events_topic: 1})
     producer = Producer({"bootstrap.servers": ctx.bootstrap, "linger.ms": 0})
     for p in range(PARTITIONS):  # one task chain per partition; workers append the next steps
         task_id = f"task-{p}"
@@ -75,6 +83,7 @@ def run_trial(ctx: BenchContext, config: str, trial: int) -> dict[str, Any]:
     names = ["w1", "w2"]
     procs = {
         n: spawn(
+            n,
             [
                 "-m",
                 "bench.cg_worker",
@@ -88,6 +97,7 @@ def run_trial(ctx: BenchContext, config: str, trial: int) -> dict[str, Any]:
                 STEP_SECONDS,
             ],
             logs / f"{config}-{trial}-{n}.log",
+            cwd=ROOT,
         )
         for n in names
     }
@@ -111,46 +121,50 @@ def run_trial(ctx: BenchContext, config: str, trial: int) -> dict[str, Any]:
                 for n in names
             )
 
-        deadline = time.monotonic() + 150
-        while not stable():
-            if time.monotonic() > deadline:
-                return {"error": "group did not settle within 150 s"}
-            time.sleep(0.1)
+        try:
+            eventually(stable, 150, "the group to settle", interval=0.1)
+        except TimeoutError as exc:
+            return {"error": str(exc)}
         time.sleep(random.uniform(0.5, 1.5))  # a random moment within a step
         victim = random.choice(names)
         survivor = next(n for n in names if n != victim)
         victim_parts = {p for p, w in _owners(events()).items() if w == victim}
         kill_at = time.time()
-        procs[victim].send_signal(signal.SIGKILL)
+        procs[victim].signal(signal.SIGKILL)
         limit = (session_ms or 45000) / 1000 + 90
-        deadline = time.monotonic() + limit
-        assigned_at = resume_at = None
-        while time.monotonic() < deadline and (assigned_at is None or resume_at is None):
-            evs = events()
-            if assigned_at is None:
-                owned: set[int] = set()
-                for ev in evs:
-                    if ev["worker"] != survivor or ev["at"] < kill_at:
-                        continue
-                    if ev["kind"] == "assign":
-                        owned |= set(ev["partitions"])
-                        if victim_parts <= owned:
-                            assigned_at = ev["at"]
-                            break
-            if resume_at is None:
-                resume_at = next(
-                    (
-                        ev["started_at"]
-                        for ev in evs
-                        if ev["kind"] == "step"
-                        and ev["worker"] == survivor
-                        and ev["partition"] in victim_parts
-                        and ev["started_at"] > kill_at
-                    ),
-                    None,
-                )
-            time.sleep(0.05)
-        if assigned_at is None or resume_at is None:
+
+        def assigned() -> float | None:
+            """When the survivor owned every partition of the victim (after the kill)."""
+            owned: set[int] = set()
+            for ev in events():
+                if ev["worker"] != survivor or ev["at"] < kill_at or ev["kind"] != "assign":
+                    continue
+                owned |= set(ev["partitions"])
+                if victim_parts <= owned:
+                    return float(ev["at"])
+            return None
+
+        def resumed() -> float | None:
+            """When the survivor started the first step of the victim's work."""
+            return next(
+                (
+                    float(ev["started_at"])
+                    for ev in events()
+                    if ev["kind"] == "step"
+                    and ev["worker"] == survivor
+                    and ev["partition"] in victim_parts
+                    and ev["started_at"] > kill_at
+                ),
+                None,
+            )
+
+        deadline = time.monotonic() + limit  # one limit for both
+        try:
+            assigned_at = eventually(assigned, limit, "the survivor to own the partitions")
+            resume_at = eventually(
+                resumed, max(0.0, deadline - time.monotonic()), "the survivor to resume the work"
+            )
+        except TimeoutError:
             return {"error": f"survivor did not take over within {limit:.0f} s"}
         evs = events()
         first_offset: dict[int, int] = {}
@@ -177,8 +191,7 @@ def run_trial(ctx: BenchContext, config: str, trial: int) -> dict[str, Any]:
         }
     finally:
         tail.stop()
-        for proc in procs.values():
-            stop_process(proc, 5)
+        stop_all(procs.values(), 5)
 
 
 def run_config(ctx: BenchContext, config: str, trials: int, parallel: int) -> dict[str, Any]:
@@ -220,35 +233,47 @@ def run_config(ctx: BenchContext, config: str, trials: int, parallel: int) -> di
     }
 
 
-def probe_min_session(ctx: BenchContext) -> dict[str, Any]:
-    """Which small session timeouts the broker accepts (a JoinGroup with that timeout)."""
+def _join_error(bootstrap: str, topic: str, session_ms: int) -> str | None:
+    """None if a group member with ``session_ms`` gets an assignment, else the reason."""
     from confluent_kafka import Consumer
 
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-probe-{uuid.uuid4().hex[:6]}",
+            "session.timeout.ms": session_ms,
+            "heartbeat.interval.ms": max(100, session_ms // 3),
+        }
+    )
+    errors: list[str] = []
+    assigned: list[bool] = []
+    consumer.subscribe([topic], on_assign=lambda _c, _parts: assigned.append(True))
+
+    def answered() -> bool:
+        msg = consumer.poll(0.1)
+        if msg is not None and msg.error():
+            errors.append(str(msg.error()))
+        return bool(assigned or errors)
+
+    try:
+        eventually(answered, 20, f"a join with session.timeout.ms={session_ms}", interval=0)
+    except TimeoutError as exc:
+        errors.append(str(exc))
+    finally:
+        consumer.close()
+    return errors[0] if errors else None
+
+
+def probe_min_session(ctx: BenchContext) -> dict[str, Any]:
+    """Which small session timeouts the broker accepts (a JoinGroup with that timeout)."""
     topic = ctx.prefix("cgprobe") + "t"
-    create_topics(ctx.bootstrap, {topic: 1})
+    _create_topics(ctx.bootstrap, {topic: 1})
     accepted: dict[str, Any] = {}
     for ms in (1000, 3000, 6000):
-        consumer = Consumer(
-            {
-                "bootstrap.servers": ctx.bootstrap,
-                "group.id": f"bench-probe-{uuid.uuid4().hex[:6]}",
-                "session.timeout.ms": ms,
-                "heartbeat.interval.ms": max(100, ms // 3),
-            }
-        )
-        err: list[str] = []
-        got: list[bool] = []
-        consumer.subscribe([topic], on_assign=lambda _c, _parts, got=got: got.append(True))
-        deadline = time.monotonic() + 20
-        while not got and time.monotonic() < deadline:
-            msg = consumer.poll(0.1)
-            if msg is not None and msg.error():
-                err.append(str(msg.error()))
-                break
-        consumer.close()
-        accepted[str(ms)] = bool(got) and not err
-        if err:
-            accepted[f"{ms}_error"] = err[0]
+        error = _join_error(ctx.bootstrap, topic, ms)
+        accepted[str(ms)] = error is None
+        if error is not None:
+            accepted[f"{ms}_error"] = error
     return accepted
 
 

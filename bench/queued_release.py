@@ -25,8 +25,9 @@ from confluent_kafka import Producer
 from agent_failover import models as m
 from agent_failover.broker.select import broker_from_env
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.dev.cluster import LocalCluster, wait_until
+from agent_failover.dev.cluster import LocalCluster
 from agent_failover.dev.observer import Observer
+from agent_failover.dev.waiting import eventually
 from agent_failover.topics import TopicSpec, ensure_topics
 
 
@@ -53,10 +54,10 @@ def trial(bootstrap: str, session_ms: int, log_dir: Path) -> float:
                 "qa": cluster.start_agent("qa", {"AGENT_FAILOVER_CAPACITY": "1"}),
                 "qb": cluster.start_agent("qb", {"AGENT_FAILOVER_CAPACITY": "16"}),
             }
-            wait_until(
+            eventually(
                 lambda: len(observer.events(m.EventKind.AGENT_STARTED)) >= 2,
                 60,
-                what="both agents to start",
+                "both agents to start",
             )
             producer = Producer(kafka.as_librdkafka_dict())
             for i in range(12):
@@ -76,8 +77,8 @@ def trial(bootstrap: str, session_ms: int, log_dir: Path) -> float:
                     if e.source is not None and e.at > after
                 ]
 
-            wait_until(
-                lambda: bool(sources("qa")) and bool(sources("qb")), 60, what="both agents to claim"
+            eventually(
+                lambda: bool(sources("qa")) and bool(sources("qb")), 60, "both agents to claim"
             )
             victim_parts = {e.source.partition for e in sources("qa") if e.source}
             procs["qa"].signal(signal.SIGKILL)
@@ -90,8 +91,8 @@ def trial(bootstrap: str, session_ms: int, log_dir: Path) -> float:
                     if e.source is not None and e.source.partition in victim_parts
                 ]
 
-            wait_until(lambda: bool(taken_over()), 120, what="the survivor to take a queued task")
-            return min(taken_over()) - killed
+            taken = eventually(taken_over, 120, "the survivor to take a queued task")
+            return min(taken) - killed
     finally:
         observer.stop()
 

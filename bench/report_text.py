@@ -28,12 +28,13 @@ checkpoint (start of the first uncommitted step to the kill), including a step c
 
 METHOD = """\
 - **Our failover** (`bench/failover.py`): one monitor worker (`agent-failover monitor`) and three
-  `bench.af_worker` agents (SDK `Agent`, capacity 2, 30-step tasks of 0.2-0.3 s per step, a result
-  record then a checkpoint per step), a feeder keeping three tasks outstanding. A trial waits for
-  the agent holding the most checkpointed tasks, waits a random fraction of a heartbeat interval,
-  SIGKILLs it, waits until all its tasks run elsewhere, starts a replacement agent, and goes on:
-  one monitor and pool serve every kill of a configuration. Graceful trials send SIGTERM instead
-  (the agent abandons its in-flight model call, writes a final checkpoint and releases its tasks).
+  agents (`agent_failover.dev.worker`, the demo's agent: SDK `Agent`, capacity 2, 30-step tasks of
+  0.2-0.3 s per step, a result record then a checkpoint per step), a feeder keeping three tasks
+  outstanding. A trial waits for the agent holding the most checkpointed tasks, waits a random
+  fraction of a heartbeat interval, SIGKILLs it, waits until all its tasks run elsewhere, starts a
+  replacement agent, and goes on: one monitor and pool serve every kill of a configuration.
+  Graceful trials send SIGTERM instead (the agent abandons its in-flight model call, writes a
+  final checkpoint and releases its tasks).
 - **Baseline** (`bench/baseline.py`, `bench/cg_worker.py`): what users build with Kafka alone. Two
   plain confluent-kafka consumer processes in one group (cooperative-sticky), a topic of 4
   partitions, one record per step; a worker executes the step (same 0.2-0.3 s), writes its result

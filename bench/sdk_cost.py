@@ -1,10 +1,10 @@
 """SDK cost: checkpoint latency (acks=all), heartbeat CPU and memory per agent.
 
-* Checkpoint latency: one ``bench.af_worker`` agent gets a ``bench.checkpoint`` task and calls
-  ``ctx.checkpoint()`` back to back, timing each call (write + broker acknowledgement, idempotent
-  producer, ``acks=all``) with ``perf_counter``; 200-byte state.
+* Checkpoint latency: one agent (``agent_failover.dev.worker``) gets a ``bench.checkpoint`` task
+  and calls ``ctx.checkpoint()`` back to back, timing each call (write + broker acknowledgement,
+  idempotent producer, ``acks=all``) with ``perf_counter``; 200-byte state.
 * Heartbeat CPU per agent: an idle agent process (no task) at 1 s and at 0.25 s heartbeats, CPU
-  seconds (user + system, /proc) over a sampling window, as a percentage of one core.
+  seconds (user + system) over a sampling window, as a percentage of one core.
 * Memory per agent: the idle agent's RSS and PSS, and the same for a bare interpreter that only
   imports the SDK and confluent-kafka (the difference is what running an agent costs).
 
@@ -14,6 +14,7 @@ No monitor is needed: an agent takes a task from the task topic through its cons
 from __future__ import annotations
 
 import json
+import signal
 import time
 import uuid
 from typing import Any
@@ -23,18 +24,11 @@ import orjson
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.dev.cluster import LocalCluster
+from agent_failover.dev.processes import spawn
+from agent_failover.dev.waiting import eventually
 from agent_failover.sdk import TaskSubmitter
 from agent_failover.topics import ensure_topics
-from bench.common import (
-    BenchContext,
-    dist,
-    proc_cpu_seconds,
-    proc_pss_bytes,
-    proc_rss_bytes,
-    say,
-    spawn,
-    wait_for,
-)
+from bench.common import ROOT, BenchContext, cpu_seconds, dist, memory_bytes, say
 
 _BARE = "import agent_failover.sdk, confluent_kafka, time; time.sleep(600)"
 
@@ -58,7 +52,7 @@ def checkpoint_latency(ctx: BenchContext) -> dict[str, Any]:
     cluster, topics = _cluster(ctx, "ckpt", 1.0)
     out_path = cluster.log_dir / f"latencies-{uuid.uuid4().hex[:6]}.json"
     with cluster:
-        cluster.start("ckpt-agent", ["-m", "bench.af_worker"], {"AGENT_FAILOVER_AGENT_ID": "ck-1"})
+        cluster.start_agent("ck-1")
         with TaskSubmitter(KafkaConfig(bootstrap_servers=ctx.bootstrap), topics) as sub:
             sub.submit(
                 m.Task(
@@ -67,10 +61,11 @@ def checkpoint_latency(ctx: BenchContext) -> dict[str, Any]:
                     payload={"n": n, "out": str(out_path), "state_bytes": 200},
                 )
             )
-        if not wait_for(out_path.exists, 60 + n * 0.05, 0.2):
-            return {"error": "the checkpoint task did not finish"}
-        time.sleep(0.2)
-        lat = orjson.loads(out_path.read_bytes())
+        try:
+            eventually(out_path.exists, 60 + n * 0.05, "the checkpoint task to finish")
+        except TimeoutError as exc:
+            return {"error": str(exc)}
+        lat = orjson.loads(out_path.read_bytes())  # written aside and renamed: complete
     # The first few include connection set-up; report them apart.
     warm = lat[5:]
     d = dist([x * 1000 for x in warm])
@@ -84,33 +79,31 @@ def checkpoint_latency(ctx: BenchContext) -> dict[str, Any]:
 
 
 def _sample(pid: int, seconds: float) -> tuple[float, int, int | None]:
-    c0, t0 = proc_cpu_seconds(pid), time.monotonic()
-    time.sleep(seconds)
-    c1, t1 = proc_cpu_seconds(pid), time.monotonic()
-    return (c1 - c0) / (t1 - t0) * 100.0, proc_rss_bytes(pid), proc_pss_bytes(pid)
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)  # the sampling window
+    c1, t1 = cpu_seconds(pid), time.monotonic()
+    return (c1 - c0) / (t1 - t0) * 100.0, *memory_bytes(pid)
 
 
 def heartbeat_cost(ctx: BenchContext) -> dict[str, Any]:
     window = ctx.profile.cpu_sample_s
     out: dict[str, Any] = {"window_s": window}
     logs = ctx.logs("sdk-bare")
-    bare = spawn(["-c", _BARE], logs / "bare.log")
+    bare = spawn("bare", ["-c", _BARE], logs / "bare.log", cwd=ROOT)
     try:
-        time.sleep(3)
+        time.sleep(3)  # imports done: the steady state is measured
         cpu, rss, pss = _sample(bare.pid, min(5.0, window))
         out["bare_interpreter"] = {"cpu_pct": round(cpu, 3), "rss_mib": rss / 2**20}
         if pss is not None:
             out["bare_interpreter"]["pss_mib"] = pss / 2**20
     finally:
-        bare.kill()
+        bare.signal(signal.SIGKILL)
         bare.wait(5)
     for interval in (1.0, 0.25):
         say(f"sdk: idle agent at {interval} s heartbeats, CPU over {window:.0f} s")
         cluster, _topics = _cluster(ctx, f"hb{int(interval * 100)}", interval)
         with cluster:
-            proc = cluster.start(
-                "idle-agent", ["-m", "bench.af_worker"], {"AGENT_FAILOVER_AGENT_ID": "idle-1"}
-            )
+            proc = cluster.start_agent("idle-1")
             time.sleep(5)  # start-up and group join are not the steady cost
             cpu, rss, pss = _sample(proc.pid, window)
         rec = {

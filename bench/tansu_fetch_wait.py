@@ -17,16 +17,14 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from agent_failover.broker.embedded import EmbeddedBroker
+from agent_failover.topics import TopicSpec, ensure_topics
 
 
 async def measure(bootstrap: str, wait_ms: int, records: int) -> list[float]:
     topic = f"lat-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result()
+    ensure_topics(bootstrap, specs=[TopicSpec(topic, 1, {}, "latency probe")])
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms, auto_offset_reset="latest"
     )

@@ -12,8 +12,8 @@ Run: ``.venv/bin/python -m bench.tansu_group_churn --rounds 30 --kills 25``. Use
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +23,8 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from agent_failover.broker.select import broker_from_env
+from agent_failover.dev.processes import Proc, spawn, stop_all
+from agent_failover.dev.waiting import eventually
 from agent_failover.topics import TopicSpec, ensure_topics
 
 MEMBER = """
@@ -56,26 +58,20 @@ def main(argv: list[str] | None = None) -> int:
         ensure_topics(broker.bootstrap_servers, specs=[TopicSpec(topic, 8, {}, "churn")])
         count = 0
 
-        def start() -> subprocess.Popen[bytes]:
+        def start() -> Proc:
             nonlocal count
             count += 1
-            argv = [
-                sys.executable,
-                "-c",
-                MEMBER,
-                broker.bootstrap_servers,
-                topic,
-                group,
-                f"m{count}",
-            ]
-            return subprocess.Popen(argv, stdout=log, stderr=subprocess.DEVNULL)
+            name = f"m{count}"
+            args = ["-c", MEMBER, broker.bootstrap_servers, topic, group, name]
+            # What members print goes to one shared file, their own logs apart.
+            return spawn(name, args, work / f"{name}.log", stdout=log)
 
         members = [start() for _ in range(3)]
         time.sleep(8)  # let the first group form (about 3 s per join on Tansu)
         for i in range(args.rounds):
             old = members.pop(0)
-            old.send_signal(signal.SIGKILL if i < args.kills else signal.SIGTERM)
-            old.wait()
+            old.signal(signal.SIGKILL if i < args.kills else signal.SIGTERM)
+            old.wait(30)
             members.append(start())
             time.sleep(3.5)  # the churn rate under test
         time.sleep(5)
@@ -84,22 +80,18 @@ def main(argv: list[str] | None = None) -> int:
             producer.produce(topic, value=f"r{i}".encode(), partition=i % 8)
         producer.flush(10)
         sent = time.monotonic()
-        delivered = 0
-        while time.monotonic() - sent < 40 and delivered < 16:
-            time.sleep(0.5)
-            delivered = out.read_text().count(" got ")
+
+        def delivered() -> int:
+            return out.read_text().count(" got ")
+
+        with contextlib.suppress(TimeoutError):  # fewer is the finding, not an error
+            eventually(lambda: delivered() >= 16, 40, "16 records delivered", interval=0.5)
         print(
             f"{args.rounds} members replaced ({args.kills} SIGKILL, "
-            f"{args.rounds - args.kills} SIGTERM): {delivered} of 16 records delivered "
+            f"{args.rounds - args.kills} SIGTERM): {delivered()} of 16 records delivered "
             f"within {time.monotonic() - sent:.1f} s"
         )
-        for member in members:
-            member.send_signal(signal.SIGTERM)
-        for member in members:
-            try:
-                member.wait(10)
-            except subprocess.TimeoutExpired:
-                member.kill()
+        stop_all(members, 10)
     return 0
 
 

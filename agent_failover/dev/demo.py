@@ -24,9 +24,12 @@ from typing import Any
 from agent_failover import models as m
 from agent_failover.broker.select import broker_from_env
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.dev.cluster import LocalCluster, Proc, wait_until
+from agent_failover.dev.cluster import LocalCluster
 from agent_failover.dev.ledger import StepResult, build_report
 from agent_failover.dev.observer import Observer, Seen
+from agent_failover.dev.processes import Proc
+from agent_failover.dev.victim import busiest_agent, reached_step
+from agent_failover.dev.waiting import eventually
 from agent_failover.sdk import TaskSubmitter
 from agent_failover.topics import TopicSpec, ensure_topics
 
@@ -99,19 +102,6 @@ class Timeline:
                 self.say(f"{rec.agent_id} finished step {rec.step} of {rec.task_id}", seen.seen)
 
 
-def _pick_victim(observer: Observer, agents: list[str], kill_at_step: int) -> str | None:
-    """The agent whose tasks have reached ``kill_at_step`` and that holds the most tasks."""
-    progress: dict[str, dict[str, int]] = {a: {} for a in agents}
-    done = observer.completed_tasks()
-    for ev in observer.events(m.EventKind.CHECKPOINTED):
-        if ev.agent_id in progress and ev.task_id and ev.checkpoint and ev.task_id not in done:
-            progress[ev.agent_id][ev.task_id] = ev.checkpoint.step
-    ready = [a for a, tasks in progress.items() if tasks and max(tasks.values()) >= kill_at_step]
-    if not ready:
-        return None
-    return max(ready, key=lambda a: len(progress[a]))
-
-
 def run_demo(options: DemoOptions | None = None) -> int:
     """Run the demo; returns the process exit code."""
     opts = options or DemoOptions()
@@ -150,14 +140,14 @@ def run_demo(options: DemoOptions | None = None) -> int:
             monitor = cluster.start_monitor()
             timeline.say(f"monitor started (pid {monitor.pid})")
             procs: dict[str, Proc] = {a: cluster.start_agent(a) for a in agents}
-            wait_until(observer.monitor_ready, 60, what="the monitor to own every partition")
+            eventually(observer.monitor_ready, 60, "the monitor to own every partition")
             timeline.say("monitor ready: owns every agent partition")
-            wait_until(
+            eventually(
                 lambda: (
                     {e.agent_id for e in observer.events(m.EventKind.AGENT_STARTED)} >= set(agents)
                 ),
                 60,
-                what="agents to start",
+                "agents to start",
             )
             task_steps = {f"task-{i + 1:02d}": opts.steps for i in range(opts.tasks)}
             with TaskSubmitter(kafka, topics) as submitter:
@@ -171,18 +161,14 @@ def run_demo(options: DemoOptions | None = None) -> int:
                         )
                     )
             timeline.say(f"{opts.tasks} tasks submitted")
-            victim_box: list[str] = []
-
-            def victim_ready() -> bool:
-                victim = _pick_victim(observer, agents, opts.kill_at_step)
-                if victim:
-                    victim_box.append(victim)
-                return victim is not None
-
-            wait_until(victim_ready, opts.timeout, what="tasks to reach the kill step")
-            victim = victim_box[0]
-            claimed = observer.events(m.EventKind.CLAIMED, victim)
-            held = {e.task_id for e in claimed if e.task_id} - observer.completed_tasks()
+            # The agent holding the most work once one of its tasks reached the kill step.
+            ready = reached_step(opts.kill_at_step)
+            victim = eventually(
+                lambda: busiest_agent(observer.holdings(), ready),
+                opts.timeout,
+                "tasks to reach the kill step",
+            )
+            held = set(observer.holdings().get(victim, {}))
             procs[victim].signal(signal.SIGKILL)
             kill_at = time.time()
             timeline.say(
@@ -190,10 +176,10 @@ def run_demo(options: DemoOptions | None = None) -> int:
                 f"{', '.join(sorted(held))}"
             )
             try:
-                wait_until(
+                eventually(
                     lambda: observer.completed_tasks() >= set(task_steps),
                     opts.timeout,
-                    what="every task to complete",
+                    "every task to complete",
                 )
             except TimeoutError:
                 print(
@@ -201,6 +187,7 @@ def run_demo(options: DemoOptions | None = None) -> int:
                 )
                 return 1
             timeline.say("all tasks completed; stopping agents and monitor")
+        observer.sync()  # "exactly one fence" needs every decision written so far
         observer.stop()
         report = build_report(kafka, results_topic, topics.priority, topics.task_events, task_steps)
         return _summary(observer, report, victim, held, kill_at, timeline)

@@ -16,23 +16,25 @@ task, the committed steps, duplicates, gaps and the steps executed but not commi
 from __future__ import annotations
 
 import dataclasses
-import time
-import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig
+from agent_failover.dev.reading import read_topic
 from agent_failover.errors import CodecError
 
 
 @dataclasses.dataclass(frozen=True)
 class StepResult:
-    """What a demo task writes for each step it executes (demo-level, not part of the protocol)."""
+    """What a demo task writes for each step it executes (demo-level, not part of the protocol).
+
+    ``at`` is when the step started (wall clock), after the resume point was loaded: the moment
+    a resumed attempt is back at work.
+    """
 
     task_id: str
     attempt: int
@@ -149,42 +151,6 @@ def judge(
     return LedgerReport(tasks=ledgers)
 
 
-def read_topic(
-    kafka: KafkaConfig | str, topic: str, *, timeout: float = 30.0
-) -> Iterator[tuple[bytes | None, bytes | None]]:
-    """Every record of ``topic`` from the beginning to its current end, as (key, value)."""
-    kafka = KafkaConfig.coerce(kafka)
-    consumer = Consumer(
-        {
-            **kafka.as_librdkafka_dict(),
-            "group.id": f"af-ledger-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout).topics[topic]
-        partitions = sorted(meta.partitions)
-        ends: dict[int, int] = {}
-        for p in partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)
-            ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        positions = {p: 0 for p in partitions}
-        deadline = time.monotonic() + timeout
-        while any(positions[p] < ends[p] for p in partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {topic} to its end within {timeout} s")
-            for msg in consumer.consume(1000, 0.2):
-                partition, offset = msg.partition(), msg.offset()
-                if msg.error() or partition is None or offset is None:
-                    continue
-                positions[partition] = offset + 1
-                yield msg.key(), msg.value()
-    finally:
-        consumer.close()
-
-
 def build_report(
     kafka: KafkaConfig | str,
     results_topic: str,
@@ -192,15 +158,17 @@ def build_report(
     events_topic: str,
     task_steps: dict[str, int],
 ) -> LedgerReport:
-    """Read the three topics back and judge them."""
-    results = [StepResult.decode(v) for _, v in read_topic(kafka, results_topic) if v]
-    redispatches = [m.Redispatch.decode(v) for _, v in read_topic(kafka, priority_topic) if v]
+    """Read the three topics back to their high watermark and judge them."""
+    results = [StepResult.decode(r.value) for r in read_topic(kafka, results_topic) if r.value]
+    redispatches = [
+        m.Redispatch.decode(r.value) for r in read_topic(kafka, priority_topic) if r.value
+    ]
     events = []
-    for _, value in read_topic(kafka, events_topic):
+    for rec in read_topic(kafka, events_topic):
         try:
-            events.append(m.TaskEvent.decode(value))
+            events.append(m.TaskEvent.decode(rec.value or b""))
         except CodecError:
-            continue
+            continue  # the monitor dead-letters bad records; they are no task's completion
     return judge(task_steps, results, redispatches, events)
 
 

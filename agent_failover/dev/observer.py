@@ -1,26 +1,23 @@
 """Watches the protocol topics live and turns records into a readable timeline.
 
-Used by ``agent-failover dev`` and the end-to-end tests: one consumer, assigned every partition of
-task-events, control, tasks.priority, failovers, fleet and the demo results topic, from the
-beginning.
-Each record is decoded and kept with the local time it was seen (``seen``), so a run can be
-measured on one clock.
+Used by ``agent-failover dev`` and the end-to-end tests: one background reader
+(:class:`~agent_failover.dev.reading.TopicTail`) over every partition of task-events, control,
+tasks.priority, failovers, fleet and the demo results topic, from the beginning. Each record is
+decoded and kept with the local time it was seen (``seen``), so a run can be measured on one
+clock.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any
-
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.dev.ledger import StepResult
+from agent_failover.dev.reading import Rec, TopicTail
 from agent_failover.errors import CodecError
 
 
@@ -34,7 +31,7 @@ class Seen:
 
 
 class Observer:
-    """Background consumer collecting every protocol record; thread-safe queries."""
+    """Background reader collecting every protocol record, decoded; thread-safe queries."""
 
     def __init__(
         self,
@@ -49,8 +46,6 @@ class Observer:
         self.on_record = on_record
         self.records: list[Seen] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="observer", daemon=True)
         self._decoders: dict[str, Callable[[bytes], Any]] = {
             topics.task_events: m.TaskEvent.decode,
             topics.control: m.Control.decode,
@@ -59,46 +54,39 @@ class Observer:
             topics.fleet: m.FleetSummary.decode,
             results_topic: StepResult.decode,
         }
+        self._tail = TopicTail(
+            self.kafka, list(self._decoders), on_records=self._decode, keep=False, name="observer"
+        )
 
     def start(self) -> Observer:
-        self._thread.start()
+        """Start reading (returns once every partition is assigned)."""
+        self._tail.start()
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
+        """Stop reading."""
+        self._tail.stop()
 
-    def _run(self) -> None:
-        consumer = Consumer(
-            {
-                **self.kafka.as_librdkafka_dict(),
-                "group.id": f"af-observer-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        try:
-            assignment = []
-            for topic in self._decoders:
-                meta = consumer.list_topics(topic, timeout=30).topics[topic]
-                assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions]
-            consumer.assign(assignment)
-            while not self._stop.is_set():
-                for msg in consumer.consume(500, 0.05):
-                    name, value = msg.topic(), msg.value()
-                    if msg.error() or name is None or value is None:
-                        continue
-                    try:
-                        record = self._decoders[name](value)
-                    except (CodecError, ValueError):
-                        continue
-                    seen = Seen(topic=name, record=record, seen=time.time())
-                    with self._lock:
-                        self.records.append(seen)
-                    if self.on_record is not None:
-                        self.on_record(seen)
-        finally:
-            consumer.close()
+    def sync(self, timeout: float = 30.0) -> None:
+        """Return once every record written before this call has been read.
+
+        Call it before concluding that something did *not* happen (no second fence, ...).
+        """
+        self._tail.sync(timeout)
+
+    def _decode(self, recs: list[Rec]) -> None:
+        for rec in recs:
+            if rec.value is None:
+                continue
+            try:
+                record = self._decoders[rec.topic](rec.value)
+            except (CodecError, ValueError):
+                continue  # not ours to judge: the monitor dead-letters bad records
+            seen = Seen(topic=rec.topic, record=record, seen=rec.seen)
+            with self._lock:
+                self.records.append(seen)
+            if self.on_record is not None:
+                self.on_record(seen)
 
     def snapshot(self) -> list[Seen]:
         with self._lock:
@@ -118,7 +106,25 @@ class Observer:
         ]
 
     def completed_tasks(self) -> set[str]:
+        """Tasks some agent reported completed."""
         return {e.task_id for e in self.events(m.EventKind.COMPLETED) if e.task_id}
+
+    def holdings(self) -> dict[str, dict[str, int]]:
+        """Per agent, the tasks it claimed that are not completed, each with the newest step it
+        checkpointed (-1: none yet); what :func:`~agent_failover.dev.victim.busiest_agent` takes.
+        """
+        done = self.completed_tasks()
+        held: dict[str, dict[str, int]] = {}
+        for e in self.events():
+            if not e.task_id or e.task_id in done:
+                continue
+            if e.kind is m.EventKind.CLAIMED:
+                held.setdefault(e.agent_id, {}).setdefault(e.task_id, -1)
+            elif e.kind is m.EventKind.CHECKPOINTED and e.checkpoint is not None:
+                tasks = held.get(e.agent_id, {})
+                if e.task_id in tasks:
+                    tasks[e.task_id] = max(tasks[e.task_id], e.checkpoint.step)
+        return held
 
     def fences(self, agent_id: str | None = None) -> list[m.Control]:
         return [

@@ -1,13 +1,26 @@
-"""A demo agent process: runs multi-step tasks whose steps are simulated LLM calls.
+"""The agent process of the demo, the end-to-end tests and the benchmarks.
+
+It runs the SDK's :class:`~agent_failover.sdk.Agent` with a handler for two task types:
+
+* any type but ``bench.checkpoint`` (payload ``{"steps": N}``, default 10): N steps, each a
+  simulated LLM call, writing a ``StepResult`` (``at`` = when the step started) durably *before*
+  the step's checkpoint, so the ledger can tell a redone step from a committed one
+  (see ``agent_failover.dev.ledger``);
+* ``bench.checkpoint`` (payload ``{"n": N, "out": PATH, "state_bytes": B}``): N checkpoints of a
+  B-byte state back to back, each timed; the latencies (seconds) are written as JSON to PATH.
+
+A simulated call is given up at once when the attempt is fenced or moved (nothing it produced
+would count). On a graceful stop (SIGTERM) it is given up at once too, as a real agent would
+cancel an in-flight request, so the task moves with its last checkpoint without waiting for the
+step; with ``AGENT_FAILOVER_HANDOFF_WAIT`` > 0 the step is finished instead, so that its
+checkpoint is what moves.
 
 Configuration comes from the environment (``AgentConfig.from_env``) plus:
 
-* ``AGENT_FAILOVER_DEMO_RESULTS_TOPIC``: where each executed step's result is written (required);
+* ``AGENT_FAILOVER_DEMO_RESULTS_TOPIC``: where step results are written (unset: not written,
+  for runs that need no ledger);
 * ``AGENT_FAILOVER_DEMO_STEP_SECONDS``: ``min,max`` duration of one simulated call
   (default 0.2,0.4).
-
-Each step writes its result durably *before* its checkpoint, so the ledger can tell a redone step
-from a committed one (see ``agent_failover.dev.ledger``).
 """
 
 from __future__ import annotations
@@ -18,8 +31,10 @@ import os
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
+import orjson
 from confluent_kafka import Producer
 
 from agent_failover.config import AgentConfig
@@ -29,8 +44,11 @@ from agent_failover.sdk import Agent, TaskContext
 
 log = logging.getLogger("agent_failover.dev.worker")
 
+CHECKPOINT_TASK = "bench.checkpoint"
+
 
 def step_seconds_from_env() -> tuple[float, float]:
+    """``AGENT_FAILOVER_DEMO_STEP_SECONDS`` as (min, max); ConfigError if malformed."""
     raw = os.environ.get("AGENT_FAILOVER_DEMO_STEP_SECONDS", "0.2,0.4")
     try:
         low, high = (float(x) for x in raw.split(","))
@@ -41,70 +59,125 @@ def step_seconds_from_env() -> tuple[float, float]:
     return low, high
 
 
-def simulated_llm_call(prompt: str, seconds: float) -> str:
-    """Stand-in for a model call: takes a while, returns a deterministic answer."""
-    time.sleep(seconds)  # the work itself, not synchronisation
+def simulated_llm_call(
+    ctx: TaskContext, prompt: str, seconds: float, *, give_up_on_stop: bool
+) -> str:
+    """Stand-in for a model call: takes ``seconds``, returns a deterministic answer.
+
+    Given up at once with the SDK's own exception: :class:`FencedError` if the attempt is fenced
+    or moved, :class:`TaskReleased` if the agent is stopping and ``give_up_on_stop`` is set.
+    """
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        ctx.raise_if_fenced()
+        if give_up_on_stop:
+            ctx.raise_if_stopping()
+        time.sleep(min(0.01, left))  # the call's duration, cut in slices to notice a stop
     return hashlib.sha256(prompt.encode()).hexdigest()[:12]
 
 
-def make_handler(results: Producer, topic: str, step_range: tuple[float, float]) -> Any:
-    """The task handler: resume after the checkpointed step, one result + checkpoint per step."""
+def _payload(ctx: TaskContext) -> dict[str, Any]:
+    return ctx.task.payload if isinstance(ctx.task.payload, dict) else {}
 
-    def handle(ctx: TaskContext) -> dict[str, Any]:
-        steps = int(ctx.task.payload.get("steps", 10)) if isinstance(ctx.task.payload, dict) else 10
+
+def make_handler(
+    results: Producer | None,
+    topic: str,
+    step_range: tuple[float, float],
+    *,
+    give_up_on_stop: bool = True,
+) -> Any:
+    """The task handler for both task types (see the module docstring)."""
+
+    def checkpoints(ctx: TaskContext) -> dict[str, Any]:
+        payload = _payload(ctx)
+        n = int(payload.get("n", 100))
+        state = {"blob": "x" * int(payload.get("state_bytes", 200))}
+        latencies = []
+        for i in range(n):
+            started = time.perf_counter()
+            ctx.checkpoint(i, state)
+            latencies.append(time.perf_counter() - started)
+        out = payload.get("out")
+        if out:
+            # Written aside and renamed: whoever waits for the file never reads half of it.
+            partial = Path(f"{out}.partial")
+            partial.write_bytes(orjson.dumps(latencies))
+            partial.replace(out)
+        return {"n": n}
+
+    def steps(ctx: TaskContext) -> dict[str, Any]:
+        total = int(_payload(ctx).get("steps", 10))
         state: dict[str, Any] = ctx.state if isinstance(ctx.state, dict) else {"digest": ""}
-        for step in range(ctx.next_step, steps):
+        for step in range(ctx.next_step, total):
+            started = time.time()
             output = simulated_llm_call(
-                f"{ctx.task.task_id}:{step}:{state['digest']}", random.uniform(*step_range)
+                ctx,
+                f"{ctx.task.task_id}:{step}:{state['digest']}",
+                random.uniform(*step_range),
+                give_up_on_stop=give_up_on_stop,
             )
-            result = StepResult(
-                task_id=ctx.task.task_id,
-                attempt=ctx.attempt,
-                step=step,
-                agent_id=ctx.agent_id,
-                epoch=ctx.epoch,
-                output=output,
-                at=time.time(),
-            )
-            results.produce(topic, key=ctx.task.task_id.encode(), value=result.encode())
-            results.flush(10)  # the result is durable before the step's checkpoint
+            if results is not None:
+                result = StepResult(
+                    task_id=ctx.task.task_id,
+                    attempt=ctx.attempt,
+                    step=step,
+                    agent_id=ctx.agent_id,
+                    epoch=ctx.epoch,
+                    output=output,
+                    at=started,
+                )
+                results.produce(topic, key=ctx.task.task_id.encode(), value=result.encode())
+                results.flush(10)  # the result is durable before the step's checkpoint
             state = {"digest": output}
             ctx.progress(step, state)
-        return {"digest": state["digest"], "steps": steps}
+        return {"digest": state["digest"], "steps": total}
+
+    def handle(ctx: TaskContext) -> dict[str, Any]:
+        if ctx.task.task_type == CHECKPOINT_TASK:
+            return checkpoints(ctx)
+        return steps(ctx)
 
     return handle
 
 
 def main() -> int:
+    """Run one agent until SIGTERM; exit code 2 on bad configuration, 1 if the agent failed."""
     logging.basicConfig(
         level=os.environ.get("AGENT_FAILOVER_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         config = AgentConfig.from_env()
-        topic = os.environ.get("AGENT_FAILOVER_DEMO_RESULTS_TOPIC")
-        if not topic:
-            raise ConfigError("AGENT_FAILOVER_DEMO_RESULTS_TOPIC is not set")
         step_range = step_seconds_from_env()
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    results = Producer(
-        {
-            **config.kafka.as_librdkafka_dict(),
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 1,
-        }
+    topic = os.environ.get("AGENT_FAILOVER_DEMO_RESULTS_TOPIC", "")
+    if not topic:
+        log.info("AGENT_FAILOVER_DEMO_RESULTS_TOPIC is not set: step results are not written")
+    results = (
+        Producer(
+            {
+                **config.kafka.as_librdkafka_dict(),
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 0,
+            }
+        )
+        if topic
+        else None
     )
+    handler = make_handler(results, topic, step_range, give_up_on_stop=config.handoff_wait == 0)
     try:
-        with Agent(config, make_handler(results, topic, step_range)) as agent:
+        with Agent(config, handler) as agent:
             agent.run()
     except AgentFailoverError as exc:
         log.error("agent stopped: %s", exc)
         return 1
     finally:
-        results.flush(10)
+        if results is not None:
+            results.flush(10)
     return 0
 
 

@@ -1,17 +1,15 @@
-"""Fixtures of the broker tests: one embedded Tansu broker per test session, and polling."""
+"""Fixtures of the broker tests: one embedded Tansu broker per test session, topics, batches."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 
 from agent_failover.broker.embedded import EmbeddedBroker
-
-T = TypeVar("T")
+from agent_failover.topics import TopicSpec, ensure_topics
 
 
 @pytest.fixture(scope="session")
@@ -22,18 +20,16 @@ def tansu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]:
         yield broker
 
 
-def wait_for(
-    probe: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
-) -> T:
-    """Call ``probe`` until it returns something other than None/False; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None and result is not False:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what or probe}")
-        time.sleep(interval)
+def new_topics(bootstrap: str, *names: str, partitions: int = 1) -> None:
+    """Create plain topics (``partitions`` each) for one test."""
+    ensure_topics(bootstrap, specs=[TopicSpec(n, partitions, {}, "test") for n in names])
+
+
+def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    """Create a topic with a unique name; return the name."""
+    name = f"lim-{uuid.uuid4().hex[:8]}"
+    new_topics(bootstrap, name, partitions=partitions)
+    return name
 
 
 def produce_batches(

@@ -18,12 +18,10 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from agent_failover.broker import compat
 from agent_failover.broker.embedded import EmbeddedBroker
-from tests.broker.conftest import produce_batches
+from tests.broker.conftest import new_topics, produce_batches
 
 pytestmark = pytest.mark.broker
 
@@ -33,12 +31,6 @@ def _no_patches_leak() -> Iterator[None]:
     compat.remove_faust_patches()
     yield
     compat.remove_faust_patches()
-
-
-def _create(bootstrap: str, *topics: str, partitions: int = 1) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(t, partitions, 1) for t in topics]).values():
-        future.result(timeout=10)
 
 
 def test_is_tansu_detects_the_embedded_broker(
@@ -67,7 +59,7 @@ def test_list_offsets_latest_is_short_and_fetch_highwater_corrects_it(
     tansu: EmbeddedBroker,
 ) -> None:
     topic = f"end-{uuid.uuid4().hex[:8]}"
-    _create(tansu.bootstrap_servers, topic, partitions=2)
+    new_topics(tansu.bootstrap_servers, topic, partitions=2)
     produce_batches(tansu.bootstrap_servers, topic, batches=3, per_batch=5)  # partition 0 only
     p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
 
@@ -118,7 +110,7 @@ def test_faust_table_recovery_is_stale_without_the_fix_and_right_with_it(
     apps = {"0": f"rec-off-{run}", "1": f"rec-on-{run}"}
     probe = f"probe-{run}"
     changelogs = [f"{app}-values-changelog" for app in apps.values()]
-    _create(bootstrap, probe, *changelogs)
+    new_topics(bootstrap, probe, *changelogs)
     for changelog in changelogs:
         # What a previous worker left: key "k" set to v0..v14, in 3 produce batches, as JSON.
         produce_batches(bootstrap, changelog, batches=3, per_batch=5, key=b'"k"', json=True)

@@ -8,24 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from agent_failover.broker.embedded import EmbeddedBroker, tansu_binary
 from agent_failover.config import Topics
+from agent_failover.dev.waiting import eventually
 from agent_failover.errors import EmbeddedBrokerError
-from tests.broker.conftest import wait_for
 
 pytestmark = pytest.mark.broker
 
 
 def _process_gone(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+        # A zombie is dead, only not yet reaped by its new parent.
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True
-    return state in ("Z", "X")  # a zombie is dead, only not yet reaped by its new parent
 
 
 def test_start_answers_metadata_logs_and_stops(tmp_path: Path) -> None:
@@ -83,7 +83,7 @@ def test_broker_dies_with_its_parent(tmp_path: Path) -> None:
             assert not _process_gone(broker_pid)
         finally:
             parent.kill()  # SIGKILL: no atexit, no cleanup in the parent
-    wait_for(lambda: _process_gone(broker_pid), what="the orphaned broker to die")
+    eventually(lambda: _process_gone(broker_pid), 20, "the orphaned broker to die")
 
 
 def test_serve_prints_address_creates_topics_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ commit tests assert what the claim protocol relies on and must hold on any broke
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +21,12 @@ from aiokafka.coordinator.protocol import (
 )
 from aiokafka.protocol.commit import OffsetCommitRequest
 from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest, SyncGroupRequest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
 from agent_failover.broker.embedded import EmbeddedBroker
+from agent_failover.dev.reading import read_topic
+from tests.broker.conftest import new_topic
 
 pytestmark = pytest.mark.broker
 
@@ -34,46 +34,6 @@ ILLEGAL_GENERATION = 22
 UNKNOWN_MEMBER_ID = 25
 REBALANCE_IN_PROGRESS = 27
 MEMBER_ID_REQUIRED = 79
-
-
-def _topic(bootstrap: str, partitions: int = 1) -> str:
-    name = f"lim-{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=10)
-    return name
-
-
-def _read_all(
-    bootstrap: str, topic: str, *, isolation: str, expect: int, timeout: float = 10
-) -> list[bytes]:
-    """Read ``topic`` from the start until ``expect`` records, or ``timeout``: return what came."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"read-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": isolation,
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, 0)])
-    values: list[bytes] = []
-    try:
-
-        def more() -> bool:
-            for msg in consumer.consume(100, timeout=0.2):
-                value = msg.value()
-                if msg.error() is None and value is not None:
-                    values.append(value)
-            return len(values) >= expect
-
-        deadline = time.monotonic() + timeout
-        while not more() and time.monotonic() < deadline:
-            pass
-    finally:
-        consumer.close()
-    return values
 
 
 # -- transactions ----------------------------------------------------------------------------
@@ -84,7 +44,7 @@ def test_tansu_limit_read_committed_sees_aborted_transactions(
 ) -> None:
     """Documents a broker limit: read_committed delivers an aborted transaction's records."""
     bootstrap = tansu.bootstrap_servers
-    topic = _topic(bootstrap)
+    topic = new_topic(bootstrap)
     txid = f"tx-{uuid.uuid4().hex[:8]}"
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": txid})
     producer.init_transactions(15)
@@ -99,12 +59,12 @@ def test_tansu_limit_read_committed_sees_aborted_transactions(
     producer.begin_transaction()
     producer.produce(topic, value=b"open")
     producer.flush(10)  # delivered, transaction left open
-    seen = _read_all(bootstrap, topic, isolation="read_committed", expect=2)
+    seen = [r.value for r in read_topic(bootstrap, topic, isolation="read_committed")]
     assert b"committed" in seen
     assert b"aborted" in seen  # Kafka: filtered out
-    # The still-open transaction's record: the lead measured it delivered too; a confluent-kafka
-    # read_committed consumer did not get it within 10 s here (docs/tansu.md). Either way
-    # read_committed cannot be relied on, which is what this test pins.
+    # The still-open transaction's record: an earlier probe saw it delivered too; read here to
+    # the end that read_committed reports, it is not (docs/tansu.md). Either way read_committed
+    # cannot be relied on, which is what this test pins.
     producer.abort_transaction(15)
 
 
@@ -113,7 +73,7 @@ def test_tansu_limit_second_transactional_producer_does_not_fence_the_first(
 ) -> None:
     """Documents a broker limit: on Kafka the old producer's commit fails with a fencing error."""
     bootstrap = tansu.bootstrap_servers
-    topic = _topic(bootstrap)
+    topic = new_topic(bootstrap)
     txid = f"tx-{uuid.uuid4().hex[:8]}"
     conf = {"bootstrap.servers": bootstrap, "transactional.id": txid}
     old = Producer({**conf, "transaction.timeout.ms": 10_000})
@@ -225,7 +185,7 @@ class _Member:
 
 @pytest.fixture
 def group_topic(tansu: EmbeddedBroker) -> Iterator[tuple[str, str, str]]:
-    yield tansu.bootstrap_servers, f"grp-{uuid.uuid4().hex[:8]}", _topic(tansu.bootstrap_servers)
+    yield tansu.bootstrap_servers, f"grp-{uuid.uuid4().hex[:8]}", new_topic(tansu.bootstrap_servers)
 
 
 def test_commit_with_a_generation_older_than_a_rebalance_is_rejected(
@@ -323,7 +283,7 @@ def test_commit_from_a_member_whose_session_expired_is_rejected(
 
 def test_tansu_limit_nothing_survives_a_restart(tmp_path: Path) -> None:
     with EmbeddedBroker(log_path=tmp_path / "first.log") as first:
-        topic = _topic(first.bootstrap_servers)
+        topic = new_topic(first.bootstrap_servers)
     with EmbeddedBroker(log_path=tmp_path / "second.log") as second:
         topics = (
             AdminClient({"bootstrap.servers": second.bootstrap_servers})

@@ -6,17 +6,23 @@ import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from agent_failover import models as m
 from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.dev.cluster import LocalCluster, Proc, wait_until
+from agent_failover.dev.cluster import LocalCluster
 from agent_failover.dev.ledger import LedgerReport, build_report
 from agent_failover.dev.observer import Observer
+from agent_failover.dev.processes import Proc
+from agent_failover.dev.victim import busiest_agent, reached_step
+from agent_failover.dev.waiting import eventually
 from agent_failover.sdk import TaskSubmitter
 from agent_failover.topics import TopicSpec, ensure_topics
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -55,34 +61,23 @@ class Scenario:
         return ids
 
     def held_by(self, agent_id: str) -> set[str]:
-        claimed = {e.task_id for e in self.observer.events(m.EventKind.CLAIMED, agent_id)}
-        return {t for t in claimed if t} - self.observer.completed_tasks()
+        """Tasks the agent claimed that are not completed."""
+        return set(self.observer.holdings().get(agent_id, {}))
 
-    def busy_agent(self, agents: list[str], min_step: int, exclude: str | None = None) -> str:
+    def busy_agent(self, agents: list[str], min_step: int) -> str:
         """Wait for an agent holding a task checkpointed at ``min_step`` or later; the busiest."""
+        ready = reached_step(min_step)
 
-        def ready() -> list[str]:
-            return [
-                a
-                for a in agents
-                if a != exclude
-                and any(self.checkpointed_step(t) >= min_step for t in self.held_by(a))
-            ]
+        def busiest() -> str | None:
+            holdings = self.observer.holdings()
+            return busiest_agent({a: holdings.get(a, {}) for a in agents}, ready)
 
-        self.wait(lambda: bool(ready()), 60, f"a task to reach step {min_step}")
-        return max(ready(), key=lambda a: len(self.held_by(a)))
+        return self.wait(busiest, 60, f"a task to reach step {min_step}")
 
-    def checkpointed_step(self, task_id: str) -> int:
-        steps = [
-            e.checkpoint.step
-            for e in self.observer.events(m.EventKind.CHECKPOINTED)
-            if e.task_id == task_id and e.checkpoint is not None
-        ]
-        return max(steps, default=-1)
-
-    def wait(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait(self, check: Callable[[], T | None], timeout: float, what: str) -> T:
+        """:func:`eventually`, with the tail of every process's log in the failure."""
         try:
-            wait_until(predicate, timeout, what=what)
+            return eventually(check, timeout, what)
         except TimeoutError as exc:
             logs = "\n".join(
                 f"--- {p.name} ---\n{p.log_tail(15)}" for p in self.cluster.procs.values()

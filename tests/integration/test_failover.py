@@ -38,6 +38,7 @@ def test_sigkill_mid_task_resumes_from_last_checkpoint(
     held = s.held_by(victim)
     procs[victim].signal(signal.SIGKILL)
     s.wait_all_completed()
+    s.observer.sync()  # "one fence, no other": everything written so far must be read
 
     fences = s.observer.fences(victim)
     assert len(fences) == 1
@@ -79,6 +80,7 @@ def test_sigterm_moves_tasks_without_waiting_for_the_timeout(
     s.wait_all_completed(timeout=60)
 
     assert procs[leaver].wait(10) == 0
+    s.observer.sync()
     assert s.observer.fences() == []
     moved = {r.task_id: r for r in s.observer.redispatches(leaver)}
     assert set(moved) == held
@@ -104,6 +106,7 @@ def test_monitor_restart_keeps_healthy_agents_and_handles_a_failure_once(
     procs[victim].signal(signal.SIGKILL)
     s.cluster.start_monitor("monitor-2")
     s.wait_all_completed(timeout=120)
+    s.observer.sync()
 
     fences = s.observer.fences()
     assert [(f.agent_id, f.reason) for f in fences] == [
@@ -132,6 +135,7 @@ def test_agent_back_from_the_dead_is_fenced(scenario_factory: Callable[..., Scen
     )
     procs[zombie].signal(signal.SIGCONT)
     s.wait_all_completed()
+    s.observer.sync()
 
     fence = s.observer.fences(zombie)[0]
     # Whatever the revived agent wrote for its old tasks is not accepted: no completion of an old

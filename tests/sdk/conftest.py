@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
 from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import AgentConfig, CheckpointPolicy, KafkaConfig, Topics
-from agent_failover.dev.cluster import wait_until as poll_until
+from agent_failover.dev.reading import Rec, TopicReader
+from agent_failover.dev.waiting import eventually
 from agent_failover.models import Record
 from agent_failover.sdk import Agent
 from agent_failover.sdk.agent import Handler
@@ -24,14 +24,6 @@ R = TypeVar("R", bound=Record)
 
 #: Generous: a loaded 2-core box with a 3 s group join on Tansu. Only failures wait this long.
 DEADLINE_S = 60.0
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    """Poll ``predicate`` until true; fail the test naming ``what`` after ``timeout``."""
-    try:
-        poll_until(predicate, timeout, what=what)
-    except TimeoutError as exc:
-        raise AssertionError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")
@@ -51,27 +43,26 @@ def topics(sdk_bootstrap: str) -> Topics:
 class Reader:
     """Reads a whole topic from the beginning (assigned, no group), decoding every record."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int, record: type[R]) -> None:
-        self._consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": "sdk-test-reader.unused",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 10,
-            }
-        )
-        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    def __init__(self, bootstrap: str, topic: str, record: type[R]) -> None:
+        self._reader = TopicReader(bootstrap, topic)
         self._record = record
         self.records: list[Any] = []
         self.positions: list[tuple[int, int]] = []
 
+    def _add(self, recs: list[Rec]) -> None:
+        for rec in recs:
+            self.records.append(self._record.decode(rec.value or b""))
+            self.positions.append((rec.partition, rec.offset))
+
     def poll(self) -> None:
         """Read what has arrived."""
-        for msg in self._consumer.consume(num_messages=500, timeout=0.05):
-            if msg.error():
-                continue
-            self.records.append(self._record.decode(msg.value()))
-            self.positions.append((msg.partition() or 0, msg.offset() or 0))
+        self._add(self._reader.poll())
+
+    def read_to_end(self) -> list[Any]:
+        """Read everything written so far (to the high watermark): before asserting that
+        something was *not* written. Returns the records."""
+        self._add(self._reader.read_to_end(DEADLINE_S))
+        return self.records
 
     def wait_for(
         self, predicate: Callable[[list[Any]], bool], what: str, timeout: float = DEADLINE_S
@@ -82,11 +73,11 @@ class Reader:
             self.poll()
             return predicate(self.records)
 
-        wait_until(check, what, timeout)
+        eventually(check, timeout, what)
         return self.records
 
     def close(self) -> None:
-        self._consumer.close()
+        self._reader.close()
 
 
 @pytest.fixture
@@ -95,14 +86,7 @@ def reader(sdk_bootstrap: str, topics: Topics) -> Iterator[Callable[[str, type[A
     made: list[Reader] = []
 
     def make(topic: str, record: type[Any]) -> Reader:
-        partitions = (
-            topics.task_partitions
-            if topic == topics.tasks
-            else topics.checkpoint_partitions
-            if topic == topics.checkpoints
-            else topics.agent_partitions
-        )
-        r = Reader(sdk_bootstrap, topic, partitions, record)
+        r = Reader(sdk_bootstrap, topic, record)
         made.append(r)
         return r
 

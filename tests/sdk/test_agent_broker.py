@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Producer
 
 from agent_failover.config import CheckpointPolicy, KafkaConfig, Topics
+from agent_failover.dev.waiting import eventually
 from agent_failover.errors import FencedError
 from agent_failover.models import (
     Checkpoint,
@@ -31,7 +32,7 @@ from agent_failover.sdk import Agent, TaskContext, TaskReleased, TaskSubmitter, 
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.kafka import assigned_consumer_conf
 
-from .conftest import DEADLINE_S, Reader, wait_until
+from .conftest import DEADLINE_S, Reader
 
 pytestmark = pytest.mark.broker
 
@@ -214,7 +215,7 @@ def test_redispatch_goes_first_and_resumes_from_its_checkpoint(
             checkpoint=CheckpointRef(partition=partition, offset=offset, step=4),
         ),
     )
-    wait_until(lambda: "moved" in agent.in_flight(), "the redispatch to be queued")
+    eventually(lambda: "moved" in agent.in_flight(), DEADLINE_S, "the redispatch to be queued")
     gate.set()
     events.wait_for(
         lambda recs: EventKind.COMPLETED in task_events(recs, normal.task_id), "the normal task"
@@ -313,11 +314,10 @@ def test_fence_stops_the_task_and_nothing_more_is_written(
     assert not runner.is_alive()
     assert len(stopped) == 1 and isinstance(stopped[0], FencedError)
     assert len(outcome) == 1 and agent.fenced
-    # Read everything written since: the agent's own flush at close has completed.
+    # Read everything written since, to the end: the agent's own flush at close has completed.
     checkpoints = reader(topics.checkpoints, Checkpoint)
-    checkpoints.wait_for(lambda recs: len(recs) >= 1, "the first checkpoint")
-    events.poll()
-    assert [c.step for c in checkpoints.records] == [0]
+    assert [c.step for c in checkpoints.read_to_end()] == [0]
+    events.read_to_end()
     assert task_events(events.records, t.task_id) == [
         EventKind.CLAIMING,
         EventKind.CLAIMED,
@@ -342,7 +342,7 @@ def test_a_plan_moving_a_running_task_stops_it(
     t = task()
     with TaskSubmitter(sdk_bootstrap, topics) as submitter:
         submitter.submit(t)
-    wait_until(lambda: t.task_id in agent.in_flight(), "the claim")
+    eventually(lambda: t.task_id in agent.in_flight(), DEADLINE_S, "the claim")
     write(
         sdk_bootstrap,
         topics.control,
@@ -357,12 +357,12 @@ def test_a_plan_moving_a_running_task_stops_it(
             plan=(PlanEntry(task_id=t.task_id, attempt=2, target_agent_id="b", target_epoch=1),),
         ),
     )
-    wait_until(lambda: t.task_id not in agent.in_flight(), "the task to stop")
+    eventually(lambda: t.task_id not in agent.in_flight(), DEADLINE_S, "the task to stop")
     assert len(outcome) == 1 and not agent.fenced
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(lambda recs: EventKind.CLAIMED in task_events(recs, t.task_id), "claimed")
     agent.close()
-    events.poll()
+    events.read_to_end()
     assert task_events(events.records, t.task_id) == [EventKind.CLAIMING, EventKind.CLAIMED]
 
 
@@ -383,6 +383,7 @@ def test_close_releases_in_flight_tasks_with_their_checkpoint(
     events.wait_for(lambda recs: EventKind.CHECKPOINTED in task_events(recs, t.task_id), "step 0")
     agent.close()
     events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "agent_stopped")
+    events.read_to_end()  # nothing may follow agent_stopped
     assert task_events(events.records, t.task_id) == [
         EventKind.CLAIMING,
         EventKind.CLAIMED,
@@ -423,9 +424,9 @@ def test_close_releases_a_handler_that_ignores_the_stop(
     events.wait_for(lambda recs: EventKind.CHECKPOINTED in task_events(recs, t.task_id), "step 0")
     agent.close()
     gate.set()
-    wait_until(lambda: bool(late), "the late checkpoint to be refused")
+    eventually(lambda: bool(late), DEADLINE_S, "the late checkpoint to be refused")
     events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "stop")
-    kinds = task_events(events.records, t.task_id)
+    kinds = task_events(events.read_to_end(), t.task_id)
     assert kinds[-1] is EventKind.RELEASED and EventKind.COMPLETED not in kinds
 
 
@@ -439,14 +440,14 @@ def test_handoff_wait_lets_a_handler_reach_its_next_checkpoint(
     def handler(ctx: TaskContext) -> None:
         ctx.checkpoint(0, "zero")
         started.set()
-        wait_until(lambda: ctx.stopping, "the agent to stop")
+        eventually(lambda: ctx.stopping, DEADLINE_S, "the agent to stop")
         ctx.progress(1, "finished during the handoff wait")  # writes, then raises TaskReleased
 
     agent = start_agent(handler, handoff_wait=DEADLINE_S)
     t = task()
     with TaskSubmitter(sdk_bootstrap, topics) as submitter:
         submitter.submit(t)
-    wait_until(started.is_set, "step 0")
+    eventually(started.is_set, DEADLINE_S, "step 0")
     agent.close()
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "stop")

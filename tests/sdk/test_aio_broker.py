@@ -64,6 +64,7 @@ def test_async_agent_claims_checkpoints_completes_and_releases(
 
     asyncio.run(scenario())
     events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "stop")
+    events.read_to_end()  # the task lists below must be complete
     assert kinds(events.records, quick.task_id) == [
         EventKind.CLAIMING,
         EventKind.CLAIMED,

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from agent_failover import models as m
 from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import Topics
+from agent_failover.dev.processes import Proc, spawn, stop_all
+from agent_failover.dev.reading import TopicReader
+from agent_failover.dev.waiting import eventually
 from agent_failover.models import Record
 from agent_failover.topics import ensure_topics
 
@@ -34,18 +34,6 @@ from agent_failover.topics import ensure_topics
 def streams_bootstrap(broker: BrokerHandle) -> str:
     """Bootstrap servers of the broker the monitor's broker tests use."""
     return broker.bootstrap_servers
-
-
-def assert_eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)  # polling interval, not synchronisation
 
 
 @dataclasses.dataclass
@@ -60,8 +48,8 @@ class MonitorHarness:
     app_id: str
     log_path: Path
     producer: Producer
-    procs: dict[str, subprocess.Popen[bytes]] = dataclasses.field(default_factory=dict)
-    _readers: dict[str, tuple[Consumer, list[Any]]] = dataclasses.field(default_factory=dict)
+    procs: dict[str, Proc] = dataclasses.field(default_factory=dict)
+    _readers: dict[str, tuple[TopicReader, list[Any]]] = dataclasses.field(default_factory=dict)
 
     def send(self, topic: str, key: str, record: Record | bytes) -> None:
         """Produce as an agent would: keyed, murmur2 (Java) partitioner, acknowledged."""
@@ -70,7 +58,7 @@ class MonitorHarness:
         assert self.producer.flush(30) == 0
 
     @property
-    def proc(self) -> subprocess.Popen[bytes] | None:
+    def proc(self) -> Proc | None:
         """The first worker started."""
         return next(iter(self.procs.values()), None)
 
@@ -93,66 +81,44 @@ class MonitorHarness:
             "AGENT_FAILOVER_MONITOR_APP_ID": self.app_id,
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_path.parent / f"{self.app_id}-{name}"),
-            "PYTHONUNBUFFERED": "1",
             **env,
         }
-        with self.log_file(name).open("ab") as log:
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", "streams.runner"],
-                env=full,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
+        self.procs[name] = spawn(name, ["-m", "streams.runner"], self.log_file(name), env=full)
 
     def eventually(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
-        """:func:`assert_eventually`, failing at once if a monitor process has exited."""
+        """:func:`eventually`, failing at once if a monitor process has exited."""
 
         def alive_check() -> Any:
             for name, proc in self.procs.items():
-                if proc.poll() is not None:
+                if not proc.alive:
                     raise AssertionError(f"{name} exited ({proc.returncode}) before {what}")
             return check()
 
-        return assert_eventually(alive_check, timeout, what)
+        return eventually(alive_check, timeout, what)
 
     def log_text(self, name: str = "monitor") -> str:
         path = self.log_file(name)
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def records(self, topic: str, decode: Callable[[bytes], Any]) -> list[Any]:
-        """Everything on ``topic`` so far (all partitions, from the start), decoded."""
+    def records(
+        self, topic: str, decode: Callable[[bytes], Any], *, to_end: bool = False
+    ) -> list[Any]:
+        """Everything on ``topic`` so far (all partitions, from the start), decoded.
+
+        ``to_end``: read to the high watermark first, before asserting that something was *not*
+        written; otherwise only what has arrived.
+        """
         if topic not in self._readers:
-            consumer = Consumer(
-                {
-                    "bootstrap.servers": self.bootstrap,
-                    "group.id": f"reader-{uuid.uuid4().hex}",
-                    "enable.auto.commit": False,
-                    "fetch.wait.max.ms": 20,
-                }
-            )
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
-            self._readers[topic] = (consumer, [])
-        consumer, seen = self._readers[topic]
-        for msg in consumer.consume(500, 0.2):
-            value = msg.value()
-            if msg.error() is None and value is not None:
-                seen.append(decode(value))
+            self._readers[topic] = (TopicReader(self.bootstrap, topic), [])
+        reader, seen = self._readers[topic]
+        recs = reader.read_to_end() if to_end else reader.poll(0.2)
+        seen.extend(decode(r.value) for r in recs if r.value is not None)
         return list(seen)
 
     def close(self) -> None:
-        running = [p for p in self.procs.values() if p.poll() is None]
-        for proc in running:
-            proc.send_signal(signal.SIGTERM)
-        for proc in running:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        for consumer, _ in self._readers.values():
-            consumer.close()
+        stop_all(self.procs.values(), 20)
+        for reader, _ in self._readers.values():
+            reader.close()
         self.producer.flush(10)
 
 

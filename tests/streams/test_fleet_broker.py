@@ -73,7 +73,7 @@ def test_a_worker_without_healthy_agents_moves_tasks_to_another_workers_agent(
     assert (rd.from_agent_id, rd.from_epoch) == (victim, 101)
     # Decided by the victim's own worker, which owns no healthy agent: the target came from the
     # fleet directory, not from a local heartbeat.
-    controls = h.records(t.control, m.Control.decode)
+    controls = h.records(t.control, m.Control.decode, to_end=True)
     (decision,) = [c for c in controls if c.decision_id == rd.decision_id]
     assert decision.monitor_id == w1
     fences = [(c.agent_id, c.epoch) for c in controls if c.kind is m.ControlKind.FENCE]
