@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import threading
 import urllib.error
@@ -22,15 +21,8 @@ from typing import Any
 
 import yaml
 
-from tests.streams.conftest import assert_eventually
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from agent_failover.broker.embedded import free_port
+from agent_failover.dev.waiting import eventually
 
 
 def http_get(url: str, timeout: float = 2.0) -> str | None:
@@ -91,12 +83,12 @@ def _server(name: str, args: list[str], ready_url: str, workdir: Path) -> Iterat
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
     try:
         try:
-            assert_eventually(
+            eventually(
                 lambda: proc.poll() is not None or http_get(ready_url), 60, f"{name} to be ready"
             )
             if proc.poll() is not None:
                 raise AssertionError(f"{name} exited before it was ready")
-        except AssertionError as exc:
+        except (AssertionError, TimeoutError) as exc:
             tail = log_path.read_text()[-3000:]
             raise RuntimeError(f"{exc}; exit {proc.poll()}:\n{tail}") from None
         yield

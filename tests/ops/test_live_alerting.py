@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
+from agent_failover.dev.waiting import eventually
 from tests.integration.conftest import Scenario, scenario_factory
 from tests.ops.alerting import WebhookReceiver, free_port, http_get, pipeline
 from tests.ops.conftest import NAMESPACE, OpsTools, find, render
-from tests.streams.conftest import assert_eventually
 
 __all__ = ["scenario_factory"]  # the end-to-end scenarios' fixture, used here as is
 
@@ -70,7 +70,7 @@ def test_pipeline_delivers_a_chart_alert(ops_tools: OpsTools, tmp_path: Path) ->
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
         with chart_pipeline(ops_tools, tmp_path, port) as webhook:
-            alerts = assert_eventually(
+            alerts = eventually(
                 lambda: firing(webhook, "AgentFailoverNoHealthyAgent"),
                 90,
                 "the page to reach the webhook",
@@ -94,7 +94,7 @@ def test_no_healthy_agent_pages_through_alertmanager(
     s.cluster.start_monitor()
     procs = s.start_agents(AGENTS)
     s.wait_monitor_ready()
-    metrics = assert_eventually(
+    metrics = eventually(
         lambda: http_get(f"http://127.0.0.1:{port}/metrics"), 60, "the monitor's /metrics"
     )
     missing = [name for name in NEEDED if name not in metrics]
@@ -106,7 +106,7 @@ def test_no_healthy_agent_pages_through_alertmanager(
         s.wait(lambda: all(s.held_by(a) for a in AGENTS), 60, "both agents to hold a task")
         for proc in procs.values():
             proc.signal(signal.SIGKILL)
-        alerts = assert_eventually(
+        alerts = eventually(
             lambda: firing(webhook, "AgentFailoverNoHealthyAgent"),
             120,
             "the page to reach the webhook",
