@@ -136,7 +136,7 @@ class Topics:
 
     ``heartbeats``, ``task_events``, ``control`` and ``priority`` are keyed by agent id and must
     have the same partition count (``agent_partitions``) so one monitor worker owns an agent's
-    whole story.
+    whole story; ``tasks`` and ``assigned`` share ``task_partitions`` for the same reason.
     """
 
     prefix: str = "af."
@@ -165,7 +165,13 @@ class Topics:
 
     @property
     def tasks(self) -> str:
+        """Submitted work (key: task id); read only by the monitor's intake."""
         return f"{self.prefix}tasks"
+
+    @property
+    def assigned(self) -> str:
+        """The intake's decisions, one partition per task partition (key: task id)."""
+        return f"{self.prefix}tasks.assigned"
 
     @property
     def priority(self) -> str:
@@ -277,8 +283,6 @@ class AgentConfig:
     heartbeat_interval: float = 1.0
     checkpoint_policy: CheckpointPolicy = dataclasses.field(default_factory=CheckpointPolicy)
     pool: str = "active"
-    group_id: str = "af-agents"
-    session_timeout_ms: int = 6000
     # Fetch wait of the latency-critical consumers (priority, control, checkpoint reads). None:
     # 500 ms, or 10 ms on a broker that does not wake a waiting fetch on new data (Tansu; see
     # docs/tansu.md), detected at start.
@@ -298,8 +302,6 @@ class AgentConfig:
         _positive("heartbeat_interval", self.heartbeat_interval)
         if self.pool not in ("active", "standby"):
             raise ConfigError(f"pool must be 'active' or 'standby', got {self.pool!r}")
-        if self.session_timeout_ms < 1000:
-            raise ConfigError("session_timeout_ms must be >= 1000")
         if self.handoff_wait < 0:
             raise ConfigError(f"handoff_wait must be >= 0, got {self.handoff_wait!r}")
         if self.fetch_wait_max_ms is not None and not 0 < self.fetch_wait_max_ms <= 10_000:
@@ -323,10 +325,6 @@ class AgentConfig:
             kwargs["checkpoint_policy"] = CheckpointPolicy.parse(policy)
         if (pool := _env("POOL", env)) is not None:
             kwargs["pool"] = pool
-        if (group := _env("GROUP_ID", env)) is not None:
-            kwargs["group_id"] = group
-        if (session := _env_int("SESSION_TIMEOUT_MS", env)) is not None:
-            kwargs["session_timeout_ms"] = session
         if (handoff := _env_float("HANDOFF_WAIT", env)) is not None:
             kwargs["handoff_wait"] = handoff
         if (wait := _env_int("FETCH_WAIT_MAX_MS", env)) is not None:
@@ -350,9 +348,8 @@ class MonitorConfig:
     tick_interval: float = 0.05
     # After taking over partitions, wait this long before declaring anyone dead (default: timeout).
     grace_period: float | None = None
-    # Session timeout of the agents' task consumer group, to settle unconfirmed claims.
-    agents_session_timeout: float = 6.0
-    agents_group_id: str = "af-agents"
+    # New work waiting this long while active agents have free slots is reported as stuck.
+    stuck_after: float = 30.0
     metrics_port: int | None = 9108
     web_port: int | None = None  # faust's web server; off unless set
     data_dir: str = ".agent-failover-monitor"
@@ -368,7 +365,7 @@ class MonitorConfig:
             raise ConfigError("degraded_after must be between 0 and heartbeat_timeout")
         if self.grace_period is not None and self.grace_period < 0:
             raise ConfigError("grace_period must be >= 0")
-        _positive("agents_session_timeout", self.agents_session_timeout)
+        _positive("stuck_after", self.stuck_after)
         for name in ("metrics_port", "web_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port < 65536:
@@ -397,7 +394,7 @@ class MonitorConfig:
             ("degraded_after", "DEGRADED_AFTER"),
             ("tick_interval", "TICK_INTERVAL"),
             ("grace_period", "GRACE_PERIOD"),
-            ("agents_session_timeout", "AGENTS_SESSION_TIMEOUT"),
+            ("stuck_after", "STUCK_AFTER"),
             ("broker_session_timeout", "MONITOR_SESSION_TIMEOUT"),
         ):
             if (value := _env_float(var, env)) is not None:
@@ -407,8 +404,6 @@ class MonitorConfig:
                 kwargs[field] = port
         if (app_id := _env("MONITOR_APP_ID", env)) is not None:
             kwargs["app_id"] = app_id
-        if (group := _env("GROUP_ID", env)) is not None:
-            kwargs["agents_group_id"] = group
         if (data_dir := _env("MONITOR_DATA_DIR", env)) is not None:
             kwargs["data_dir"] = data_dir
         kwargs.update(overrides)

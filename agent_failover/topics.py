@@ -40,7 +40,9 @@ def topic_specs(topics: Topics) -> list[TopicSpec]:
         TopicSpec(topics.task_events, agent, delete(7 * DAY_MS), "agent and task lifecycle"),
         TopicSpec(topics.control, agent, delete(7 * DAY_MS), "monitor decisions: fence, dispatch"),
         TopicSpec(topics.priority, agent, delete(7 * DAY_MS), "re-dispatched tasks, by target"),
-        TopicSpec(topics.tasks, topics.task_partitions, delete(7 * DAY_MS), "normal task queue"),
+        TopicSpec(topics.tasks, topics.task_partitions, delete(7 * DAY_MS), "submitted work"),
+        # The intake's decisions: as many partitions as `tasks`, so faust co-partitions them.
+        TopicSpec(topics.assigned, topics.task_partitions, delete(7 * DAY_MS), "intake decisions"),
         TopicSpec(
             topics.checkpoints,
             topics.checkpoint_partitions,
