@@ -86,24 +86,6 @@ def assigned_consumer_conf(
     return {"client.id": client_id, **kafka.as_librdkafka_dict(), **required}
 
 
-def group_consumer_conf(
-    kafka: KafkaConfig, client_id: str, group_id: str, session_timeout_ms: int
-) -> dict[str, Any]:
-    """The normal task consumer: cooperative-sticky group member, manual synchronous commits."""
-    required = {
-        "group.id": group_id,
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": session_timeout_ms,
-        "heartbeat.interval.ms": max(100, session_timeout_ms // 3),
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        # Tasks submitted before the first agent joined must still run.
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-    }
-    return {"client.id": client_id, **kafka.as_librdkafka_dict(), **required}
-
-
 def broker_error(what: str, exc: BaseException) -> BrokerError:
     """Wrap a confluent-kafka failure; keeps librdkafka's own retriable flag when it has one."""
     err = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
