@@ -21,7 +21,7 @@ import msgspec
 import orjson
 
 from agent_failover.errors import CodecError
-from agent_failover.models import CheckpointRef, DispatchReason, Pool, SourceRef, Task
+from agent_failover.models import CheckpointRef, DispatchReason, Pool, Task
 
 #: How many fenced epochs, applied plan entries and finished attempts a record remembers. Later
 #: duplicates of anything older are so late (thousands of decisions) that they cannot happen in
@@ -39,10 +39,7 @@ TABLE_RECORD = "agent_record"
 class SlotStatus(enum.StrEnum):
     """Where a task held in an agent's record stands."""
 
-    OWNED = "owned"  # claimed by, or re-dispatched to, the slot's epoch
-    UNCONFIRMED = (
-        "unconfirmed"  # `claiming` seen without `claimed`: the claim may not have happened
-    )
+    OWNED = "owned"  # dispatched to (or claimed by) the slot's epoch
     QUEUED = "queued"  # must move: waits for a dispatch decision (or for a healthy agent)
 
 
@@ -59,7 +56,6 @@ class TaskSlot:
     epoch: int
     status: SlotStatus
     checkpoint: CheckpointRef | None = None
-    source: SourceRef | None = None
     reason: DispatchReason | None = None  # why it is queued
 
     @property
@@ -146,6 +142,19 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _claims_taken(data: dict[str, Any]) -> dict[str, Any]:
+    """Records written while agents claimed tasks themselves may hold an ``unconfirmed`` claim
+    (its ``source`` is ignored). Nobody reads the agents' old group any more, so the task is held
+    as ``owned``: moved if its agent dies, never lost."""
+    tasks = data.get("tasks")
+    if type(tasks) is not dict:
+        return data
+    old = [k for k, s in tasks.items() if type(s) is dict and s.get("status") == "unconfirmed"]
+    if not old:
+        return data
+    return {**data, "tasks": {**tasks, **{k: {**tasks[k], "status": "owned"} for k in old}}}
+
+
 def decode_record(raw: bytes) -> AgentRecord:
     """Inverse of :func:`encode_record`; also reads version 1 records.
 
@@ -164,7 +173,7 @@ def decode_record(raw: bytes) -> AgentRecord:
         )
     try:
         fields = data["agent"] if version == STATE_VERSION else _from_v1(data)
-        return msgspec.convert(fields, type=AgentRecord, strict=True)
+        return msgspec.convert(_claims_taken(fields), type=AgentRecord, strict=True)
     except msgspec.ValidationError as exc:
         raise _error(str(exc)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -119,6 +119,7 @@ class SummaryPublisher:
 
     async def _publish_summary(self, partitions: frozenset[int], now: float) -> None:
         reserved, at = self._reservations.counts(), time.time()
+        version = self._index.version  # what the pass below reflects, at least
         try:
             loop = asyncio.get_running_loop()
             local, value = await loop.run_in_executor(
@@ -127,7 +128,7 @@ class SummaryPublisher:
         except Exception:
             log.exception("cannot build the fleet summary")
             return
-        self._targets.offer(local, now)  # planning reuses it for a while
+        self._targets.offer(local, now, version)  # planning reuses it for a while
         try:
             await self._send(self._topic, self._monitor_id.encode(), value, 0)
         except Exception:

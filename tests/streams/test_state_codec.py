@@ -78,6 +78,18 @@ def test_a_version_1_record_is_still_read() -> None:
     assert decode_record(encode_record(rec)) == rec
 
 
+def test_an_unconfirmed_claim_of_the_consumer_group_days_is_read_as_held() -> None:
+    # Nobody reads the agents' old group any more: the claimed task is the agent's, so it moves
+    # if the agent dies instead of being lost.
+    old = orjson.loads(encode_record(full_record()))
+    old["agent"]["tasks"]["t-1"].update(
+        status="unconfirmed", source={"topic": "af.tasks", "partition": 1, "offset": 9}
+    )
+    rec = decode_record(orjson.dumps(old))
+    assert rec.tasks["t-1"].status is SlotStatus.OWNED
+    assert rec == full_record()
+
+
 @pytest.mark.parametrize("version", [3, 0, "2", True, None])
 def test_an_unknown_version_is_refused_naming_it(version: object) -> None:
     raw = orjson.dumps({"v": version, "agent": orjson.loads(encode_record(full_record()))["agent"]})

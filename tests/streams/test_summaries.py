@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 
 from agent_failover.config import Topics
-from agent_failover.models import FleetSummary, PlanEntry
+from agent_failover.models import FleetSummary
 from streams.detection import Health
 from streams.fleet import PUBLISH_INTERVAL
 from streams.state import AgentRecord
@@ -40,7 +40,7 @@ def test_the_fleet_summary_goes_out_every_interval_and_at_once_on_a_partition_ch
     w = Worker({}, topics=TOPICS)
     a = agent_in(0, 2)
     w.live.beat([a], T0)
-    w.monitor.reservations.reserve([PlanEntry("t-9", 2, a, 1)], T0)
+    w.monitor.reservations.reserve((a, 1), "t-9", T0, local=True)
     p = frozenset({0})
     run(w.monitor.publisher, ("fleet", p, T0), ("fleet", p, T0 + PUBLISH_INTERVAL / 2))
     (first,) = published(w)
