@@ -1,9 +1,17 @@
-"""The faust app of the monitor: ``create_app(config)`` wires the table, one agent and a timer.
+"""The faust app of the monitor: ``create_app(config)`` wires the tables, three agents and a timer.
 
-The faust parts are thin: one agent consumes task-events, tasks.priority and control (raw bytes,
-co-partitioned by agent id) and hands each record to :class:`~streams.monitor.Monitor`; one timer
-runs detection every ``tick_interval``. Both pass the monitor's clock, ``time.monotonic()``.
-Heartbeats bypass faust (:mod:`streams.liveness`).
+The faust parts are thin, each handing records to :class:`~streams.monitor.Monitor`:
+
+- ``monitor-records`` consumes task-events, tasks.priority and control (raw bytes, co-partitioned
+  by agent id; table ``agents``);
+- ``intake`` consumes ``tasks`` (new work) and decides where each task runs: it is read without
+  acknowledgements, positioned by the ``intake`` table instead (:mod:`streams.intake`);
+- ``assign`` consumes ``tasks.assigned`` (co-partitioned with ``tasks``; table ``intake``) and
+  forwards the first decision per task record (:mod:`streams.assign`);
+- a timer runs detection every ``tick_interval``.
+
+They pass the monitor's clock, ``time.monotonic()``. Heartbeats bypass faust
+(:mod:`streams.liveness`).
 
 ``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
 first access from the environment (:meth:`MonitorConfig.from_env`).
@@ -13,19 +21,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable
 from typing import Any
 
 import faust
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from faust.types import TP
 
 from agent_failover.config import MonitorConfig
 from streams.fleet import FleetDirectory
 from streams.liveness import LivenessTracker
 from streams.metrics import MonitorMetrics
 from streams.monitor import Monitor, monitor_id
-from streams.tables import agents_table
+from streams.tables import agents_table, intake_table
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +52,48 @@ def _compat(config: MonitorConfig) -> dict[str, Any]:
     return settings
 
 
-def _committed_reader(config: MonitorConfig) -> Any:
-    """A blocking function reading the agents group's committed offsets (runs in an executor)."""
-    admin: list[AdminClient] = []
+class FaustTaskFeed:
+    """The task partitions as the faust worker holds them: the intake's
+    :class:`~streams.intake.TaskFeed`."""
 
-    def committed(partitions: Collection[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-        if not admin:
-            admin.append(AdminClient(config.kafka.as_librdkafka_dict()))
-        request = ConsumerGroupTopicPartitions(
-            config.agents_group_id, [TopicPartition(t, p) for t, p in sorted(partitions)]
-        )
-        futures = admin[0].list_consumer_group_offsets([request], request_timeout=5.0)
-        result = futures[config.agents_group_id].result(timeout=10.0)
-        return {
-            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
-            for tp in result.topic_partitions
-        }
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self._app = app
+        self._topic = topic
 
-    return committed
+    def owned(self) -> frozenset[int]:
+        """The task partitions assigned to this worker."""
+        actives = self._app.assignor.assigned_actives()
+        return frozenset(tp.partition for tp in actives if tp.topic == self._topic)
+
+    def busy(self) -> bool:
+        """Rebalancing or recovering the tables."""
+        return bool(self._app.rebalancing or getattr(self._app, "in_recovery", False))
+
+    def highwater(self, partition: int) -> int | None:
+        """The end offset the consumer last saw for a task partition, if it knows one."""
+        try:
+            high = self._app.consumer.highwater(TP(self._topic, partition))
+        except Exception:  # not assigned (any more), or nothing fetched yet
+            return None
+        return high if isinstance(high, int) else None
+
+    async def skip_to(self, partition: int, offset: int) -> None:
+        """Fetch the task partition from ``offset`` on."""
+        await self._app.consumer.seek(TP(self._topic, partition), offset)
+
+    def current(self, message: Any) -> Callable[[], bool]:
+        """Whether ``message`` is still this worker's: same assignment, partition still owned."""
+        generation, tp = message.generation_id, message.tp
+        app = self._app
+
+        def check() -> bool:
+            return (
+                not self.busy()
+                and generation == app.consumer_generation_id
+                and tp in app.assignor.assigned_actives()
+            )
+
+        return check
 
 
 def create_app(config: MonitorConfig) -> faust.App:
@@ -97,6 +128,8 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     settings.update(_compat(config))
     app = faust.App(config.app_id, **settings)
     table = agents_table(app, topics.agent_partitions)
+    progress = intake_table(app, topics.task_partitions)
+    feed = FaustTaskFeed(app, topics.tasks)
     metrics = MonitorMetrics()
     directory = FleetDirectory(monitor_id(), topics.agent_partitions)
     liveness = LivenessTracker(
@@ -110,20 +143,40 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:
         return await app.producer.send(topic, key, value, partition, None, None)
 
-    monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config), directory)
-    source = app.topic(
-        topics.task_events,
-        topics.priority,
-        topics.control,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=topics.agent_partitions,
+    monitor = Monitor(
+        config, table, liveness, metrics, send, directory, progress=progress, feed=feed
+    )
+
+    def raw(*names: str, partitions: int, acks: bool = True) -> Any:
+        return app.topic(
+            *names, key_serializer="raw", value_serializer="raw", partitions=partitions, acks=acks
+        )
+
+    source = raw(
+        topics.task_events, topics.priority, topics.control, partitions=topics.agent_partitions
     )
 
     @app.agent(source, name="monitor-records")
     async def records(stream: Any) -> None:
         async for event in stream.events():
             await monitor.on_message(event.message, time.monotonic())
+
+    # No acknowledgements, hence no committed offsets: where reading starts is the intake
+    # table's business (a record is done once its decision is forwarded), and a record may wait
+    # for a free slot without holding up a rebalance.
+    tasks = raw(topics.tasks, partitions=topics.task_partitions, acks=False)
+
+    @app.agent(tasks, name="intake")
+    async def intake(stream: Any) -> None:
+        async for event in stream.events():
+            await monitor.on_task(event.message, feed.current(event.message))
+
+    assigned = raw(topics.assigned, partitions=topics.task_partitions)
+
+    @app.agent(assigned, name="assign")
+    async def assign(stream: Any) -> None:
+        async for event in stream.events():
+            await monitor.on_decision(event.message)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_side_services() -> None:

@@ -13,7 +13,6 @@ from typing import Any
 from agent_failover.config import KafkaConfig, MonitorConfig, Topics
 from agent_failover.models import Control, Pool
 from agent_failover.partitioner import partition_for
-from streams.channels import Committed
 from streams.fleet import FleetDirectory
 from streams.metrics import MonitorMetrics
 from streams.monitor import Monitor, TickReport
@@ -22,10 +21,12 @@ from streams.state import AgentRecord, LiveEntry
 T0 = 1000.0  # the monitor clock at a harness's first tick
 
 
-def agent_in(partition: int, partitions: int) -> str:
-    """The first agent id ``p<partition>-<n>`` whose key hashes to ``partition``."""
+def agent_in(partition: int, partitions: int, skip: int = 0) -> str:
+    """The first agent id ``p<partition>-<n>`` whose key hashes to ``partition`` (after
+    ``skip`` others)."""
     names = (f"p{partition}-{n}" for n in itertools.count())
-    return next(a for a in names if partition_for(a, partitions) == partition)
+    found = (a for a in names if partition_for(a, partitions) == partition)
+    return next(itertools.islice(found, skip, None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +79,13 @@ class LiveMap:
         self.last_poll = now
 
     def beat(
-        self, agents: Iterable[str], at: float, *, epoch: int = 1, pool: Pool = Pool.ACTIVE
+        self,
+        agents: Iterable[str],
+        at: float,
+        *,
+        epoch: int = 1,
+        pool: Pool = Pool.ACTIVE,
+        capacity: int = 2,
     ) -> None:
         """Heartbeats of ``agents`` received at ``at`` (never before an earlier beat)."""
         newest = next(reversed(self._entries.values()), None)
@@ -90,7 +97,7 @@ class LiveMap:
                 continue
             if current is None or current.epoch != epoch:
                 self._changed.append(agent_id)
-            self._entries[agent_id] = LiveEntry(agent_id, epoch, 0, at, 2, (), pool)
+            self._entries[agent_id] = LiveEntry(agent_id, epoch, 0, at, capacity, (), pool)
 
     @property
     def assigned(self) -> frozenset[int]:
@@ -126,6 +133,41 @@ class Msg:
     value: bytes | None
 
 
+class Feed:
+    """The task partitions as a test decides them (the intake's ``TaskFeed``)."""
+
+    def __init__(self, owned: Collection[int] = (0,)) -> None:
+        self.partitions = frozenset(owned)
+        self.rebalancing = False
+        self.high: dict[int, int] = {}
+        self.skipped_to: list[tuple[int, int]] = []
+
+    def owned(self) -> frozenset[int]:
+        return self.partitions
+
+    def busy(self) -> bool:
+        return self.rebalancing
+
+    def highwater(self, partition: int) -> int | None:
+        return self.high.get(partition)
+
+    async def skip_to(self, partition: int, offset: int) -> None:
+        self.skipped_to.append((partition, offset))
+
+    def current(self, partition: int) -> bool:
+        return not self.rebalancing and partition in self.partitions
+
+
+class Clock:
+    """The monitor clock the intake reads while it waits: set by the test."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Worker:
     """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`."""
 
@@ -137,7 +179,7 @@ class Worker:
         timeout: float = 3.0,
         grace: float | None = 0.0,
         directory: FleetDirectory | None = None,
-        committed: Committed | None = None,
+        stuck_after: float = 30.0,
     ) -> None:
         self.topics = topics
         self.config = MonitorConfig(
@@ -145,19 +187,25 @@ class Worker:
             topics=topics,
             heartbeat_timeout=timeout,
             grace_period=grace,
+            stuck_after=stuck_after,
         )
         self.table = table
         self.outbox = Outbox()
         self.live = LiveMap()
         self.metrics = MonitorMetrics()
+        self.progress: dict[int, int] = {}
+        self.feed = Feed()
+        self.clock = Clock(T0)
         self.monitor = Monitor(
             self.config,
             table,
             self.live,
             self.metrics,
             self.outbox.send,
-            committed,
             directory or FleetDirectory("w1", topics.agent_partitions),
+            progress=self.progress,
+            feed=self.feed,
+            clock=self.clock,
         )
 
     def tick(
@@ -170,23 +218,47 @@ class Worker:
     ) -> TickReport:
         """A tick at ``now``, and the summaries it started. The heartbeat thread polled just
         before; ``caught_up``: it already reads ``owned``."""
+        return asyncio.run(self.atick(now, owned, busy=busy, caught_up=caught_up))
+
+    async def atick(
+        self,
+        now: float,
+        owned: Collection[int] = (0,),
+        *,
+        busy: bool = False,
+        caught_up: bool = True,
+    ) -> TickReport:
+        """:meth:`tick` inside a running loop (for tests that keep the intake waiting)."""
         if caught_up:
             self.live.assign(owned)
         self.live.poll(now)
-
-        async def run() -> TickReport:
-            report = await self.monitor.tick(owned, busy, now)
-            await self.monitor.publisher.wait()
-            return report
-
-        return asyncio.run(run())
+        self.clock.now = now
+        report = await self.monitor.tick(owned, busy, now)
+        await self.monitor.publisher.wait()
+        return report
 
     def deliver(
         self, topic: str, key: str, value: bytes | None, now: float, partition: int = 0
     ) -> None:
         """One record of the faust agent's topics handed to the monitor."""
+        asyncio.run(self.adeliver(topic, key, value, now, partition))
+
+    async def adeliver(
+        self, topic: str, key: str, value: bytes | None, now: float, partition: int = 0
+    ) -> None:
+        """:meth:`deliver` inside a running loop."""
         msg = Msg(topic, partition, 1, key.encode(), value)
-        asyncio.run(self.monitor.on_message(msg, now))
+        await self.monitor.on_message(msg, now)
+
+    async def place(self, value: bytes | None, partition: int = 0, offset: int = 0) -> None:
+        """A record of ``tasks`` handed to the intake; returns once it is placed (or left)."""
+        msg = Msg(self.topics.tasks, partition, offset, b"k", value)
+        await self.monitor.on_task(msg, lambda: self.feed.current(partition))
+
+    async def assign(self, value: bytes | None, partition: int = 0, offset: int = 0) -> None:
+        """A record of ``tasks.assigned`` handed to the assigner."""
+        msg = Msg(self.topics.assigned, partition, offset, b"k", value)
+        await self.monitor.on_decision(msg)
 
     def apply(self, ctl: Control, now: float) -> None:
         """A decision read back from ``control``."""

@@ -1,0 +1,296 @@
+"""The intake: new work from ``tasks`` placed on free agents, one decision per task record.
+
+The monitor places new work as it places failover work (docs/architecture.md, "The monitor
+dispatches all work"). The faust agent ``intake`` hands this part every record of the task
+partitions this worker owns, in offset order, one at a time. For a record at ``(p, o)``:
+
+1. skip it if ``o`` is below the partition's progress: ``applied_upto[p]`` (the ``intake``
+   table, written by :mod:`streams.assign`) or a decision this process already wrote for it;
+2. decode it (bad: dead letter, go on);
+3. wait (woken by record changes, and by the tick at most every :data:`RECHECK` while it waits)
+   until this worker has no failover move waiting for an agent and an ACTIVE agent has a free
+   slot (:func:`~streams.dispatch.choose_new`);
+4. write the decision to ``tasks.assigned`` partition ``p``: a ``redispatch`` of attempt 1,
+   reason ``new``, naming the target epoch and ``source: {partition: p, offset: o}``; once
+   acknowledged, reserve the slot.
+
+Nothing here commits an offset of ``tasks``: the topic is read without acknowledgements, and a
+new owner of ``p`` starts again from ``applied_upto[p]``, so a record whose decision was never
+written is read again. A decision written twice is harmless: the first one per source offset is
+the one forwarded (:mod:`streams.assign`). If the partition is taken away (a rebalance) while a
+record waits, the wait ends and nothing is written; its next owner reads the record again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from agent_failover.config import Topics
+from agent_failover.errors import CodecError
+from agent_failover.models import DispatchReason, Redispatch, SourceRef, Task
+from streams.channels import Message, Send, until_done
+from streams.deadletters import DeadLetters
+from streams.dispatch import Candidate, choose_new, free_slots
+from streams.ownership import Ownership
+from streams.reservations import ReservationBook
+from streams.targets import POOL_TTL, TargetPool
+from streams.writer import DecisionWriter
+
+log = logging.getLogger(__name__)
+
+#: While a record waits, the tick wakes it at most this often to look at heartbeats and fleet
+#: summaries again (record changes wake it at once).
+RECHECK = POOL_TTL
+#: At most one warning about stuck work per this many seconds.
+WARN_EVERY = 60.0
+#: Seconds between two looks at whether waiting work is stuck (only while something waits).
+CHECK_EVERY = 1.0
+
+
+class Progress(Protocol):
+    """The ``intake`` table: task partition -> the offset after the last record forwarded."""
+
+    def get(self, partition: int) -> int | None: ...
+
+
+class TaskFeed(Protocol):
+    """What the intake needs of the faust worker that feeds it ``tasks``."""
+
+    def owned(self) -> frozenset[int]:
+        """The task partitions this worker owns now."""
+        ...
+
+    def busy(self) -> bool:
+        """True while the worker rebalances or recovers its tables."""
+        ...
+
+    def highwater(self, partition: int) -> int | None:
+        """The end offset of a task partition, as far as the consumer knows it."""
+        ...
+
+    async def skip_to(self, partition: int, offset: int) -> None:
+        """Read the task partition from ``offset`` on (records before it are done)."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IntakeStatus:
+    """What the intake waits for, for metrics and the stuck-work warning.
+
+    ``backlog``: per owned task partition, records not yet forwarded (end offset minus
+    ``applied_upto``); ``oldest_wait_s``: how long the record being placed has waited (0: none
+    waits); ``free_slots``: free slots of active agents; ``stuck``: the backlog, if that record
+    waited longer than ``stuck_after`` while active agents had free slots (else 0);
+    ``moves_waiting`` / ``moves_stuck``: the same for this worker's failover moves.
+    """
+
+    backlog: Mapping[int, int]
+    oldest_wait_s: float
+    free_slots: int
+    stuck: int
+    moves_waiting: int
+    moves_stuck: int
+
+
+@dataclasses.dataclass(slots=True)
+class _Waiting:
+    partition: int
+    offset: int
+    task_id: str
+    since: float  # monitor clock
+
+
+class Intake:
+    """Places new work: one decision per record of the owned task partitions (module docstring).
+
+    ``clock`` is the monitor's ``time.monotonic()`` (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        topics: Topics,
+        send: Send,
+        *,
+        stuck_after: float,
+        progress: Progress,
+        feed: TaskFeed,
+        ownership: Ownership,
+        targets: TargetPool,
+        reservations: ReservationBook,
+        writer: DecisionWriter,
+        dead_letters: DeadLetters,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._topics = topics
+        self._send = send
+        self._stuck_after = stuck_after
+        self._progress = progress
+        self._feed = feed
+        self._ownership = ownership
+        self._targets = targets
+        self._reservations = reservations
+        self._writer = writer
+        self._dead_letters = dead_letters
+        self._clock = clock
+        self._decided: dict[int, int] = {}  # partition -> offset after our last decision there
+        self._last_read: dict[int, int] = {}  # partition -> offset of the last record read
+        self._waiting: _Waiting | None = None
+        self._wake = asyncio.Event()
+        self._last_recheck = 0.0
+        self._last_check: float | None = None
+        self._last_warning: float | None = None
+        self.decisions = 0  # written by this worker (for tests and benchmarks)
+
+    # -- the records ----------------------------------------------------------------------------
+
+    def next_offset(self, partition: int) -> int:
+        """The first offset of ``partition`` that may still need a decision."""
+        applied = self._progress.get(partition) or 0
+        return max(applied, self._decided.get(partition, 0))
+
+    async def on_task(self, msg: Message, current: Callable[[], bool]) -> None:
+        """Decide where the task record ``msg`` runs (see the module docstring).
+
+        ``current()`` says whether this worker still owns the record's partition in the
+        assignment it was read in; once it does not, the record is left for the next owner.
+        An unexpected error is retried: leaving the record behind would lose its task.
+        """
+        await until_done(lambda: self._place(msg, current), f"placing {msg.topic}", current)
+
+    async def _place(self, msg: Message, current: Callable[[], bool]) -> None:
+        p, o = msg.partition, msg.offset
+        previous = self._last_read.get(p)
+        self._last_read[p] = o
+        start = self.next_offset(p)
+        if o < start:
+            if previous is None or o <= previous:
+                # Read from an earlier position (a new assignment starts at the beginning):
+                # jump to where work is left instead of reading every done record.
+                await self._feed.skip_to(p, start)
+            return
+        try:
+            task = Task.decode(msg.value)
+        except CodecError as exc:
+            await self._dead_letters.send(msg, str(exc))
+            self._decided[p] = o + 1
+            return
+        self._waiting = _Waiting(p, o, task.task_id, self._clock())
+        try:
+            target = await self._wait_for_slot(current)
+            if target is None:
+                log.info("task %s (%d@%d) left to the partition's next owner", task.task_id, p, o)
+                return
+            if await self._decide(task, target, p, o, current):
+                self._decided[p] = o + 1
+        finally:
+            self._waiting = None
+
+    async def _wait_for_slot(self, current: Callable[[], bool]) -> Candidate | None:
+        """A target for new work once there is one; None if the partition is no longer ours."""
+        while True:
+            self._wake.clear()
+            if not current():
+                return None
+            target = self._choose(self._clock())
+            if target is not None:
+                return target
+            await self._wake.wait()
+
+    def _choose(self, now: float) -> Candidate | None:
+        if self._feed.busy() or self._writer.moves_waiting():
+            return None  # failover work first; no placement on a view a rebalance is changing
+        return choose_new(self._targets.pool(now), self._reservations.counts())
+
+    async def _decide(
+        self, task: Task, target: Candidate, p: int, o: int, current: Callable[[], bool]
+    ) -> bool:
+        """Write the decision and reserve the slot; False if the partition was lost first."""
+        decision = Redispatch(
+            task=task,
+            attempt=1,
+            target_agent_id=target.agent_id,
+            target_epoch=target.epoch,
+            reason=DispatchReason.NEW,
+            decision_id=uuid.uuid4().hex,
+            dispatched_at=time.time(),
+            source=SourceRef(partition=p, offset=o),
+        )
+        value = decision.encode()
+
+        async def write() -> None:
+            ack = await self._send(self._topics.assigned, task.task_id.encode(), value, p)
+            await ack
+
+        if not await until_done(write, f"the decision for task {task.task_id}", current):
+            return False
+        local = self._ownership.owns(target.agent_id)
+        self._reservations.reserve(target.key, task.task_id, self._clock(), local=local)
+        self.decisions += 1
+        log.debug("task %s -> %s epoch %d", task.task_id, target.agent_id, target.epoch)
+        return True
+
+    # -- waking and reporting -------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Something that frees or adds a slot happened: a waiting record looks again."""
+        self._wake.set()
+
+    def tick(self, now: float) -> None:
+        """From the detection tick: let a waiting record look at heartbeats and summaries again
+        (at most every :data:`RECHECK`, at once while the worker is busy, so that a record of a
+        partition being taken away stops waiting), and warn about stuck work once a minute."""
+        if self._waiting is None and not self._writer.moves_waiting():
+            return  # the common case: nothing waits, nothing to look at
+        if self._waiting is not None and (self._feed.busy() or now - self._last_recheck >= RECHECK):
+            self._last_recheck = now
+            self._wake.set()
+        if self._last_check is not None and now - self._last_check < CHECK_EVERY:
+            return
+        self._last_check = now
+        status = self.status(now)
+        if (status.stuck or status.moves_stuck) and (
+            self._last_warning is None or now - self._last_warning >= WARN_EVERY
+        ):
+            self._last_warning = now
+            log.warning(
+                "work waits while agents have %d free slot(s): %d new task(s) (waiting %.0f s), "
+                "%d failover move(s)",
+                status.free_slots,
+                status.stuck,
+                status.oldest_wait_s,
+                status.moves_stuck,
+            )
+
+    def status(self, now: float) -> IntakeStatus:
+        """The backlog of the owned task partitions, what waits and for how long, and whether it
+        is stuck: waiting longer than ``stuck_after`` while agents have free slots."""
+        backlog = {}
+        for p in sorted(self._feed.owned()):
+            high = self._feed.highwater(p)
+            if high is not None:
+                backlog[p] = max(0, high - (self._progress.get(p) or 0))
+        pool = self._targets.pool(now)
+        reserved = self._reservations.counts()
+        free = free_slots(pool, reserved)
+        waited = now - self._waiting.since if self._waiting is not None else 0.0
+        stuck = 0
+        if waited > self._stuck_after and free:
+            stuck = max(1, sum(backlog.values()))  # everything behind it waits as long
+        moves = self._writer.moves_waiting()
+        since = self._writer.oldest_move_since()
+        any_free = sum(max(0, c.capacity - c.in_flight - reserved.get(c.key, 0)) for c in pool)
+        moves_stuck = moves if since is not None and now - since > self._stuck_after else 0
+        return IntakeStatus(
+            backlog=backlog,
+            oldest_wait_s=waited,
+            free_slots=free,
+            stuck=stuck,
+            moves_waiting=moves,
+            moves_stuck=moves_stuck if any_free else 0,
+        )
