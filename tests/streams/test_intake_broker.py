@@ -1,0 +1,118 @@
+"""The monitor's intake on a real broker: new work placed on active agents only, and the first
+decision per task record forwarded once, however many decisions were written."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from agent_failover import models as m
+from tests.streams.conftest import Fleet, MonitorHarness
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow]
+
+TIMEOUT = 60.0  # generous deadlines: a loaded 2-core box is slow, never wrong
+ENV = {"AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "2", "AGENT_FAILOVER_TICK_INTERVAL": "0.05"}
+
+
+def produce(h: MonitorHarness, topic: str, key: str, value: bytes, partition: int) -> int:
+    """Write one record to ``topic[partition]``; returns its offset."""
+    where: list[int] = []
+    h.producer.produce(
+        topic,
+        value,
+        key.encode(),
+        partition=partition,
+        on_delivery=lambda err, msg: where.append(msg.offset()),
+    )
+    assert h.producer.flush(30) == 0
+    return where[0]
+
+
+def submit(h: MonitorHarness, task_id: str, partition: int = 0) -> tuple[m.Task, int]:
+    task = m.Task(task_id=task_id, task_type="demo", payload={"steps": 1})
+    return task, produce(h, h.topics.tasks, task_id, task.encode(), partition)
+
+
+def new_work(h: MonitorHarness, *, to_end: bool = False) -> list[m.Redispatch]:
+    return [
+        r
+        for r in h.records(h.topics.priority, m.Redispatch.decode, to_end=to_end)
+        if r.reason is m.DispatchReason.NEW
+    ]
+
+
+def test_the_first_decision_per_task_record_is_dispatched_and_no_other(
+    monitor_harness: MonitorHarness, fleet: Fleet
+) -> None:
+    h, t = monitor_harness, monitor_harness.topics
+    fleet.start("agent-x", 101, 4, m.Pool.ACTIVE)
+    fleet.start("agent-y", 202, 4, m.Pool.ACTIVE)
+    task, offset = submit(h, "t-1")
+
+    def by_hand(decision_id: str) -> m.Redispatch:
+        """A decision as a worker that died before forwarding it would have left it."""
+        return m.Redispatch(
+            task=task,
+            attempt=1,
+            target_agent_id="agent-y",
+            target_epoch=202,
+            reason=m.DispatchReason.NEW,
+            decision_id=decision_id,
+            dispatched_at=time.time(),
+            source=m.SourceRef(partition=0, offset=offset),
+        )
+
+    first = by_hand("decided-before-a-crash")
+    produce(h, t.assigned, "t-1", first.encode(), 0)
+    h.start_monitor(**ENV)
+
+    def dispatched(task_id: str) -> list[m.Redispatch]:
+        return [r for r in new_work(h) if r.task_id == task_id]
+
+    h.eventually(lambda: dispatched("t-1"), TIMEOUT, "t-1 dispatched")
+    # Another decision about the same record, written after the first was forwarded; then a
+    # task on the same partition: once it is dispatched, every decision before it was handled.
+    produce(h, t.assigned, "t-1", by_hand("a-late-duplicate").encode(), 0)
+    submit(h, "sentinel")
+    h.eventually(lambda: dispatched("sentinel"), TIMEOUT, "the sentinel dispatched")
+
+    everything = [r for r in new_work(h, to_end=True) if r.task_id == "t-1"]
+    assert everything == [first]  # the first decision, its bytes unchanged, once
+    decisions = h.records(t.assigned, m.Redispatch.decode, to_end=True)
+    assert len([d for d in decisions if d.task_id == "t-1"]) >= 2
+    assert h.proc is not None and h.proc.alive
+
+
+def test_standbys_get_no_new_work_and_bad_task_records_are_dead_lettered(
+    monitor_harness: MonitorHarness, fleet: Fleet
+) -> None:
+    h, t = monitor_harness, monitor_harness.topics
+    fleet.start("spare", 303, 4, m.Pool.STANDBY)
+    produce(h, t.tasks, "bad", b"{not json", 1)
+    produce(h, t.tasks, "k" * 900_000, b'{"task_id": "no type", "schema_version": 1}', 1)
+    task, _ = submit(h, f"t-{uuid.uuid4().hex[:6]}", partition=1)
+    h.start_monitor(**ENV)
+
+    def listed(agent_id: str) -> bool:
+        """The monitor's fleet summary lists the agent: it is a target as far as it knows."""
+        summaries = h.records(t.fleet, m.FleetSummary.decode)
+        return any(a.agent_id == agent_id for s in summaries[-3:] for a in s.agents)
+
+    def bad_records() -> list[m.DeadLetter] | None:
+        letters = h.records(t.dead_letter, m.DeadLetter.decode)
+        mine = [d for d in letters if d.topic == t.tasks]
+        return mine if len(mine) >= 2 else None
+
+    letters = h.eventually(bad_records, TIMEOUT, "the bad task records dead-lettered")
+    h.eventually(lambda: listed("spare"), TIMEOUT, "the standby listed")
+    # The monitor has read the good task (after the bad ones) and sees the standby: it waits.
+    fleet.start("worker", 404, 4, m.Pool.ACTIVE)
+    (placed,) = h.eventually(lambda: new_work(h), TIMEOUT, "the task dispatched")
+    assert (placed.task_id, placed.target_agent_id, placed.attempt) == (task.task_id, "worker", 1)
+    assert {d.offset for d in letters} == {0, 1}
+    huge = next(d for d in letters if d.offset == 1)
+    assert "task_type" in huge.reason and huge.key_cut and huge.key_size == 900_000
+    assert [r.task_id for r in new_work(h, to_end=True)] == [task.task_id]
