@@ -140,15 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "monitor",
         help="run a monitor worker (faust)",
-        description="Run one monitor worker: detection, fencing and re-dispatch. "
-        "Start several for high availability; they split the agents.",
+        description="Run one monitor worker: placing new work, detection, fencing and "
+        "re-dispatch. Start several for high availability; they split the agents and the task "
+        "partitions.",
     )
     p.add_argument("--metrics-port", type=int, help="Prometheus port (default 9108; 0 = any)")
     p.set_defaults(func=_cmd_monitor)
 
     p = sub.add_parser(
         "submit",
-        help="submit tasks to the normal task topic",
+        help="submit tasks to the task topic (the monitor places them on agents)",
         description="Submit one task (--type/--payload) or JSON lines "
         "({task_type, payload[, task_id]}) from a file or '-' for stdin.",
     )
