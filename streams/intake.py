@@ -8,7 +8,8 @@ partitions this worker owns, in offset order, one at a time. For a record at ``(
    table, written by :mod:`streams.assign`) or a decision this process already wrote for it;
 2. decode it (bad: dead letter, go on);
 3. wait (woken by record changes, and by the tick at most every :data:`RECHECK` while it waits)
-   until this worker has no failover move waiting for an agent and an ACTIVE agent has a free
+   until this worker has heard its agents (the grace period after taking over agent partitions,
+   as for detection), has no failover move waiting for an agent, and an ACTIVE agent has a free
    slot (:func:`~streams.dispatch.choose_new`);
 4. write the decision to ``tasks.assigned`` partition ``p``: a ``redispatch`` of attempt 1,
    reason ``new``, naming the target epoch and ``source: {partition: p, offset: o}``; once
@@ -118,6 +119,7 @@ class Intake:
         send: Send,
         *,
         stuck_after: float,
+        grace_period: float,
         progress: Progress,
         feed: TaskFeed,
         ownership: Ownership,
@@ -130,6 +132,7 @@ class Intake:
         self._topics = topics
         self._send = send
         self._stuck_after = stuck_after
+        self._grace_period = grace_period
         self._progress = progress
         self._feed = feed
         self._ownership = ownership
@@ -203,9 +206,15 @@ class Intake:
             await self._wake.wait()
 
     def _choose(self, now: float) -> Candidate | None:
-        if self._feed.busy() or self._writer.moves_waiting():
-            return None  # failover work first; no placement on a view a rebalance is changing
+        if self._feed.busy() or self._writer.moves_waiting() or self._learning(now):
+            return None  # failover work first; no placement on a view still being built
         return choose_new(self._targets.pool(now), self._reservations.counts())
+
+    def _learning(self, now: float) -> bool:
+        """Whether agent partitions taken over lately may still hold agents not heard from yet:
+        work placed now would pile on the first agents to beat."""
+        grace = self._grace_period
+        return any(now - since < grace for since in self._ownership.since.values())
 
     async def _decide(
         self, task: Task, target: Candidate, p: int, o: int, current: Callable[[], bool]

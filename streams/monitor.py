@@ -167,6 +167,7 @@ class Monitor:
             topics,
             send,
             stuck_after=config.stuck_after,
+            grace_period=self.policy.grace_period,
             progress=progress,
             feed=feed,
             ownership=self.ownership,

@@ -115,6 +115,29 @@ def test_a_completion_frees_the_slot_at_once_without_a_tick_or_heartbeat() -> No
     assert [(d.task_id, d.target_agent_id) for d in decisions(w)] == [("t-1", "a")]
 
 
+def test_nothing_is_placed_before_the_worker_has_heard_its_agents() -> None:
+    # Just after taking over agent partitions, only the first agents to beat are known: work
+    # placed then would pile on them. The grace period of detection holds placement too.
+    w = Worker({}, topics=TOPICS, grace=1.0)
+
+    async def run() -> None:
+        w.live.beat(["b"], T0)
+        await w.atick(T0)
+        placing = asyncio.ensure_future(w.place(task().encode()))
+        await idle()
+        for now in (T0 + 0.3, T0 + 0.6, T0 + 0.9):
+            w.live.beat(["a", "b"], now)
+            await w.atick(now)
+            await idle()
+            assert not placing.done()
+        w.live.beat(["a", "b"], T0 + 1.2)
+        await w.atick(T0 + 1.2)
+        await placing
+
+    asyncio.run(run())
+    assert [d.target_agent_id for d in decisions(w)] == ["a"]
+
+
 def test_standbys_never_get_new_work() -> None:
     w = worker()
 
