@@ -119,12 +119,36 @@ def choose_new(
     pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None
 ) -> Candidate | None:
     """Where new work goes: the least-loaded ACTIVE agent with a free slot (capacity - in flight
-    - ``reserved``), ties broken on agent id; None if none has one. Standbys never get new
-    work: they are kept free for failovers."""
-    reserved = reserved or {}
-    load = {c.key: c.in_flight + reserved.get(c.key, 0) for c in pool}
-    free = (c for c in pool if c.pool is Pool.ACTIVE and c.capacity - load[c.key] > 0)
-    return _least_loaded(free, load)
+    - ``reserved``), ties broken on agent id (what :func:`plan_moves` would pick among active
+    agents); None if none has one. Standbys never get new work: they are kept free for
+    failovers.
+
+    One pass, no key tuple per agent: it runs for every task placed, over the whole pool.
+    """
+    by_agent: dict[str, dict[int, int]] = {}
+    for (agent_id, epoch), n in (reserved or {}).items():
+        by_agent.setdefault(agent_id, {})[epoch] = n
+    best: Candidate | None = None
+    best_share = best_load = 0.0
+    for c in pool:
+        if c.pool is not Pool.ACTIVE:
+            continue
+        load = c.in_flight
+        if by_agent and (mine := by_agent.get(c.agent_id)) is not None:
+            load += mine.get(c.epoch, 0)
+        if c.capacity - load <= 0:
+            continue
+        share = load / c.capacity
+        if (
+            best is None
+            or share < best_share
+            or (
+                share == best_share
+                and (load, c.agent_id, c.epoch) < (best_load, best.agent_id, best.epoch)
+            )
+        ):
+            best, best_share, best_load = c, share, load
+    return best
 
 
 def free_slots(pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None) -> int:

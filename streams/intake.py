@@ -38,6 +38,7 @@ from agent_failover.models import DispatchReason, Redispatch, SourceRef, Task
 from streams.channels import Message, Send, until_done
 from streams.deadletters import DeadLetters
 from streams.dispatch import Candidate, choose_new, free_slots
+from streams.fleet import PUBLISH_INTERVAL
 from streams.ownership import Ownership
 from streams.reservations import ReservationBook
 from streams.targets import POOL_TTL, TargetPool
@@ -48,6 +49,12 @@ log = logging.getLogger(__name__)
 #: While a record waits, the tick wakes it at most this often to look at heartbeats and fleet
 #: summaries again (record changes wake it at once).
 RECHECK = POOL_TTL
+#: How old a pass over the owned agents may be when placing new work. The fleet summary makes one
+#: every PUBLISH_INTERVAL in a worker thread; a pass on the event loop costs tens of milliseconds
+#: at 20k agents, which a steady flow of new work would otherwise pay every POOL_TTL. Agents whose
+#: record changed since are looked at again anyway (streams.targets); what may be this old is
+#: only heartbeat news: a new agent, one turning degraded.
+POOL_AGE = 2 * PUBLISH_INTERVAL
 #: At most one warning about stuck work per this many seconds.
 WARN_EVERY = 60.0
 #: Seconds between two looks at whether waiting work is stuck (only while something waits).
@@ -208,7 +215,7 @@ class Intake:
     def _choose(self, now: float) -> Candidate | None:
         if self._feed.busy() or self._writer.moves_waiting() or self._learning(now):
             return None  # failover work first; no placement on a view still being built
-        return choose_new(self._targets.pool(now), self._reservations.counts())
+        return choose_new(self._targets.pool(now, POOL_AGE), self._reservations.counts())
 
     def _learning(self, now: float) -> bool:
         """Whether agent partitions taken over lately may still hold agents not heard from yet:
@@ -284,7 +291,7 @@ class Intake:
             high = self._feed.highwater(p)
             if high is not None:
                 backlog[p] = max(0, high - (self._progress.get(p) or 0))
-        pool = self._targets.pool(now)
+        pool = self._targets.pool(now, POOL_AGE)
         reserved = self._reservations.counts()
         free = free_slots(pool, reserved)
         waited = now - self._waiting.since if self._waiting is not None else 0.0

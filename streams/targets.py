@@ -51,6 +51,8 @@ class TargetPool:
         # (built at, index version it reflects, candidates)
         self._local: tuple[float, int, list[Candidate]] | None = None
         self._remote: tuple[float, list[Candidate]] | None = None
+        # The last pool built and what it was built from (reused while both are the same lists).
+        self._merged: tuple[list[Candidate], list[Candidate], list[Candidate]] | None = None
 
     def scan(self, partitions: Collection[int], now: float) -> list[Candidate]:
         """The healthy agents of ``partitions`` at ``now``: one pass over the liveness map.
@@ -74,11 +76,12 @@ class TargetPool:
         """Build the candidates again at the next use (the owned records changed)."""
         self._local = None
         self._remote = None
+        self._merged = None
 
-    def local(self, now: float) -> list[Candidate]:
-        """This worker's candidates: the newest pass (reused for :data:`POOL_TTL`), with the
-        agents written since it looked at again."""
-        if self._local is None or now - self._local[0] >= POOL_TTL:
+    def local(self, now: float, max_age: float = POOL_TTL) -> list[Candidate]:
+        """This worker's candidates: the newest pass (reused for ``max_age``), with the agents
+        written since it looked at again."""
+        if self._local is None or now - self._local[0] >= max_age:
             self._local = self._build(now)
         _, version, local = self._local
         changed = self._index.written_since(version)
@@ -103,9 +106,14 @@ class TargetPool:
             self._remote = (now, self._directory.candidates(now, self._ownership.since.keys()))
         return self._remote[1]
 
-    def pool(self, now: float) -> list[Candidate]:
-        """Local candidates first, then remote ones for other agent ids."""
-        return with_remote(self.local(now), self.remote(now))
+    def pool(self, now: float, max_age: float = POOL_TTL) -> list[Candidate]:
+        """Local candidates first (a pass at most ``max_age`` old), then remote ones for other
+        agent ids."""
+        local, remote = self.local(now, max_age), self.remote(now)
+        merged = self._merged
+        if merged is None or merged[0] is not local or merged[1] is not remote:
+            merged = self._merged = (local, remote, with_remote(local, remote))
+        return merged[2]
 
     def remote_count(self, now: float) -> int:
         """How many healthy agents other workers vouch for (the fleet targets gauge)."""

@@ -37,6 +37,11 @@ def decisions(w: Worker) -> list[Redispatch]:
     return [Redispatch.decode(s.value) for s in w.outbox.take(TOPICS.assigned)]
 
 
+async def placed(placing: asyncio.Future[None]) -> None:
+    """The placement, once made; a test that would wait forever fails after a deadline."""
+    await asyncio.wait_for(placing, timeout=30)
+
+
 async def idle(done: Callable[[], bool] = lambda: False) -> None:
     """Let every ready coroutine run until nothing is left to do (or ``done()``): no clock is
     involved, the loop runs ready callbacks only."""
@@ -84,9 +89,10 @@ def test_a_task_submitted_while_no_agent_runs_waits_for_one() -> None:
         await idle()
         assert not placing.done() and decisions(w) == []
         await w.atick(T0 + 0.1)  # nothing changed: still waiting
-        w.live.beat(["a"], T0 + 0.3)
-        await w.atick(T0 + 0.3)  # the tick lets it look at heartbeats again
-        await placing
+        w.live.beat(["a"], T0 + 0.6)
+        await w.atick(T0 + 0.6)  # the fleet summary's pass over the agents now lists it...
+        await w.atick(T0 + 0.9)  # ...and the tick lets the waiting task look again
+        await placed(placing)
 
     asyncio.run(run())
     assert [d.target_agent_id for d in decisions(w)] == ["a"]
@@ -132,7 +138,7 @@ def test_nothing_is_placed_before_the_worker_has_heard_its_agents() -> None:
             assert not placing.done()
         w.live.beat(["a", "b"], T0 + 1.2)
         await w.atick(T0 + 1.2)
-        await placing
+        await placed(placing)
 
     asyncio.run(run())
     assert [d.target_agent_id for d in decisions(w)] == ["a"]
@@ -151,7 +157,8 @@ def test_standbys_never_get_new_work() -> None:
         assert not placing.done() and decisions(w) == []
         w.live.beat(["b"], T0 + 0.6)
         await w.atick(T0 + 0.6)
-        await placing
+        await w.atick(T0 + 0.9)
+        await placed(placing)
 
     asyncio.run(run())
     assert [d.target_agent_id for d in decisions(w)] == ["b"]
@@ -183,7 +190,8 @@ def test_failover_work_is_placed_before_new_work() -> None:
         )
         w.live.beat(["b"], T0 + 0.6, capacity=1)
         await w.atick(T0 + 0.6)
-        await placing
+        await w.atick(T0 + 0.9)
+        await placed(placing)
 
     asyncio.run(run())
     assert [(d.task_id, d.target_agent_id) for d in decisions(w)] == [("new", "b")]
@@ -198,7 +206,7 @@ def test_a_record_whose_partition_is_taken_away_is_left_for_the_next_owner() -> 
         await idle()
         w.feed.rebalancing = True
         await w.atick(T0 + 0.1, busy=True)
-        await placing
+        await placed(placing)
         w.feed.rebalancing = False
         w.live.beat(["a"], T0 + 0.3)
         await w.atick(T0 + 0.3)
