@@ -258,7 +258,11 @@ class Monitor:
 
     async def _detect(self, now: float) -> tuple[str, ...]:
         """Fence the dead epochs among the agents whose verdict may have changed."""
-        self.suspects.touch(self.liveness.drain_changed())
+        heard = self.liveness.drain_changed()
+        self.suspects.touch(heard)
+        if heard:  # new agents (or epochs) are targets at once, not at the next pass
+            self.targets.heard(heard, now)
+            self.intake.wake()
         self.suspects.touch(self.index.drain_written())
         silent = self.liveness.expired(now - self.policy.heartbeat_timeout)
         todo = self.suspects.take(now, (e.agent_id for e in silent))

@@ -3,8 +3,9 @@
 This worker's own candidates come from one pass over the liveness map of its partitions; the fleet
 summary builds them every half second anyway (:mod:`streams.summaries`), so planning reuses the
 newest for :data:`POOL_TTL` instead of walking every agent again. Agents whose record was written
-since that pass (a dispatch applied, a task completed) are looked at again on each use, so a
-completion frees its slot at once and a placement the record already shows is never missed.
+since that pass (a dispatch applied, a task completed) or that were heard from for the first time
+(a new agent or epoch) are looked at again on each use, so a completion frees its slot at once, a
+placement the record already shows is never missed, and a new agent is a target at once.
 Candidates of other workers' partitions come from their summaries
 (:class:`~streams.fleet.FleetDirectory`), reused for as long.
 """
@@ -51,6 +52,8 @@ class TargetPool:
         # (built at, index version it reflects, candidates)
         self._local: tuple[float, int, list[Candidate]] | None = None
         self._remote: tuple[float, list[Candidate]] | None = None
+        # Agents heard from for the first time (new epochs), and when (monitor clock).
+        self._heard: dict[str, float] = {}
         # The last pool built and what it was built from (reused while both are the same lists).
         self._merged: tuple[list[Candidate], list[Candidate], list[Candidate]] | None = None
 
@@ -72,6 +75,11 @@ class TargetPool:
         if self._local is None or self._local[0] <= built_at:
             self._local = (built_at, version, local)
 
+    def heard(self, agent_ids: Collection[str], now: float) -> None:
+        """``agent_ids`` were heard from for the first time (or with a new epoch) at ``now``."""
+        for agent_id in agent_ids:
+            self._heard[agent_id] = now
+
     def invalidate(self) -> None:
         """Build the candidates again at the next use (the owned records changed)."""
         self._local = None
@@ -83,11 +91,15 @@ class TargetPool:
         written since it looked at again."""
         if self._local is None or now - self._local[0] >= max_age:
             self._local = self._build(now)
-        _, version, local = self._local
+        built, version, local = self._local
         changed = self._index.written_since(version)
         if changed is None:  # too much changed since: a new pass costs less than catching up
             self._local = self._build(now)
             return self._local[2]
+        if self._heard:
+            # Heard before the pass was built: in it already.
+            self._heard = {a: t for a, t in self._heard.items() if t >= built}
+            changed = [*changed, *self._heard]
         if not changed:
             return local
         owns = self._ownership.owns

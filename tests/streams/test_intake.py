@@ -89,9 +89,8 @@ def test_a_task_submitted_while_no_agent_runs_waits_for_one() -> None:
         await idle()
         assert not placing.done() and decisions(w) == []
         await w.atick(T0 + 0.1)  # nothing changed: still waiting
-        w.live.beat(["a"], T0 + 0.6)
-        await w.atick(T0 + 0.6)  # the fleet summary's pass over the agents now lists it...
-        await w.atick(T0 + 0.9)  # ...and the tick lets the waiting task look again
+        w.live.beat(["a"], T0 + 0.3)
+        await w.atick(T0 + 0.3)  # the tick hears of a new agent: a target at once
         await placed(placing)
 
     asyncio.run(run())
