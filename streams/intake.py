@@ -93,9 +93,10 @@ class IntakeStatus:
 
     ``backlog``: per owned task partition, records not yet forwarded (end offset minus
     ``applied_upto``); ``oldest_wait_s``: how long the record being placed has waited (0: none
-    waits); ``free_slots``: free slots of active agents; ``stuck``: the backlog, if that record
-    waited longer than ``stuck_after`` while active agents had free slots (else 0);
-    ``moves_waiting`` / ``moves_stuck``: the same for this worker's failover moves.
+    waits); ``free_slots``: free slots of active agents; ``stuck``: records not yet placed on
+    partitions where nothing was read for ``stuck_after``, while active agents have free slots
+    (else 0); ``moves_waiting`` / ``moves_stuck``: this worker's failover moves that found no
+    agent, and those waiting longer than ``stuck_after`` while any agent has a free slot.
     """
 
     backlog: Mapping[int, int]
@@ -150,6 +151,8 @@ class Intake:
         self._clock = clock
         self._decided: dict[int, int] = {}  # partition -> offset after our last decision there
         self._last_read: dict[int, int] = {}  # partition -> offset of the last record read
+        self._read_at: dict[int, float] = {}  # partition -> when (monitor clock) it was read
+        self._behind_since: dict[int, float] = {}  # records to place, none read since
         self._waiting: _Waiting | None = None
         self._wake = asyncio.Event()
         self._last_recheck = 0.0
@@ -177,6 +180,7 @@ class Intake:
         p, o = msg.partition, msg.offset
         previous = self._last_read.get(p)
         self._last_read[p] = o
+        self._read_at[p] = self._clock()
         start = self.next_offset(p)
         if o < start:
             if previous is None or o <= previous:
@@ -261,52 +265,71 @@ class Intake:
         """From the detection tick: let a waiting record look at heartbeats and summaries again
         (at most every :data:`RECHECK`, at once while the worker is busy, so that a record of a
         partition being taken away stops waiting), and warn about stuck work once a minute."""
-        if self._waiting is None and not self._writer.moves_waiting():
-            return  # the common case: nothing waits, nothing to look at
         if self._waiting is not None and (self._feed.busy() or now - self._last_recheck >= RECHECK):
             self._last_recheck = now
             self._wake.set()
         if self._last_check is not None and now - self._last_check < CHECK_EVERY:
             return
         self._last_check = now
+        if not self._undecided() and not self._writer.moves_waiting():
+            return  # the common case: nothing waits, nothing to look at
         status = self.status(now)
         if (status.stuck or status.moves_stuck) and (
             self._last_warning is None or now - self._last_warning >= WARN_EVERY
         ):
             self._last_warning = now
             log.warning(
-                "work waits while agents have %d free slot(s): %d new task(s) (waiting %.0f s), "
-                "%d failover move(s)",
+                "work waits while agents have %d free slot(s): %d new task(s) (the oldest "
+                "waiting %.0f s), %d failover move(s)",
                 status.free_slots,
                 status.stuck,
                 status.oldest_wait_s,
                 status.moves_stuck,
             )
 
+    def _undecided(self) -> dict[int, int]:
+        """Owned task partition -> records not decided yet, for those that have any."""
+        out = {}
+        for p in self._feed.owned():
+            high = self._feed.highwater(p)
+            if high is not None and high > self.next_offset(p):
+                out[p] = high - self.next_offset(p)
+        return out
+
     def status(self, now: float) -> IntakeStatus:
         """The backlog of the owned task partitions, what waits and for how long, and whether it
-        is stuck: waiting longer than ``stuck_after`` while agents have free slots."""
+        is stuck: records not placed on a partition where nothing was read for ``stuck_after``
+        (the record being placed waits for a slot, or none arrives) while agents have free slots.
+        """
         backlog = {}
         for p in sorted(self._feed.owned()):
             high = self._feed.highwater(p)
             if high is not None:
                 backlog[p] = max(0, high - (self._progress.get(p) or 0))
+        stalled = 0
+        undecided = self._undecided()
+        for p, n in undecided.items():
+            last = self._read_at.get(p)
+            if last is None:
+                last = self._behind_since.setdefault(p, now)
+            if now - last > self._stuck_after:
+                stalled += n
+        for p in [p for p in self._behind_since if p not in undecided]:
+            del self._behind_since[p]
         pool = self._targets.pool(now, POOL_AGE)
         reserved = self._reservations.counts()
         free = free_slots(pool, reserved)
-        waited = now - self._waiting.since if self._waiting is not None else 0.0
-        stuck = 0
-        if waited > self._stuck_after and free:
-            stuck = max(1, sum(backlog.values()))  # everything behind it waits as long
         moves = self._writer.moves_waiting()
         since = self._writer.oldest_move_since()
-        any_free = sum(max(0, c.capacity - c.in_flight - reserved.get(c.key, 0)) for c in pool)
-        moves_stuck = moves if since is not None and now - since > self._stuck_after else 0
+        # Moves may go to standbys too: any free slot counts.
+        any_free = any(c.capacity - c.in_flight - reserved.get(c.key, 0) > 0 for c in pool)
+        late = since is not None and now - since > self._stuck_after
+        moves_stuck = moves if late and any_free else 0
         return IntakeStatus(
             backlog=backlog,
-            oldest_wait_s=waited,
+            oldest_wait_s=now - self._waiting.since if self._waiting is not None else 0.0,
             free_slots=free,
-            stuck=stuck,
+            stuck=stalled if free else 0,
             moves_waiting=moves,
-            moves_stuck=moves_stuck if any_free else 0,
+            moves_stuck=moves_stuck,
         )

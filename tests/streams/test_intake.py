@@ -328,7 +328,9 @@ def test_work_waiting_while_slots_are_free_is_reported_once_a_minute(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     w = worker()
-    w.feed.high = {0: 3}
+    # Partition 0: the record at offset 0 waits, two more behind it. Partition 1: two records
+    # that never arrive (as if the consumer were stuck).
+    w.feed.high = {0: 3, 1: 2}
     stuck = logging.getLogger("streams.intake")
 
     async def run() -> None:
@@ -339,16 +341,16 @@ def test_work_waiting_while_slots_are_free_is_reported_once_a_minute(
         placing = asyncio.ensure_future(w.place(task().encode()))
         await idle()
         status = w.monitor.intake.status(T0 + 0.5)
-        assert (status.backlog, status.free_slots, status.stuck) == ({0: 3}, 2, 0)
+        assert (status.backlog, status.free_slots, status.stuck) == ({0: 3, 1: 2}, 2, 0)
         assert status.oldest_wait_s == 0.5
         with caplog.at_level(logging.WARNING, logger=stuck.name):
             for now in (T0 + 31, T0 + 35, T0 + 60, T0 + 92):
                 w.live.beat(["a"], now)
                 w.monitor.intake.tick(now)  # what each detection tick does
-        assert w.monitor.intake.status(T0 + 92).stuck == 3
+        assert w.monitor.intake.status(T0 + 92).stuck == 5
         placing.cancel()
 
     asyncio.run(run())
     warnings = [r for r in caplog.records if r.name == stuck.name]
     assert len(warnings) == 2  # at +31 and +92 s
-    assert "2 free slot(s): 3 new task(s)" in warnings[0].getMessage()
+    assert "2 free slot(s): 5 new task(s)" in warnings[0].getMessage()
