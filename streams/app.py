@@ -78,8 +78,10 @@ class FaustTaskFeed:
         return high if isinstance(high, int) else None
 
     async def skip_to(self, partition: int, offset: int) -> None:
-        """Fetch the task partition from ``offset`` on."""
-        await self._app.consumer.seek(TP(self._topic, partition), offset)
+        """Fetch the task partition from ``offset`` on (if it is still assigned here)."""
+        tp = TP(self._topic, partition)
+        if tp in self._app.assignor.assigned_actives():
+            await self._app.consumer.seek(tp, offset)
 
     def current(self, message: Any) -> Callable[[], bool]:
         """Whether ``message`` is still this worker's: same assignment, partition still owned."""

@@ -153,6 +153,7 @@ class Intake:
         self._last_read: dict[int, int] = {}  # partition -> offset of the last record read
         self._read_at: dict[int, float] = {}  # partition -> when (monitor clock) it was read
         self._behind_since: dict[int, float] = {}  # records to place, none read since
+        self._left: dict[int, int] = {}  # partition -> a record left undecided (lost partition)
         self._waiting: _Waiting | None = None
         self._wake = asyncio.Event()
         self._last_recheck = 0.0
@@ -182,6 +183,16 @@ class Intake:
         self._last_read[p] = o
         self._read_at[p] = self._clock()
         start = self.next_offset(p)
+        left = self._left.get(p)
+        if left is not None and left < start:
+            del self._left[p]  # another owner placed it meanwhile
+        elif left is not None and o > left:
+            # Reading went on past a record left undecided (a new assignment normally starts
+            # over from the beginning; this does not rely on it): go back to it.
+            await self._feed.skip_to(p, left)
+            return
+        elif left == o:
+            del self._left[p]
         if o < start:
             if previous is None or o <= previous:
                 # Read from an earlier position (a new assignment starts at the beginning):
@@ -197,11 +208,11 @@ class Intake:
         self._waiting = _Waiting(p, o, task.task_id, self._clock())
         try:
             target = await self._wait_for_slot(current)
-            if target is None:
-                log.info("task %s (%d@%d) left to the partition's next owner", task.task_id, p, o)
-                return
-            if await self._decide(task, target, p, o, current):
+            if target is not None and await self._decide(task, target, p, o, current):
                 self._decided[p] = o + 1
+                return
+            log.info("task %s (%d@%d) left to the partition's next owner", task.task_id, p, o)
+            self._left[p] = min(o, self._left.get(p, o))
         finally:
             self._waiting = None
 

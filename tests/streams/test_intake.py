@@ -206,13 +206,23 @@ def test_a_record_whose_partition_is_taken_away_is_left_for_the_next_owner() -> 
         w.feed.rebalancing = True
         await w.atick(T0 + 0.1, busy=True)
         await placed(placing)
+        assert decisions(w) == []
+        assert w.monitor.intake.next_offset(0) == 0  # read again from here by its next owner
+        # The partition comes back here; should reading go on past the record left behind, it
+        # goes back to it rather than leave it undecided.
         w.feed.rebalancing = False
         w.live.beat(["a"], T0 + 0.3)
         await w.atick(T0 + 0.3)
+        await w.place(task("later").encode(), partition=0, offset=4)
+        assert w.feed.skipped_to == [(0, 3)] and decisions(w) == []
+        await w.place(task().encode(), partition=0, offset=3)
+        await w.place(task("later").encode(), partition=0, offset=4)
 
     asyncio.run(run())
-    assert decisions(w) == []
-    assert w.monitor.intake.next_offset(0) == 0  # read again from here by its next owner
+    assert [(d.task_id, d.source) for d in decisions(w)] == [
+        ("t-1", SourceRef(0, 3)),
+        ("later", SourceRef(0, 4)),
+    ]
 
 
 def test_a_bad_task_record_is_dead_lettered_and_the_next_one_placed() -> None:
