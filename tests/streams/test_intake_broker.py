@@ -116,3 +116,41 @@ def test_standbys_get_no_new_work_and_bad_task_records_are_dead_lettered(
     huge = next(d for d in letters if d.offset == 1)
     assert "task_type" in huge.reason and huge.key_cut and huge.key_size == 900_000
     assert [r.task_id for r in new_work(h, to_end=True)] == [task.task_id]
+
+
+def test_two_workers_taking_over_task_partitions_place_every_task_once(
+    monitor_harness: MonitorHarness, fleet: Fleet
+) -> None:
+    h, t = monitor_harness, monitor_harness.topics
+    for n in range(4):
+        fleet.start(f"agent-{n}", 100 + n, 100, m.Pool.ACTIVE)
+    h.start_monitor("w1", **ENV)
+
+    def placed() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for r in new_work(h):
+            counts[r.task_id] = counts.get(r.task_id, 0) + 1
+        return counts
+
+    first = [submit(h, f"a-{i}", partition=i % t.task_partitions)[0].task_id for i in range(20)]
+    h.eventually(lambda: placed().keys() >= {first[0]}, TIMEOUT, "w1 placing work")
+    # A second worker joins while work flows: the task partitions are split between them.
+    h.start_monitor("w2", **ENV)
+    second = [submit(h, f"b-{i}", partition=i % t.task_partitions)[0].task_id for i in range(20)]
+
+    def owners() -> set[str]:
+        return {
+            s.monitor_id for s in h.records(t.fleet, m.FleetSummary.decode)[-4:] if s.partitions
+        }
+
+    h.eventually(lambda: len(owners()) == 2 or None, TIMEOUT * 2, "both workers owning partitions")
+    third = [submit(h, f"c-{i}", partition=i % t.task_partitions)[0].task_id for i in range(20)]
+    everything = {*first, *second, *third}
+    h.eventually(lambda: placed().keys() >= everything, TIMEOUT * 2, "every task placed")
+    # Then a sentinel per partition: once it is placed, every decision before it was handled.
+    sentinels = [submit(h, f"last-{p}", partition=p)[0].task_id for p in range(t.task_partitions)]
+    h.eventually(lambda: placed().keys() >= set(sentinels), TIMEOUT, "the sentinels placed")
+    h.records(t.priority, m.Redispatch.decode, to_end=True)  # everything forwarded so far
+    counts = {k: v for k, v in placed().items() if k in everything}
+    assert counts == dict.fromkeys(everything, 1)
+    assert all(p.alive for p in h.procs.values())
