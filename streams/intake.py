@@ -159,7 +159,6 @@ class Intake:
         self._last_recheck = 0.0
         self._last_check: float | None = None
         self._last_warning: float | None = None
-        self.decisions = 0  # written by this worker (for tests and benchmarks)
 
     # -- the records ----------------------------------------------------------------------------
 
@@ -262,7 +261,6 @@ class Intake:
             return False
         local = self._ownership.owns(target.agent_id)
         self._reservations.reserve(target.key, task.task_id, self._clock(), local=local)
-        self.decisions += 1
         log.debug("task %s -> %s epoch %d", task.task_id, target.agent_id, target.epoch)
         return True
 
