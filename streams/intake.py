@@ -8,9 +8,10 @@ partitions this worker owns, in offset order, one at a time. For a record at ``(
    table, written by :mod:`streams.assign`) or a decision this process already wrote for it;
 2. decode it (bad: dead letter, go on);
 3. wait (woken by record changes, and by the tick at most every :data:`RECHECK` while it waits)
-   until this worker has heard its agents (the grace period after taking over agent partitions,
-   as for detection), has no failover move waiting for an agent, and an ACTIVE agent has a free
-   slot (:func:`~streams.dispatch.choose_new`);
+   until this worker has heard its agents (every agent its table knows as running has beaten
+   since it took over their partition, or the grace period of detection has passed), has no
+   failover move waiting for an agent, and an ACTIVE agent has a free slot
+   (:func:`~streams.dispatch.choose_new`);
 4. write the decision to ``tasks.assigned`` partition ``p``: a ``redispatch`` of attempt 1,
    reason ``new``, naming the target epoch and ``source: {partition: p, offset: o}``; once
    acknowledged, reserve the slot.
@@ -39,8 +40,10 @@ from streams.channels import Message, Send, until_done
 from streams.deadletters import DeadLetters
 from streams.dispatch import Candidate, choose_new, free_slots
 from streams.fleet import PUBLISH_INTERVAL
+from streams.index import RecordIndex
 from streams.ownership import Ownership
 from streams.reservations import ReservationBook
+from streams.state import LiveEntry
 from streams.targets import POOL_TTL, TargetPool
 from streams.writer import DecisionWriter
 
@@ -131,6 +134,8 @@ class Intake:
         progress: Progress,
         feed: TaskFeed,
         ownership: Ownership,
+        index: RecordIndex,
+        live: Callable[[str], LiveEntry | None],
         targets: TargetPool,
         reservations: ReservationBook,
         writer: DecisionWriter,
@@ -144,6 +149,8 @@ class Intake:
         self._progress = progress
         self._feed = feed
         self._ownership = ownership
+        self._index = index
+        self._live = live
         self._targets = targets
         self._reservations = reservations
         self._writer = writer
@@ -232,10 +239,23 @@ class Intake:
         return choose_new(self._targets.pool(now, POOL_AGE), self._reservations.counts())
 
     def _learning(self, now: float) -> bool:
-        """Whether agent partitions taken over lately may still hold agents not heard from yet:
-        work placed now would pile on the first agents to beat."""
+        """Whether an agent partition taken over within the grace period holds an agent the
+        table knows as running and that has not beaten since: work placed now would pile on the
+        first agents to beat. After the grace period, detection fences such an agent."""
         grace = self._grace_period
-        return any(now - since < grace for since in self._ownership.since.values())
+        fresh = {p for p, since in self._ownership.since.items() if now - since < grace}
+        if not fresh:
+            return False  # the common case: no scan
+        for agent_id, rec in self._index.records.items():
+            epoch = rec.epoch
+            if rec.partition not in fresh or epoch is None:
+                continue
+            if epoch in rec.stopped or rec.is_fenced(epoch):
+                continue
+            live = self._live(agent_id)
+            if live is None or live.epoch < epoch:
+                return True
+        return False
 
     async def _decide(
         self, task: Task, target: Candidate, p: int, o: int, current: Callable[[], bool]

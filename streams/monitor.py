@@ -171,6 +171,8 @@ class Monitor:
             progress=progress,
             feed=feed,
             ownership=self.ownership,
+            index=self.index,
+            live=liveness.get,
             targets=self.targets,
             reservations=self.reservations,
             writer=self.writer,

@@ -122,21 +122,42 @@ def test_a_completion_frees_the_slot_at_once_without_a_tick_or_heartbeat() -> No
 
 def test_nothing_is_placed_before_the_worker_has_heard_its_agents() -> None:
     # Just after taking over agent partitions, only the first agents to beat are known: work
-    # placed then would pile on them. The grace period of detection holds placement too.
-    w = Worker({}, topics=TOPICS, grace=1.0)
+    # placed then would pile on them. Placement waits until every agent the table knows as
+    # running has beaten, or for the grace period of detection (c never beats again).
+    known = {a: record(a) for a in ("a", "b", "c")}
+    w = Worker(known, topics=TOPICS, grace=1.0)
+    w.feed.partitions = frozenset({0, 1})
+
+    async def run() -> None:
+        w.live.beat(["b"], T0)
+        await w.atick(T0)
+        placing = asyncio.ensure_future(w.place(task().encode()))
+        for now in (T0 + 0.3, T0 + 0.6, T0 + 0.9):
+            w.live.beat(["a", "b"], now)  # a is heard from now on, c is not
+            await w.atick(now)
+            await idle()
+            assert not placing.done()
+        w.live.beat(["a", "b"], T0 + 1.2)
+        await w.atick(T0 + 1.2)
+        await placed(placing)
+
+    asyncio.run(run())
+    assert [d.target_agent_id for d in decisions(w)] == ["a"]  # not b, the first one heard
+
+
+def test_placement_starts_once_every_known_agent_has_beaten() -> None:
+    known = {a: record(a) for a in ("a", "b")}
+    w = Worker(known, topics=TOPICS, grace=10.0)
+    w.feed.partitions = frozenset({0, 1})
 
     async def run() -> None:
         w.live.beat(["b"], T0)
         await w.atick(T0)
         placing = asyncio.ensure_future(w.place(task().encode()))
         await idle()
-        for now in (T0 + 0.3, T0 + 0.6, T0 + 0.9):
-            w.live.beat(["a", "b"], now)
-            await w.atick(now)
-            await idle()
-            assert not placing.done()
-        w.live.beat(["a", "b"], T0 + 1.2)
-        await w.atick(T0 + 1.2)
+        assert not placing.done()
+        w.live.beat(["a", "b"], T0 + 0.3)
+        await w.atick(T0 + 0.3)
         await placed(placing)
 
     asyncio.run(run())
