@@ -6,9 +6,12 @@ Every error the library raises derives from :class:`AgentFailoverError`::
     ├── ConfigError          bad or missing configuration (never retryable)
     ├── CodecError           a record that does not decode or validate (never retryable)
     ├── BrokerError          the broker refused or did not answer (often retryable)
-    │   └── EmbeddedBrokerError   the embedded development broker failed to start or stop
+    │   ├── EmbeddedBrokerError   the embedded development broker failed to start or stop
+    │   ├── BrokerUnreachable     no broker answered at the bootstrap address in time
+    │   └── TopicSetupError       topics missing or not as configured
     ├── FencedError          this agent epoch or task attempt was superseded (never retryable)
     ├── LifecycleError       a client used before start or after close
+    ├── MissingExtraError    an optional part is not installed (names the pip extra)
     └── TaskError            a task handler failed (carries the task id)
 
 Third-party errors are wrapped with ``raise ... from exc`` so the cause stays visible.
@@ -70,3 +73,30 @@ class TaskError(AgentFailoverError):
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+# The three classes below give the command line one exit code per class of start-up failure, and
+# let an SDK user tell "fix the address" from "create the topics" from "install the extra".
+
+
+class BrokerUnreachable(BrokerError):
+    """No broker answered a metadata request at the bootstrap address within the connect timeout.
+
+    The message names the address and librdkafka's last reason (refused, unresolvable host,
+    TLS or SASL failure).
+    """
+
+
+class TopicSetupError(BrokerError):
+    """Topics this client needs do not exist, or their partition counts differ from the
+    configuration: run ``agent-failover topics`` (or fix the configuration)."""
+
+    retryable = False
+
+
+class MissingExtraError(AgentFailoverError, ImportError):
+    """An optional part of agent-failover is not installed; the message names the pip extra."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
