@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 BENCH_PROFILE ?= quick
 
-.PHONY: install demo test test-fast lint bench broker clean
+.PHONY: install demo test test-fast lint bench broker wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,9 @@ bench: install
 broker: install
 	$(BIN)/agent-failover broker
 
+## Build the wheel into dist/ (`pip install dist/agent_failover-*.whl` is the SDK alone).
+wheel: install
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .agent-failover-*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info .agent-failover-*
