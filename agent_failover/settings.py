@@ -15,7 +15,6 @@ reads it and a help line. :class:`Registry` holds them all (the registry itself 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import math
 import threading
@@ -270,6 +269,8 @@ class Registry:
         for name in sorted(env):
             if not name.startswith(PREFIX) or name in self._settings:
                 continue
+            import difflib  # here: importing it costs every SDK import a few milliseconds
+
             # Compare without the shared prefix: it would make every pair look alike.
             close = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1, cutoff=0.75)
             out.append((name, known[close[0]] if close else None))
