@@ -4,7 +4,8 @@ messages routed through Python logging, rate limited.
 * :func:`setup_logging`: level and format (``text`` or ``json``) from arguments or
   ``AGENT_FAILOVER_LOG_LEVEL`` / ``AGENT_FAILOVER_LOG_FORMAT``; one handler on stderr for
   everything in the process (agent-failover, faust, mode, aiokafka, librdkafka). Secret settings
-  found in the environment are masked in every line it writes.
+  found in the environment are masked in every line it writes, and the Kafka clients' lines
+  (librdkafka's and aiokafka's) are rate limited there too.
 * :func:`kafka_log_settings`: the ``logger`` setting for a confluent-kafka client, so librdkafka's
   lines become log records of ``agent_failover.librdkafka.<role>`` instead of raw stderr lines.
   A broker outage makes every client print a line per reconnect attempt (about a hundred a
@@ -51,6 +52,7 @@ class RateLimitFilter(logging.Filter):
     Records are "similar" when they share logger, level and text once digits are ignored (a
     reconnect line differs only in its timings). The first record after a window in which some
     were dropped is preceded by one line: ``suppressed N similar messages in the last S s: ...``.
+    ``applies_to`` (a logger name test) limits the filter to some loggers, for use on a handler.
     """
 
     _MAX_KEYS = 1024
@@ -60,17 +62,21 @@ class RateLimitFilter(logging.Filter):
         burst: int = BURST,
         interval: float = INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        applies_to: Callable[[str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.burst = burst
         self.interval = interval
         self._clock = clock
+        self._applies_to = applies_to
         self._lock = threading.Lock()
         # key -> [window start, records let through, records dropped]
         self._windows: dict[tuple[str, int, str], list[float]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "af_summary", False):
+            return True
+        if self._applies_to is not None and not self._applies_to(record.name):
             return True
         key = (record.name, record.levelno, _DIGITS.sub("#", record.getMessage()))
         now = self._clock()
@@ -110,6 +116,12 @@ class RateLimitFilter(logging.Filter):
 
 
 _rate_limit = RateLimitFilter()
+
+
+def is_client_logger(name: str) -> bool:
+    """Loggers of Kafka clients, which repeat a line per reconnect attempt during an outage:
+    librdkafka's (any ``*.librdkafka*`` logger) and aiokafka's (faust's client)."""
+    return name == "aiokafka" or name.startswith("aiokafka.") or "librdkafka" in name
 
 
 def kafka_log_settings(role: str) -> dict[str, Any]:
@@ -198,5 +210,8 @@ def setup_logging(
     inner = JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(_Masking(inner, _secrets(env)))
+    # Also for clients whose logger this package does not set (faust's aiokafka, and any
+    # librdkafka logger of the monitor's own).
+    handler.addFilter(RateLimitFilter(applies_to=is_client_logger))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     return str(fmt)

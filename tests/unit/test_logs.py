@@ -149,3 +149,21 @@ def test_setup_reads_the_environment_and_names_a_bad_variable() -> None:
     assert " WARNING tests.logs.env: shown" in out.getvalue()
     with pytest.raises(ConfigError, match=r"^AGENT_FAILOVER_LOG_FORMAT must be one of text, json"):
         setup_logging(env={"AGENT_FAILOVER_LOG_FORMAT": "xml"}, stream=out)
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_process_handler_limits_kafka_clients_only() -> None:
+    out = io.StringIO()
+    setup_logging("INFO", "text", env={}, stream=out)
+    for name in ("aiokafka.conn", "streams.liveness.librdkafka", "tests.logs.other"):
+        for attempt in range(20):
+            logging.getLogger(name).error("Unable connect to node with id %d", attempt)
+    counts = {
+        name: sum(f" {name}: " in line for line in out.getvalue().splitlines())
+        for name in ("aiokafka.conn", "streams.liveness.librdkafka", "tests.logs.other")
+    }
+    assert counts == {
+        "aiokafka.conn": BURST,
+        "streams.liveness.librdkafka": BURST,
+        "tests.logs.other": 20,
+    }
