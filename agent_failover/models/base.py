@@ -3,7 +3,8 @@
 Decoding parses with orjson and validates with ``msgspec.convert(..., strict=True)`` against the
 dataclass itself: field types, ranges and enums come from the annotations
 (:mod:`~agent_failover.models.vocabulary`), cross-field rules from :class:`Needs` declarations,
-and the same declarations generate ``schemas/*.schema.json`` (:mod:`agent_failover.schemas`).
+and the same declarations generate ``schemas/*.schema.json``
+(:mod:`agent_failover.models.schemagen`).
 Encoding is orjson's own dataclass serialisation; absent optionals are left out.
 """
 

@@ -1,7 +1,7 @@
 """The wire records of agents and the monitor, one frozen dataclass each.
 
 A record's first docstring paragraph and its field annotations are its schema: the generator
-(``python -m agent_failover.schemas``) writes them to ``schemas/*.schema.json``, and
+(``python -m agent_failover.models.schemagen``) writes them to ``schemas/*.schema.json``, and
 :class:`~agent_failover.models.base.Record` validates against the same annotations on decode.
 """
 

@@ -63,6 +63,7 @@ from agent_failover.sdk.kafka import (
     DeliveryFuture,
     assigned_consumer_conf,
     broker_error,
+    check_broker,
     group_consumer_conf,
     producer_conf,
     resolve_fetch_wait,
@@ -208,6 +209,7 @@ class AgentCore:
 
     def _start(self) -> None:
         cfg = self.config
+        check_broker(cfg.kafka, cfg.topics)  # fails within seconds, naming address or topics
         topics = cfg.topics
         epoch = self._epoch = new_epoch()
         self._filter = RedispatchFilter(cfg.agent_id, epoch)

@@ -10,14 +10,22 @@ from typing import Self
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import LifecycleError
 from agent_failover.models import Task
-from agent_failover.sdk.kafka import ConfirmingProducer, producer_conf, wait_delivered
+from agent_failover.sdk.kafka import (
+    ConfirmingProducer,
+    check_broker,
+    producer_conf,
+    wait_delivered,
+)
 
 
 class TaskSubmitter:
     """Writes :class:`~agent_failover.models.Task` records to ``tasks`` (key: task id).
 
     Each submit returns once the broker confirmed the write (idempotent producer, ``acks=all``).
-    Nothing connects before the first submit (or ``with``); no reuse after :meth:`close`::
+    Nothing connects before the first submit (or ``with``); then a probe checks that the broker
+    answers and the task topic exists (:class:`~agent_failover.errors.BrokerUnreachable`,
+    :class:`~agent_failover.errors.TopicSetupError`: nothing is written where nobody reads).
+    No reuse after :meth:`close`::
 
         with TaskSubmitter("localhost:9092") as submitter:
             partition, offset = submitter.submit(Task(task_id="t1", task_type="demo"))
@@ -33,6 +41,7 @@ class TaskSubmitter:
         if self._closed:
             raise LifecycleError("TaskSubmitter is closed")
         if self._producer is None:
+            check_broker(self._kafka, self._topics, need=[self._topics.tasks])
             producer = ConfirmingProducer(
                 producer_conf(self._kafka, "af-submitter"), name="af-submitter"
             )

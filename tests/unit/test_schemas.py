@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent_failover import models, schemas
+from agent_failover import models
 from agent_failover.errors import CodecError
+from agent_failover.models import schemagen as schemas
 from tests.unit.samples import SAMPLES
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
