@@ -27,7 +27,7 @@ def run_monitor(config: MonitorConfig) -> int:
 
     Logs through the logging the process set up (:func:`~agent_failover.logs.setup_logging`).
     """
-    # Idempotent: a monitor started before `agent-failover topics create` still finds its topics.
+    # Idempotent: a monitor started before `agent-failover topics` still finds its topics.
     ensure_topics(config.kafka, config.topics)
     app, _, liveness = build_app(config)
     worker = faust.Worker(

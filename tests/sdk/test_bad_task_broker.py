@@ -45,7 +45,7 @@ def test_a_too_deep_task_and_a_huge_key_become_dead_letters_and_the_agent_carrie
     with TaskSubmitter(sdk_bootstrap, topics) as submitter:
         submitter.submit(good)
 
-    letters = Reader(sdk_bootstrap, topics.dead_letter, 1, DeadLetter)
+    letters = Reader(sdk_bootstrap, topics.dead_letter, DeadLetter)
     try:
         got = letters.wait_for(lambda recs: len(recs) >= 2, "two dead letters")
     finally:
