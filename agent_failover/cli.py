@@ -14,6 +14,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -43,9 +44,11 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 def _cmd_monitor(args: argparse.Namespace) -> int:
     from streams.runner import run_monitor
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
+    if args.metrics_host is not None:
+        overrides["metrics_host"] = args.metrics_host
     config = MonitorConfig.from_env(**overrides)
     return run_monitor(config)
 
@@ -143,7 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one monitor worker: detection, fencing and re-dispatch. "
         "Start several for high availability; they split the agents.",
     )
-    p.add_argument("--metrics-port", type=int, help="Prometheus port (default 9108; 0 = any)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz and /readyz (default 9108; 0 = any free port)",
+    )
+    p.add_argument("--metrics-host", help="address they listen on (default 0.0.0.0)")
     p.set_defaults(func=_cmd_monitor)
 
     p = sub.add_parser(

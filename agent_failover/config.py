@@ -353,11 +353,15 @@ class MonitorConfig:
     # Session timeout of the agents' task consumer group, to settle unconfirmed claims.
     agents_session_timeout: float = 6.0
     agents_group_id: str = "af-agents"
+    # Address and port of /metrics, /healthz and /readyz (port None: no server, 0: any free port).
+    metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9108
     web_port: int | None = None  # faust's web server; off unless set
     data_dir: str = ".agent-failover-monitor"
     # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow).
     broker_session_timeout: float = 6.0
+    # A task waiting this long while agents have free slots counts as stuck (a metric).
+    stuck_after: float = 30.0
 
     def __post_init__(self) -> None:
         _positive("heartbeat_timeout", self.heartbeat_timeout)
@@ -369,6 +373,9 @@ class MonitorConfig:
         if self.grace_period is not None and self.grace_period < 0:
             raise ConfigError("grace_period must be >= 0")
         _positive("agents_session_timeout", self.agents_session_timeout)
+        _positive("stuck_after", self.stuck_after)
+        if not self.metrics_host:
+            raise ConfigError("metrics_host must not be empty (0.0.0.0: every interface)")
         for name in ("metrics_port", "web_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port < 65536:
@@ -399,12 +406,15 @@ class MonitorConfig:
             ("grace_period", "GRACE_PERIOD"),
             ("agents_session_timeout", "AGENTS_SESSION_TIMEOUT"),
             ("broker_session_timeout", "MONITOR_SESSION_TIMEOUT"),
+            ("stuck_after", "STUCK_AFTER"),
         ):
             if (value := _env_float(var, env)) is not None:
                 kwargs[field] = value
         for field, var in (("metrics_port", "METRICS_PORT"), ("web_port", "WEB_PORT")):
             if (port := _env_int(var, env)) is not None:
                 kwargs[field] = port
+        if (host := _env("METRICS_HOST", env)) is not None:
+            kwargs["metrics_host"] = host
         if (app_id := _env("MONITOR_APP_ID", env)) is not None:
             kwargs["app_id"] = app_id
         if (group := _env("GROUP_ID", env)) is not None:

@@ -92,6 +92,24 @@ def test_monitor_defaults_and_validation() -> None:
         MonitorConfig(kafka=KafkaConfig("h:1"), degraded_after=5.0)
 
 
+def test_monitor_metrics_settings_from_env() -> None:
+    conf = MonitorConfig.from_env(ENV)
+    assert (conf.metrics_host, conf.metrics_port, conf.stuck_after) == ("0.0.0.0", 9108, 30.0)
+    conf = MonitorConfig.from_env(
+        {
+            **ENV,
+            "AGENT_FAILOVER_METRICS_HOST": "127.0.0.1",
+            "AGENT_FAILOVER_METRICS_PORT": "0",
+            "AGENT_FAILOVER_STUCK_AFTER": "12.5",
+        }
+    )
+    assert (conf.metrics_host, conf.metrics_port, conf.stuck_after) == ("127.0.0.1", 0, 12.5)
+    with pytest.raises(ConfigError, match="AGENT_FAILOVER_STUCK_AFTER"):
+        MonitorConfig.from_env({**ENV, "AGENT_FAILOVER_STUCK_AFTER": "soon"})
+    with pytest.raises(ConfigError, match="stuck_after"):
+        MonitorConfig(kafka=KafkaConfig("h:1"), stuck_after=0)
+
+
 def test_topics_names_share_one_prefix() -> None:
     topics = Topics(prefix="p.")
     names = [
