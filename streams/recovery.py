@@ -54,11 +54,14 @@ def stamped(old: AgentRecord | None, new: AgentRecord, task_id: str, at: float) 
     if slot is None:
         return new
     before: TaskSlot | None = old.tasks.get(task_id) if old is not None else None
-    same = before is not None and before.attempt == slot.attempt
-    if same and before is not None and before.checkpoint == slot.checkpoint:
+    if (
+        before is not None
+        and before.attempt == slot.attempt
+        and before.checkpoint == slot.checkpoint
+    ):
         if slot.progress_at is not None or before.progress_at is None:
-            return new
-        at = before.progress_at  # rebuilt from the event (claiming -> claimed): keep its time
+            return new  # no new progress
+        at = before.progress_at  # rebuilt by the event (claiming -> claimed): keep its time
     tasks = dict(new.tasks)
     tasks[task_id] = dataclasses.replace(slot, progress_at=at)
     return dataclasses.replace(new, tasks=tasks)
