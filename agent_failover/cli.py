@@ -118,9 +118,11 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     from agent_failover.config import MonitorConfig
     from streams.runner import run_monitor
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if args.metrics_port is not None:
         overrides["metrics_port"] = args.metrics_port
+    if args.metrics_host is not None:
+        overrides["metrics_host"] = args.metrics_host
     return run_monitor(MonitorConfig.from_env(**overrides))
 
 
@@ -256,7 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Run one monitor worker: detection, fencing and re-dispatch. Start several for high "
         "availability; they split the agents.",
     )
-    p.add_argument("--metrics-port", type=int, help="Prometheus port (default 9108; 0 = any)")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz and /readyz (default 9108; 0 = any free port)",
+    )
+    p.add_argument("--metrics-host", help="address they listen on (default 0.0.0.0)")
 
     p = command(
         "submit",

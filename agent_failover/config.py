@@ -139,8 +139,12 @@ SETTINGS = Registry([
        "faust app id (group and changelog names)"),
     _s("MONITOR_SESSION_TIMEOUT", "monitor.broker_session_timeout", seconds(1, 1800), "6.0",
        "the monitor workers' own group session timeout"),
+    _s("METRICS_HOST", "monitor.metrics_host", Text(253), "`0.0.0.0`",
+       "address of /metrics, /healthz and /readyz (`--metrics-host`; 0.0.0.0: every interface)"),
     _s("METRICS_PORT", "monitor.metrics_port", PORT, "9108",
-       "Prometheus metrics port (0: any free port)"),
+       "port of /metrics, /healthz and /readyz (`--metrics-port`; 0: any free port)"),
+    _s("STUCK_AFTER", "monitor.stuck_after", seconds(0.001, 86400), "30",
+       "a task waiting this long while agents have free slots counts as stuck"),
     _s("WEB_PORT", "monitor.web_port", PORT, "off", "faust's web server port"),
     _s("MONITOR_DATA_DIR", "monitor.data_dir", Text(), "`.agent-failover-monitor`",
        "faust data directory"),
@@ -426,11 +430,15 @@ class MonitorConfig:
     # Session timeout of the agents' task consumer group, to settle unconfirmed claims.
     agents_session_timeout: float = 6.0
     agents_group_id: str = "af-agents"
+    # Address and port of /metrics, /healthz and /readyz (port None: no server, 0: any free port).
+    metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9108
     web_port: int | None = None  # faust's web server; off unless set
     data_dir: str = ".agent-failover-monitor"
     # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow).
     broker_session_timeout: float = 6.0
+    # A task waiting this long while agents have free slots counts as stuck (a metric).
+    stuck_after: float = 30.0
 
     ENV: ClassVar[dict[str, str]] = SETTINGS.fields("monitor")
 

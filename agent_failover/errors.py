@@ -35,6 +35,8 @@ Third-party errors are wrapped with ``raise ... from exc`` so the cause stays vi
 
 from __future__ import annotations
 
+import enum
+
 
 class AgentFailoverError(Exception):
     """Root of every error raised by agent-failover."""
@@ -51,12 +53,29 @@ class ConfigError(AgentFailoverError, ValueError):
     """Configuration is invalid or incomplete."""
 
 
-class CodecError(AgentFailoverError, ValueError):
-    """A record could not be encoded, decoded or validated against its schema."""
+class Refusal(enum.StrEnum):
+    """Why a record was refused, in a few words a metric can carry as a label."""
 
-    def __init__(self, message: str, *, record_type: str | None = None) -> None:
+    NOT_JSON = "not_json"  # no JSON document at all (also an empty value)
+    INVALID = "invalid"  # JSON that breaks the record's schema or its rules
+    UNSUPPORTED_VERSION = "unsupported_version"  # a schema_version this library does not read
+    TOO_LARGE = "too_large"  # over a size limit
+    BAD_SIGNATURE = "bad_signature"  # a signed record whose signature does not match
+    WRONG_PARTITION = "wrong_partition"  # valid, but in a partition its key does not hash to
+
+
+class CodecError(AgentFailoverError, ValueError):
+    """A record could not be encoded, decoded or validated against its schema.
+
+    ``refusal`` says why, in one of a few words (:class:`Refusal`); the message gives the detail.
+    """
+
+    def __init__(
+        self, message: str, *, record_type: str | None = None, refusal: Refusal = Refusal.INVALID
+    ) -> None:
         super().__init__(message)
         self.record_type = record_type
+        self.refusal = refusal
 
 
 class BrokerError(AgentFailoverError):

@@ -3,7 +3,8 @@
 The faust parts are thin: one agent consumes task-events, tasks.priority and control (raw bytes,
 co-partitioned by agent id) and hands each record to :class:`~streams.monitor.Monitor`; one timer
 runs detection every ``tick_interval``. Both pass the monitor's clock, ``time.monotonic()``.
-Heartbeats bypass faust (:mod:`streams.liveness`).
+Heartbeats bypass faust (:mod:`streams.liveness`). Beside them: ``/metrics``, ``/healthz`` and
+``/readyz`` (:mod:`streams.http`), and a timer measuring the agent's consumer lag each second.
 
 ``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
 first access from the environment (:meth:`MonitorConfig.from_env`).
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, cast
 
 import faust
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -22,9 +23,13 @@ from confluent_kafka.admin import AdminClient
 
 from agent_failover.config import MonitorConfig
 from streams.fleet import FleetDirectory
+from streams.http import HttpServer, make_app
+from streams.kafkastats import stats_handler
+from streams.lag import ConsumerLag
 from streams.liveness import LivenessTracker
-from streams.metrics import MonitorMetrics
+from streams.metrics import MonitorMetrics, logical_topic
 from streams.monitor import Monitor, monitor_id
+from streams.probes import Probes, not_ready
 from streams.tables import agents_table
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ log = logging.getLogger(__name__)
 #: How often faust's consumer heartbeats the monitor group: small, so a dead worker's partitions
 #: move quickly (faust's default is 3 s).
 BROKER_HEARTBEAT_INTERVAL = 0.5
+#: Seconds between two measures of the faust agent's consumer lag.
+LAG_INTERVAL = 1.0
 
 
 def _compat(config: MonitorConfig) -> dict[str, Any]:
@@ -71,9 +78,22 @@ def create_app(config: MonitorConfig) -> faust.App:
     return build_app(config)[0]
 
 
+def _lag_reporter(config: MonitorConfig, metrics: MonitorMetrics) -> Callable[[str, int], None]:
+    """Where the heartbeat consumer's statistics report its lag: heartbeats only (the same
+    consumer reads the fleet topic, not a figure of the contract)."""
+    heartbeats = config.topics.heartbeats
+
+    def report(topic: str, records: int) -> None:
+        if topic == heartbeats:
+            metrics.consumer_lag.labels(topic=logical_topic(config.topics, topic)).set(records)
+
+    return report
+
+
 def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracker]:
     """:func:`create_app`, also returning the :class:`Monitor` behind it and its heartbeat
-    reader (started with the app; the caller stops it when the worker exits)."""
+    reader (started with the app; the caller stops it when the worker exits). The HTTP server
+    serves from daemon threads until the process exits."""
     topics = config.topics
     settings: dict[str, Any] = {
         "broker": config.kafka.faust_broker_url(),
@@ -98,12 +118,15 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     app = faust.App(config.app_id, **settings)
     table = agents_table(app, topics.agent_partitions)
     metrics = MonitorMetrics()
+    probes = Probes()
+    metrics.bind_probes(lambda: probes.ready().ok, probes.broker_up)
     directory = FleetDirectory(monitor_id(), topics.agent_partitions)
     liveness = LivenessTracker(
         config.kafka,
         topics,
-        on_heartbeats=metrics.heartbeats.inc,
-        on_dead_letter=lambda topic: metrics.dead_letters.labels(topic=topic).inc(),
+        on_heartbeats=metrics.heartbeats_received,
+        on_dead_letter=lambda t, why: metrics.dead_letter(logical_topic(topics, t), why),
+        on_stats=stats_handler(probes.broker_answered, _lag_reporter(config, metrics)),
         directory=directory,
     )
 
@@ -111,6 +134,9 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         return await app.producer.send(topic, key, value, partition, None, None)
 
     monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config), directory)
+    # The normal task topic too: measured as soon as the agent consumes it.
+    consumed = (topics.task_events, topics.priority, topics.control, topics.tasks)
+    lag = ConsumerLag({t: logical_topic(topics, t) for t in consumed})
     source = app.topic(
         topics.task_events,
         topics.priority,
@@ -123,14 +149,16 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     @app.agent(source, name="monitor-records")
     async def records(stream: Any) -> None:
         async for event in stream.events():
-            await monitor.on_message(event.message, time.monotonic())
+            msg = event.message
+            await monitor.on_message(msg, time.monotonic())
+            lag.handled(msg.topic, msg.partition, msg.offset)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_side_services() -> None:
         liveness.start()
         if config.metrics_port is not None:
-            metrics.serve(config.metrics_port)
-            log.info("metrics on port %d", config.metrics_port)
+            app_ = make_app(metrics.registry, probes)
+            HttpServer(config.metrics_host, config.metrics_port, app_).start()
 
     @app.timer(config.tick_interval)  # type: ignore[untyped-decorator]
     async def detect() -> None:
@@ -138,10 +166,29 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
             tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topics.control
         }
         busy = bool(app.rebalancing or getattr(app, "in_recovery", False))
+        now = time.monotonic()
         try:
-            await monitor.tick(owned, busy, time.monotonic())
-        except Exception:  # a failed tick must not stop detection; the next one retries
+            report = await monitor.tick(owned, busy, now)
+        except Exception as exc:  # a failed tick must not stop detection; the next one retries
             log.exception("detection tick failed")
+            failed = f"detection tick failed ({type(exc).__name__}), see the log"
+            probes.tick(now, failed, len(owned))
+            return
+        recovered = cast(Any, app.tables).recovery.completed.is_set()
+        reason = not_ready(report, assigned=recovered, grace_left=monitor.grace_left(now))
+        probes.tick(now, reason, len(owned))
+
+    @app.timer(LAG_INTERVAL)  # type: ignore[untyped-decorator]
+    async def measure_lag() -> None:
+        if app.rebalancing:
+            return  # the assignment is changing under the consumer: measure after
+        try:
+            lags = await lag.measure(app.consumer, app.consumer.assignment())
+        except Exception:  # a figure is missing for a second, nothing else
+            log.exception("cannot measure the consumer lag")
+            return
+        for name, records in lags.items():
+            metrics.consumer_lag.labels(topic=name).set(records)
 
     return app, monitor, liveness
 

@@ -196,6 +196,7 @@ def _redispatch(ctl: Control, slot: TaskSlot, entry: PlanEntry) -> Redispatch:
         # The decision's time, not the wall clock: a re-apply after a crash sends identical bytes.
         dispatched_at=ctl.issued_at,
         checkpoint=entry.checkpoint,
+        last_heartbeat_age_s=ctl.last_heartbeat_age_s,
     )
 
 
@@ -262,9 +263,8 @@ def _apply(rec: AgentRecord, ctl: Control, now: float, *, fence: bool) -> ApplyR
                     slot, status=SlotStatus.QUEUED, reason=reason
                 )
                 queued.append(slot.task_id)
-        fenced = bounded(
-            (*fenced, FencedEpoch(ctl.epoch, ctl.decision_id, ctl.issued_at)), KEEP_FENCED
-        )
+        applied = FencedEpoch(ctl.epoch, ctl.decision_id, ctl.issued_at, ctl.last_heartbeat_age_s)
+        fenced = bounded((*fenced, applied), KEEP_FENCED)
         superseded = tuple(e for e in superseded if e != ctl.epoch)
     elif not sends:
         return ApplyResult(rec, duplicate=True)

@@ -29,10 +29,11 @@ from typing import Any
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
 
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.errors import CodecError, LifecycleError
+from agent_failover.errors import CodecError, LifecycleError, Refusal
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
 from streams.fleet import FleetDirectory
+from streams.kafkastats import STATS_INTERVAL
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,18 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
         hb.pool,
         hb.draining,
         hb.interval_s,
+        hb.sent_at,
     )
 
 
 class LivenessTracker:
     """Newest heartbeat per agent id for the partitions this worker owns, from a thread.
 
-    ``on_heartbeats(n)`` and ``on_dead_letter(topic)`` are called from the thread (metrics). With
-    a ``directory``, the thread also feeds it the ``fleet`` topic's summaries.
+    Called from the thread, for metrics: ``on_heartbeats(sent_at, received_at)`` once per batch
+    with the valid heartbeats' ``sent_at`` and the wall time they were received;
+    ``on_dead_letter(topic, refusal)`` per bad record; ``on_stats(json)`` with librdkafka's
+    statistics every :data:`~streams.kafkastats.STATS_INTERVAL`. With a ``directory``, the thread
+    also feeds it the ``fleet`` topic's summaries.
     """
 
     def __init__(
@@ -71,8 +76,9 @@ class LivenessTracker:
         kafka: KafkaConfig,
         topics: Topics,
         *,
-        on_heartbeats: Callable[[int], None] | None = None,
-        on_dead_letter: Callable[[str], None] | None = None,
+        on_heartbeats: Callable[[list[float], float], None] | None = None,
+        on_dead_letter: Callable[[str, str], None] | None = None,
+        on_stats: Callable[[str], None] | None = None,
         directory: FleetDirectory | None = None,
         batch_size: int = 2000,
         poll_timeout: float = 0.1,
@@ -81,6 +87,7 @@ class LivenessTracker:
         self._topics = topics
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
+        self._on_stats = on_stats
         self._directory = directory
         self._own_key = directory.monitor_id.encode() if directory is not None else None
         self._batch_size = batch_size
@@ -158,9 +165,16 @@ class LivenessTracker:
             **self._kafka.as_librdkafka_dict(),
             "logger": logging.getLogger(__name__ + ".librdkafka"),
         }
+        stats: dict[str, Any] = {}
+        if self._on_stats is not None:
+            stats = {
+                "statistics.interval.ms": int(STATS_INTERVAL * 1000),
+                "stats_cb": self._on_stats,
+            }
         consumer = Consumer(
             {
                 **base,
+                **stats,
                 # Never joins: partitions are assigned by hand. librdkafka still wants an id.
                 "group.id": f"af-liveness-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
@@ -238,7 +252,7 @@ class LivenessTracker:
             try:
                 entry = decode_heartbeat(msg.value())
             except CodecError as exc:
-                self._dead_letter(producer, msg, str(exc))
+                self._dead_letter(producer, msg, str(exc), exc.refusal)
                 continue
             agent_id = entry.agent_id
             expected = partition_of.get(agent_id)
@@ -249,13 +263,14 @@ class LivenessTracker:
                     f"heartbeat of {agent_id!r} in partition {msg.partition()}, its key hashes to "
                     f"{expected}: produce keyed by agent id with the murmur2 partitioner"
                 )
-                self._dead_letter(producer, msg, reason)
+                self._dead_letter(producer, msg, reason, Refusal.WRONG_PARTITION)
                 continue
             entry.last_seen = now
             fresh.append(entry)
         if not fresh:
             return
-        count = 0
+        if self._on_heartbeats is not None:
+            self._on_heartbeats([e.sent_at for e in fresh], time.time())
         entries, changed = self._entries, self._changed
         with self._entries_lock:
             for entry in fresh:
@@ -273,9 +288,6 @@ class LivenessTracker:
                 else:
                     changed.append(agent_id)
                 entries[agent_id] = entry
-                count += 1
-        if count and self._on_heartbeats is not None:
-            self._on_heartbeats(count)
 
     def _on_fleet(self, msg: Message, now: float, producer: Producer) -> None:
         if self._directory is None:
@@ -287,11 +299,11 @@ class LivenessTracker:
         try:
             summary = FleetSummary.decode(msg.value())
         except CodecError as exc:
-            self._dead_letter(producer, msg, str(exc))
+            self._dead_letter(producer, msg, str(exc), exc.refusal)
             return
         self._directory.receive(summary, now)
 
-    def _dead_letter(self, producer: Producer, msg: Message, reason: str) -> None:
+    def _dead_letter(self, producer: Producer, msg: Message, reason: str, refusal: str) -> None:
         record: DeadLetter = dead_letter(
             topic=msg.topic() or self._topics.heartbeats,
             partition=msg.partition() or 0,
@@ -308,4 +320,4 @@ class LivenessTracker:
             producer.poll(0.5)
             producer.produce(self._topics.dead_letter, value, key)
         if self._on_dead_letter is not None:
-            self._on_dead_letter(msg.topic() or self._topics.heartbeats)
+            self._on_dead_letter(msg.topic() or self._topics.heartbeats, refusal)

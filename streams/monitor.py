@@ -11,6 +11,7 @@
 - :class:`~streams.targets.TargetPool`: where tasks may go;
 - :class:`~streams.writer.DecisionWriter`: fences, dispatches, and applying them;
 - :class:`~streams.summaries.SummaryPublisher`: the fleet summary and the health gauges;
+- :class:`~streams.recovery.RecoveryBook`: how moved tasks resume and what their failover lost;
 - :class:`~streams.router.Router`: the faust agent's records, decoded and handed on.
 
 Every verdict comes from the pure modules (:mod:`streams.detection`, :mod:`streams.dispatch`,
@@ -24,6 +25,7 @@ import enum
 import logging
 import os
 import socket
+import time
 from collections.abc import Collection
 from typing import Protocol
 
@@ -36,6 +38,7 @@ from streams.fleet import FleetDirectory
 from streams.index import RecordIndex, Table
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
+from streams.recovery import RecoveryBook
 from streams.reservations import ReservationBook
 from streams.router import Router
 from streams.state import LiveEntry
@@ -113,6 +116,9 @@ class Monitor:
             directory = FleetDirectory(monitor_id(), topics.agent_partitions)
         self.monitor_id = directory.monitor_id
         self.liveness = liveness
+        self.metrics = metrics
+        metrics.heartbeat_timeout.set(timeout)
+        self.recovery = RecoveryBook(metrics)
         self.ownership = Ownership(topics.agent_partitions, self.policy.grace_period)
         self.index = RecordIndex(table)
         self.first_seen = FirstSeen()
@@ -134,6 +140,7 @@ class Monitor:
             reservations=self.reservations,
             targets=self.targets,
             metrics=metrics,
+            recovery=self.recovery,
         )
         self.publisher = SummaryPublisher(
             self.monitor_id,
@@ -155,6 +162,7 @@ class Monitor:
             index=self.index,
             writer=self.writer,
             metrics=metrics,
+            recovery=self.recovery,
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
@@ -173,7 +181,19 @@ class Monitor:
         has not caught up with ``owned``. Every verdict uses ``now``, so a slow tick can only
         delay a fence, never bring one forward.
         """
-        partitions = frozenset(owned)
+        started = time.perf_counter()
+        try:
+            return await self._tick(frozenset(owned), busy, now)
+        finally:
+            self.metrics.tick_seconds.observe(time.perf_counter() - started)
+
+    def grace_left(self, now: float) -> float:
+        """Seconds until no owned partition is in its grace period any more (0: none is)."""
+        end = max(self.ownership.since.values(), default=now - self.policy.grace_period)
+        return max(0.0, end + self.policy.grace_period - now)
+
+    async def _tick(self, partitions: frozenset[int], busy: bool, now: float) -> TickReport:
+        self.metrics.partitions_owned.set(len(partitions))
         self.ownership.set(partitions, now)
         self.liveness.assign(partitions)
         stalled = self._last_tick is not None and now - self._last_tick > self._stall_limit
@@ -201,6 +221,7 @@ class Monitor:
             self._reindex(partitions)
         self.decisions.expire(now, self.index.get)
         self.reservations.expire(now)
+        self.recovery.settle(time.time())
         examined = await self._detect(now)
         await self.writer.dispatch_queued(now)
         await self.writer.settle_fenced(now)

@@ -52,6 +52,9 @@ class TaskSlot:
 
     ``checkpoint`` is the resume point a re-dispatch of this attempt would name: the latest
     checkpoint of this attempt, or, before it has checkpointed, the one it was dispatched with.
+    ``progress_at`` is when a monitor received that checkpoint, or this attempt's claim or
+    re-dispatch before its first one (wall clock, Unix seconds; absent in records written before
+    it was kept): the checkpoint age and progress-lost metrics read it.
     """
 
     task: Task
@@ -61,6 +64,7 @@ class TaskSlot:
     checkpoint: CheckpointRef | None = None
     source: SourceRef | None = None
     reason: DispatchReason | None = None  # why it is queued
+    progress_at: float | None = None
 
     @property
     def task_id(self) -> str:
@@ -70,11 +74,13 @@ class TaskSlot:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FencedEpoch:
-    """An applied fence: the epoch, the decision that fenced it, and when it was issued."""
+    """An applied fence: the epoch, the decision that fenced it, when it was issued, and how long
+    the epoch had been silent then (when known)."""
 
     epoch: int
     decision_id: str
     issued_at: float
+    last_heartbeat_age_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -192,3 +198,4 @@ class LiveEntry:
     pool: Pool = Pool.ACTIVE
     draining: bool = False
     interval_s: float = 0.0  # the agent's own heartbeat interval (0: unknown)
+    sent_at: float = 0.0  # the AGENT's clock when it sent the heartbeat: informational only

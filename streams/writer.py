@@ -26,6 +26,7 @@ from streams.dispatch import Settlement, apply_control, plan_moves, settle_claim
 from streams.index import RecordIndex
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
+from streams.recovery import RecoveryBook
 from streams.reservations import ReservationBook
 from streams.state import AgentRecord, SlotStatus, TaskSlot
 from streams.targets import TargetPool
@@ -57,8 +58,11 @@ class DecisionWriter:
         reservations: ReservationBook,
         targets: TargetPool,
         metrics: MonitorMetrics,
+        recovery: RecoveryBook,
     ) -> None:
         self._topics = config.topics
+        self._timeout = config.heartbeat_timeout
+        self._stuck_after = config.stuck_after
         self._session_timeout = config.agents_session_timeout
         self._monitor_id = monitor_id
         self._send = send
@@ -69,7 +73,10 @@ class DecisionWriter:
         self._reservations = reservations
         self._targets = targets
         self._metrics = metrics
+        self._recovery = recovery
         self._last_settle: float | None = None
+        # (agent_id, task_id, attempt) -> since when (monitor clock) the slot waits to move.
+        self._queued_since: dict[tuple[str, str, int], float] = {}
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -104,8 +111,9 @@ class DecisionWriter:
         self._decisions.wrote(key, now)
         self._reservations.reserve(plan, now)
         self._metrics.failovers.labels(reason=dead.reason.value).inc()
-        if dead.last_heartbeat_age_s is not None:
-            self._metrics.detection_seconds.observe(dead.last_heartbeat_age_s)
+        age = dead.last_heartbeat_age_s
+        if dead.reason is DispatchReason.HEARTBEAT_TIMEOUT and age is not None:
+            self._metrics.detection_delay.observe(max(0.0, age - self._timeout))
         log.warning(
             "fence %s epoch %d (%s, last heartbeat %s s ago): %d task(s), %d placed",
             dead.agent_id,
@@ -141,7 +149,10 @@ class DecisionWriter:
             if not placed:
                 continue
             why = reason or group[0].reason or DispatchReason.QUEUED
-            await self._write(self._control(ControlKind.DISPATCH, agent_id, epoch, why, placed))
+            ctl = self._control(
+                ControlKind.DISPATCH, agent_id, epoch, why, placed, _silence(record, epoch)
+            )
+            await self._write(ctl)
             self._metrics.failovers.labels(reason=why.value).inc()
             for e in placed:
                 self._decisions.wrote(Move.of_entry(agent_id, e), now)
@@ -149,18 +160,32 @@ class DecisionWriter:
         return unplaced
 
     async def dispatch_queued(self, now: float) -> None:
-        """Dispatch every queued task of the owned records; publish how many wait, and how many
-        of them found no healthy agent."""
-        waiting = queued = 0
+        """Dispatch every queued task of the owned records; publish how many found no healthy
+        agent, and how many have waited longer than ``stuck_after`` while some agent of the fleet
+        had a free slot (placed, but their decision not applied: stuck)."""
+        waiting = 0
+        since: dict[tuple[str, str, int], float] = {}
         for rec in self._index.with_queued():
             if not self._ownership.owns(rec.agent_id):
                 continue
             slots = [s for s in rec.tasks.values() if s.status is SlotStatus.QUEUED]
+            for s in slots:
+                key = (rec.agent_id, s.task_id, s.attempt)
+                since[key] = self._queued_since.get(key, now)
             if slots:
-                queued += len(slots)
                 waiting += await self.dispatch(rec, slots, now)
-        self._metrics.queued.set(queued)
-        self._metrics.no_healthy_agent.set(waiting)
+        if since and not self._free_slot(now):
+            since = dict.fromkeys(since, now)  # a wait counts only while some slot is free
+        self._queued_since = since
+        self._metrics.waiting_for_agent.set(waiting)
+        self._metrics.set_stuck_moving(sum(now - t > self._stuck_after for t in since.values()))
+
+    def _free_slot(self, now: float) -> bool:
+        """Whether any healthy agent of the fleet has a free slot."""
+        reserved = self._reservations.counts()
+        return any(
+            c.capacity - c.in_flight - reserved.get(c.key, 0) > 0 for c in self._targets.pool(now)
+        )
 
     async def settle_fenced(self, now: float) -> None:
         """Every :data:`SETTLE_INTERVAL`: move the unconfirmed claims of fenced epochs that the
@@ -241,7 +266,8 @@ class DecisionWriter:
         audit record, then record it in the agent's record. Drain and promote are for agents."""
         if ctl.kind not in (ControlKind.FENCE, ControlKind.DISPATCH):
             return
-        res = apply_control(self._index.current(ctl.agent_id), ctl, partition, time.time())
+        before = self._index.current(ctl.agent_id)
+        res = apply_control(before, ctl, partition, time.time())
         if res.duplicate:
             self._metrics.duplicates.inc()
             return
@@ -265,8 +291,11 @@ class DecisionWriter:
         # Only once every re-dispatch is acknowledged is the decision recorded as applied.
         await asyncio.gather(*acks)
         self._index.store(ctl.agent_id, res.record)
-        self._metrics.redispatched.inc(len(res.redispatches))
-        self._metrics.apply_seconds.observe(max(0.0, time.time() - ctl.issued_at))
+        wall = time.time()
+        for rd in res.redispatches:
+            self._metrics.tasks_moved.labels(reason=rd.reason.value).inc()
+        self._recovery.applied(ctl, before, res.redispatches, wall)
+        self._metrics.apply_seconds.observe(max(0.0, wall - ctl.issued_at))
         log.info(
             "applied %s %s of %s epoch %d: %d re-dispatched",
             ctl.kind.value,
@@ -275,3 +304,12 @@ class DecisionWriter:
             ctl.epoch,
             len(res.redispatches),
         )
+
+
+def _silence(record: AgentRecord, epoch: int) -> float | None:
+    """How long a fenced ``epoch`` has been silent now (wall clock), if its fence knew; ``None``
+    for an epoch that is not fenced (its tasks leave a live agent)."""
+    fence = record.fence_of(epoch)
+    if fence is None or fence.last_heartbeat_age_s is None:
+        return None
+    return max(0.0, time.time() - fence.issued_at + fence.last_heartbeat_age_s)

@@ -219,6 +219,16 @@ class Redispatch(Record):
     decision_id: DecisionId
     dispatched_at: float
     checkpoint: CheckpointLocation = None
+    # Monitor to monitor: the worker that sees the task resume measures the end-to-end RTO.
+    last_heartbeat_age_s: Annotated[
+        float | None,
+        Meta(
+            description=(
+                "When the task leaves a failed epoch: seconds between that epoch's last heartbeat "
+                "(monitor clock) and `dispatched_at`; absent for tasks of a live agent."
+            )
+        ),
+    ] = None
     schema_version: Version = SCHEMA_VERSION
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import threading
 import time
@@ -79,6 +80,7 @@ class MonitorHarness:
             "AGENT_FAILOVER_TASK_PARTITIONS": str(self.topics.task_partitions),
             "AGENT_FAILOVER_CHECKPOINT_PARTITIONS": str(self.topics.checkpoint_partitions),
             "AGENT_FAILOVER_MONITOR_APP_ID": self.app_id,
+            "AGENT_FAILOVER_METRICS_HOST": "127.0.0.1",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_path.parent / f"{self.app_id}-{name}"),
             **env,
@@ -99,6 +101,11 @@ class MonitorHarness:
     def log_text(self, name: str = "monitor") -> str:
         path = self.log_file(name)
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def http_base(self, name: str = "monitor") -> str | None:
+        """``http://host:port`` of worker ``name``'s endpoints, once its log names them."""
+        found = re.search(r"metrics and probes on (http://[\w.:]+)", self.log_text(name))
+        return found.group(1) if found else None
 
     def records(
         self, topic: str, decode: Callable[[bytes], Any], *, to_end: bool = False
@@ -219,3 +226,17 @@ def task_event(
         task=task if with_task else None,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def claimed_and_checkpointed(
+    harness: MonitorHarness, agent: str, epoch: int, task_id: str
+) -> m.CheckpointRef:
+    """``agent`` claims ``task_id`` and checkpoints step 3; then a record that is not JSON
+    follows on its partition (bad input must not stop anything). Returns the checkpoint."""
+    ref = m.CheckpointRef(partition=1, offset=7, step=3)
+    topic = harness.topics.task_events
+    harness.send(topic, agent, task_event(m.EventKind.CLAIMED, agent, epoch, task_id))
+    checkpointed = task_event(m.EventKind.CHECKPOINTED, agent, epoch, task_id, checkpoint=ref)
+    harness.send(topic, agent, checkpointed)
+    harness.send(topic, agent, b"{not json")
+    return ref

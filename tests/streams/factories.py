@@ -56,8 +56,9 @@ def slot(
     checkpoint: m.CheckpointRef | None = None,
     source: m.SourceRef | None = None,
     reason: m.DispatchReason | None = None,
+    progress_at: float | None = None,
 ) -> TaskSlot:
-    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, source, reason)
+    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, source, reason, progress_at)
 
 
 def record(
@@ -96,4 +97,33 @@ def control(
         issued_at=50.0,
         reason=reason,
         plan=plan,
+    )
+
+
+def redispatch(
+    task_id: str = "t-1",
+    *,
+    attempt: int = 2,
+    target: str = "b",
+    target_epoch: int = 5,
+    source: tuple[str, int] = ("a", 1),
+    checkpoint: m.CheckpointRef | None = None,
+    dispatched_at: float = 1000.0,
+    age: float | None = None,
+    reason: m.DispatchReason = m.DispatchReason.HEARTBEAT_TIMEOUT,
+) -> m.Redispatch:
+    """A re-dispatch of ``task_id`` from ``source`` (agent, epoch) to ``target``;
+    ``age``: its ``last_heartbeat_age_s``."""
+    return m.Redispatch(
+        task=task(task_id),
+        attempt=attempt,
+        target_agent_id=target,
+        target_epoch=target_epoch,
+        reason=reason,
+        from_agent_id=source[0],
+        from_epoch=source[1],
+        decision_id="d-9",
+        dispatched_at=dispatched_at,
+        checkpoint=checkpoint,
+        last_heartbeat_age_s=age,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -105,9 +106,13 @@ def test_invalid_heartbeats_raise_with_a_reason(raw: bytes | None, reason: str) 
     assert reason in str(info.value)
 
 
-def tracker() -> tuple[LivenessTracker, FakeProducer, list[str]]:
-    letters: list[str] = []
-    t = LivenessTracker(KafkaConfig("127.0.0.1:9"), TOPICS, on_dead_letter=letters.append)
+def tracker() -> tuple[LivenessTracker, FakeProducer, list[tuple[str, str]]]:
+    letters: list[tuple[str, str]] = []
+    t = LivenessTracker(
+        KafkaConfig("127.0.0.1:9"),
+        TOPICS,
+        on_dead_letter=lambda topic, why: letters.append((topic, why)),
+    )
     return t, FakeProducer(), letters
 
 
@@ -124,7 +129,7 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
     t._handle(batch, 42.0, producer)  # type: ignore[arg-type]
     entry = t.snapshot()["a"]
     assert (entry.epoch, entry.seq, entry.last_seen) == (2, 4, 42.0)
-    assert letters == [TOPICS.heartbeats, TOPICS.heartbeats]
+    assert letters == [(TOPICS.heartbeats, "not_json"), (TOPICS.heartbeats, "wrong_partition")]
     reasons = [orjson.loads(v)["reason"] for _, v, _ in producer.sent]
     assert "not JSON" in reasons[0] and "murmur2" in reasons[1]
     assert all(topic == TOPICS.dead_letter for topic, _, _ in producer.sent)
@@ -135,7 +140,7 @@ def test_a_dead_letter_of_a_huge_record_fits_the_record_limit() -> None:
     huge = FakeMessage(b"x" * 900_000, 0, key=b"k" * 900_000)
     t._handle([huge], 1.0, producer)  # type: ignore[list-item]
     ((topic, value, key),) = producer.sent
-    assert topic == TOPICS.dead_letter and letters == [TOPICS.heartbeats]
+    assert topic == TOPICS.dead_letter and letters == [(TOPICS.heartbeats, "not_json")]
     assert key == b"k" * MAX_KAFKA_KEY_BYTES
     assert len(value) + len(key) < 1_000_000  # librdkafka's default message.max.bytes
     letter = DeadLetter.decode(value)
@@ -171,3 +176,19 @@ def test_the_map_stays_in_last_seen_order_so_silent_agents_are_a_prefix() -> Non
     beat(c, 0, 6.0, epoch=0)  # an older incarnation: ignored, keeps its place
     assert [e.agent_id for e in t.expired(4.5)] == [c, a]
     assert t.get(c) is not None and t.get(c).epoch == 1  # type: ignore[union-attr]
+
+
+def test_each_batch_reports_its_valid_heartbeats_sent_times() -> None:
+    batches: list[tuple[list[float], float]] = []
+    t = LivenessTracker(
+        KafkaConfig("127.0.0.1:9"), TOPICS, on_heartbeats=lambda s, at: batches.append((s, at))
+    )
+    p = partition_for("a", TOPICS.agent_partitions)
+    before = time.time()
+    batch = [FakeMessage(hb(seq=1), p), FakeMessage(hb(seq=0), p), FakeMessage(b"{", p)]
+    t._handle(batch, 42.0, FakeProducer())  # type: ignore[arg-type]
+    ((sent, received),) = batches
+    assert sent == [1.5, 1.5]  # both valid, the older one too; the bad record is not counted
+    assert before <= received <= time.time()
+    t._handle([FakeMessage(b"{", p)], 43.0, FakeProducer())  # type: ignore[list-item]
+    assert len(batches) == 1  # nothing valid: not called

@@ -47,6 +47,20 @@ def test_after_the_first_tick_only_changed_or_silent_agents_are_asked() -> None:
     assert report.examined == () and w.controls() == []
 
 
+def test_a_tick_reports_its_duration_the_partitions_owned_and_the_timeout() -> None:
+    w, _ = worker(3, grace=2.0)
+    w.tick(T0)
+    w.tick(T0 + 0.05)
+    assert w.gauge("agent_failover_tick_duration_seconds_count") == 2
+    assert w.gauge("agent_failover_partitions_owned") == 1
+    assert w.gauge("agent_failover_heartbeat_timeout_seconds") == TIMEOUT
+    assert w.monitor.grace_left(T0 + 0.5) == 1.5
+    assert w.monitor.grace_left(T0 + 2.5) == 0.0
+    w.tick(T0 + 0.1, owned=())
+    assert w.gauge("agent_failover_partitions_owned") == 0
+    assert w.monitor.grace_left(T0 + 0.1) == 0.0
+
+
 def test_a_new_epoch_and_a_table_write_are_asked_about_at_the_next_tick() -> None:
     w, ids = worker(50)
     w.live.beat(ids, T0)

@@ -25,7 +25,7 @@ def full_record() -> AgentRecord:
         record(
             epoch=4,
             slots=(
-                slot("t-1", checkpoint=ref()),
+                slot("t-1", checkpoint=ref(), progress_at=1.25),
                 slot("t-2", status=SlotStatus.QUEUED, reason=DispatchReason.RELEASED),
             ),
         ),
@@ -33,7 +33,7 @@ def full_record() -> AgentRecord:
         capacity=3,
         stopped=(2,),
         superseded=(3,),
-        fenced=(FencedEpoch(1, "d", 1.5),),
+        fenced=(FencedEpoch(1, "d", 1.5, 3.25), FencedEpoch(2, "e", 2.5)),
         decided=(("t-0", 2),),
         done=(("t-x", 1),),
     )
@@ -44,6 +44,16 @@ def test_a_record_round_trips_with_its_version() -> None:
     raw = encode_record(rec)
     assert orjson.loads(raw)["v"] == STATE_VERSION == 2
     assert decode_record(raw) == rec
+
+
+def test_a_record_without_the_progress_and_silence_times_still_reads() -> None:
+    raw = orjson.loads(encode_record(full_record()))
+    del raw["agent"]["tasks"]["t-1"]["progress_at"]
+    del raw["agent"]["fenced"][0]["last_heartbeat_age_s"]
+    old = decode_record(orjson.dumps(raw))
+    assert old.tasks["t-1"].progress_at is None and old.fenced[0].last_heartbeat_age_s is None
+    # A monitor without these fields ignores them: no new version, workers upgrade one by one.
+    assert orjson.loads(encode_record(old))["v"] == STATE_VERSION
 
 
 def test_a_version_1_record_is_still_read() -> None:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from agent_failover import models as m
-from agent_failover.errors import AgentFailoverError, CodecError
+from agent_failover.errors import AgentFailoverError, CodecError, Refusal
 from streams.state import AgentRecord, SlotStatus, TaskSlot, decode_record, encode_record
 from tests.unit.samples import SAMPLES, TASK
 
@@ -275,3 +275,21 @@ def test_task_accepts_any_json_payload() -> None:
     for payload in payloads:
         task = dataclasses.replace(TASK, payload=payload)
         assert m.Task.decode(task.encode()) == task
+
+
+@pytest.mark.parametrize(
+    ("raw", "refusal"),
+    [
+        (b"{oops", Refusal.NOT_JSON),
+        (None, Refusal.NOT_JSON),
+        (b"[1, 2]", Refusal.INVALID),
+        (hb(epoch=-1), Refusal.INVALID),
+        (hb(schema_version=...), Refusal.INVALID),
+        (hb(schema_version="1"), Refusal.INVALID),
+        (hb(schema_version=99), Refusal.UNSUPPORTED_VERSION),
+    ],
+)
+def test_a_refused_record_says_why_in_a_word(raw: bytes | None, refusal: Refusal) -> None:
+    with pytest.raises(CodecError) as info:
+        m.Heartbeat.decode(raw)
+    assert info.value.refusal is refusal
