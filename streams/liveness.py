@@ -10,7 +10,11 @@ because the map is kept in ``last_seen`` order) and the agents whose epoch chang
 
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
-nothing about now, and the grace period covers the first heartbeat interval.
+nothing about now. After each poll it notes its position and the fetched high watermark of each
+(:class:`~streams.lag.LagTracker`): a partition is :attr:`~LivenessTracker.caught_up` once read to
+its end, and :meth:`~LivenessTracker.behind` and :meth:`~LivenessTracker.lag` say how far the
+thread trails the broker, so that detection neither starts before every live agent can have been
+heard nor decides on a backlog.
 
 The same consumer also reads the one-partition ``fleet`` topic (from its end) into the
 :class:`~streams.fleet.FleetDirectory`: other workers' summaries of their healthy agents, a few
@@ -33,6 +37,7 @@ from agent_failover.errors import CodecError, LifecycleError
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
 from streams.fleet import FleetDirectory
+from streams.lag import LagTracker, PartitionLag
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,9 @@ class LivenessTracker:
         self._partition_of: dict[str, int] = {}
         self._wanted: frozenset[int] = frozenset()
         self._assigned: frozenset[int] = frozenset()
+        self._heartbeat_tps: list[TopicPartition] = []  # the assigned ones, for position()
+        self._eof: dict[int, int] = {}  # partition -> offset of its last end-of-partition event
+        self._lag = LagTracker()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +159,22 @@ class LivenessTracker:
         """The partitions the thread currently consumes."""
         return self._assigned
 
+    @property
+    def caught_up(self) -> frozenset[int]:
+        """The consumed partitions the thread has read to their end at least once since they
+        were assigned: from then on every live agent of theirs is heard within its interval."""
+        return self._lag.caught_up
+
+    def behind(self, now: float) -> float:
+        """Seconds the thread trails the broker at ``now`` (monitor clock) on its most lagging
+        caught-up partition: heartbeats appended since then may not have been read yet."""
+        return self._lag.behind(now)
+
+    def lag(self, now: float | None = None) -> dict[int, PartitionLag]:
+        """Per consumed heartbeat partition, the records not read yet and the seconds behind
+        (``None`` until known), at ``now`` (default: the monitor clock now). For metrics."""
+        return self._lag.lag(time.monotonic() if now is None else now)
+
     # -- the thread -----------------------------------------------------------------------------
 
     def _clients(self) -> tuple[Consumer, Producer]:
@@ -166,6 +190,8 @@ class LivenessTracker:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "latest",
+                # A partition read to its end says so: the position of one without records.
+                "enable.partition.eof": True,
                 # Liveness tolerates 100 ms of latency; a smaller wait only burns CPU on idle
                 # partitions (Tansu does not wake a waiting fetch on new data).
                 "fetch.wait.max.ms": 100,
@@ -191,6 +217,7 @@ class LivenessTracker:
                     now = time.monotonic()
                     self.last_poll = now
                     self._handle(batch, now, producer)
+                    self._measure(consumer, now)
                     producer.poll(0)
                 except Exception:  # never die: a dead thread would stall every decision
                     log.exception("heartbeat consumer failed; retrying")
@@ -217,8 +244,26 @@ class LivenessTracker:
             consumer.incremental_assign(
                 [TopicPartition(topic, p, OFFSET_END) for p in sorted(added)]
             )
+        for p in added | removed:
+            self._eof.pop(p, None)
+        self._lag.assign(wanted)
+        self._heartbeat_tps = [TopicPartition(topic, p) for p in sorted(wanted)]
         self._assigned = wanted
         log.info("heartbeat partitions: %s", sorted(wanted))
+
+    def _measure(self, consumer: Consumer, now: float) -> None:
+        """Note each consumed partition's position and fetched high watermark (see
+        :mod:`streams.lag`). ``position()`` counts only records handed over: a partition read to
+        its end without any record is known from its end-of-partition event."""
+        if not self._heartbeat_tps:
+            return
+        for tp in consumer.position(self._heartbeat_tps):
+            position: int | None = tp.offset if tp.offset >= 0 else None
+            eof = self._eof.get(tp.partition)
+            if eof is not None and (position is None or eof > position):
+                position = eof
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            self._lag.observe(tp.partition, position, high if high >= 0 else None, now)
 
     def _handle(self, batch: list[Message], now: float, producer: Producer) -> None:
         partition_of = self._partition_of
@@ -231,6 +276,10 @@ class LivenessTracker:
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("heartbeat consumer: %s", error)
+                elif msg.topic() != fleet:
+                    partition, offset = msg.partition(), msg.offset()
+                    if partition is not None and offset is not None:
+                        self._eof[partition] = offset  # read to here (streams.lag)
                 continue
             if msg.topic() == fleet:
                 self._on_fleet(msg, now, producer)
