@@ -348,16 +348,18 @@ class MonitorConfig:
     degraded_after: float | None = None
     # How often the detection timer runs.
     tick_interval: float = 0.05
-    # After taking over partitions, wait this long before declaring anyone dead (default: timeout).
-    grace_period: float | None = None
+    # Extra seconds before silence counts after this worker takes over partitions or resumes
+    # after a stall (0: none; an agent never heard is silent from the takeover anyway).
+    grace_period: float = 0.0
     # Session timeout of the agents' task consumer group, to settle unconfirmed claims.
     agents_session_timeout: float = 6.0
     agents_group_id: str = "af-agents"
     metrics_port: int | None = 9108
     web_port: int | None = None  # faust's web server; off unless set
     data_dir: str = ".agent-failover-monitor"
-    # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow).
-    broker_session_timeout: float = 6.0
+    # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow);
+    # None: 2 s on the development broker, 6 s (Apache Kafka's lowest by default) elsewhere.
+    broker_session_timeout: float | None = None
 
     def __post_init__(self) -> None:
         _positive("heartbeat_timeout", self.heartbeat_timeout)
@@ -366,9 +368,11 @@ class MonitorConfig:
             raise ConfigError("tick_interval must be at most half the heartbeat_timeout")
         if self.degraded_after is not None and not 0 < self.degraded_after < self.heartbeat_timeout:
             raise ConfigError("degraded_after must be between 0 and heartbeat_timeout")
-        if self.grace_period is not None and self.grace_period < 0:
+        if self.grace_period < 0:
             raise ConfigError("grace_period must be >= 0")
         _positive("agents_session_timeout", self.agents_session_timeout)
+        if self.broker_session_timeout is not None:
+            _positive("broker_session_timeout", self.broker_session_timeout)
         for name in ("metrics_port", "web_port"):
             port = getattr(self, name)
             if port is not None and not 0 <= port < 65536:
@@ -382,7 +386,7 @@ class MonitorConfig:
 
     @property
     def effective_grace_period(self) -> float:
-        return self.grace_period if self.grace_period is not None else self.heartbeat_timeout
+        return self.grace_period
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> MonitorConfig:

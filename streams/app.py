@@ -33,15 +33,28 @@ log = logging.getLogger(__name__)
 #: move quickly (faust's default is 3 s).
 BROKER_HEARTBEAT_INTERVAL = 0.5
 
+#: The monitor group's session timeout unless configured. A dead worker's partitions move after
+#: its session plus one rebalance. Apache Kafka refuses sessions below its brokers'
+#: ``group.min.session.timeout.ms`` (6 s by default), so that is the default there; the
+#: development broker has no minimum, and 2 s gives a takeover within 5 s on it
+#: (docs/architecture.md, "Monitor takeover").
+SESSION_TIMEOUT = 6.0
+TANSU_SESSION_TIMEOUT = 2.0
+
 
 def _compat(config: MonitorConfig) -> dict[str, Any]:
-    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere or if unavailable)."""
+    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere or if unavailable),
+    and the monitor group's session timeout for this broker."""
     try:
         from agent_failover.broker import compat
     except ImportError:  # pragma: no cover - the compat layer ships with the package
-        return {}
-    compat.faust_patches_for(config.kafka)
+        return {"broker_session_timeout": config.broker_session_timeout or SESSION_TIMEOUT}
+    tansu = compat.faust_patches_for(config.kafka)
     settings: dict[str, Any] = compat.faust_settings_for(config.kafka)
+    session = config.broker_session_timeout
+    if session is None:
+        session = TANSU_SESSION_TIMEOUT if tansu else SESSION_TIMEOUT
+    settings["broker_session_timeout"] = session
     return settings
 
 
@@ -83,7 +96,6 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         # Standbys only help a RocksDB store; with memory:// they would also blur which
         # partitions are active. Detection filters on active partitions anyway.
         "table_standby_replicas": 0,
-        "broker_session_timeout": config.broker_session_timeout,
         "broker_heartbeat_interval": BROKER_HEARTBEAT_INTERVAL,
         "processing_guarantee": "at_least_once",
         # A fresh deployment must learn the fleet from the retained task events.

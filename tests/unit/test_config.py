@@ -84,8 +84,13 @@ def test_agent_config_errors_name_the_problem(var: str, value: str, message: str
 def test_monitor_defaults_and_validation() -> None:
     conf = MonitorConfig.from_env(ENV)
     assert conf.heartbeat_timeout == 3.0
-    assert conf.effective_grace_period == 3.0
+    assert conf.effective_grace_period == 0.0
+    assert conf.broker_session_timeout is None  # chosen per broker by the monitor
     assert conf.effective_degraded_after == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="grace_period"):
+        MonitorConfig(kafka=KafkaConfig("h:1"), grace_period=-1.0)
+    with pytest.raises(ConfigError, match="broker_session_timeout"):
+        MonitorConfig(kafka=KafkaConfig("h:1"), broker_session_timeout=0.0)
     with pytest.raises(ConfigError, match="tick_interval"):
         MonitorConfig(kafka=KafkaConfig("h:1"), heartbeat_timeout=1.0, tick_interval=0.6)
     with pytest.raises(ConfigError, match="degraded_after"):
