@@ -30,7 +30,15 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError
@@ -203,6 +211,7 @@ class LivenessTracker:
     def _run(self) -> None:
         consumer, producer = self._clients()
         try:
+            self._learn_leaders(consumer)
             if self._directory is not None:
                 # From the end: summaries are republished every half second, older ones are stale.
                 consumer.incremental_assign([TopicPartition(self._topics.fleet, 0, OFFSET_END)])
@@ -225,6 +234,17 @@ class LivenessTracker:
         finally:
             consumer.close()
             producer.flush(5.0)
+
+    def _learn_leaders(self, consumer: Consumer) -> None:
+        """Ask for the topics' metadata before any partition is assigned. librdkafka looks up the
+        start offset of a partition whose leader it does not know yet only after a 500 ms retry
+        timer: without this a freshly started worker took 1.1-1.4 s to read its first partitions
+        to their end, 0.3 s with it (on the development broker). Best effort."""
+        for topic in (self._topics.heartbeats, self._topics.fleet):
+            try:
+                consumer.list_topics(topic, timeout=5.0)
+            except KafkaException as exc:
+                log.warning("metadata of %s not known yet: %s", topic, exc)
 
     def _sync_assignment(self, consumer: Consumer) -> None:
         with self._lock:
