@@ -121,9 +121,8 @@ class Pool:
                 "the agents to start",
                 interval=0.1,
             )
-            # Wait until the monitor reports every agent healthy (it has their heartbeats), then
-            # for its grace period (= the timeout) after taking its partitions: the first kill
-            # must come after both, or it measures start-up rather than failover.
+            # Wait until the monitor reports every agent healthy (it has their heartbeats): the
+            # first kill must come after that, or it measures start-up rather than failover.
             eventually(
                 lambda: set(self.live_epochs().items()) <= self.rec.monitored(),
                 90,
@@ -134,7 +133,6 @@ class Pool:
             raise RuntimeError(
                 f"pool {self.name}: {exc}; monitor log:\n{self.monitor.log_tail()}"
             ) from None
-        time.sleep(self.timeout)
         self._feeder.start()
         return self
 
@@ -244,7 +242,7 @@ class Pool:
         limit = self.timeout + 20
         try:
             eventually(
-                lambda: self._moved_and_resumed(victim, epoch, held), limit, "the tasks to resume"
+                lambda: self.moved_and_resumed(victim, epoch, held), limit, "the tasks to resume"
             )
             result: dict[str, Any] | None = self._measure(victim, epoch, held, sent_at, sig)
         except TimeoutError:
@@ -281,9 +279,11 @@ class Pool:
                 out.setdefault(v.task_id, (rec, v))
         return out
 
-    def _moved_and_resumed(
+    def moved_and_resumed(
         self, victim: str, epoch: int, held: dict[str, int]
     ) -> dict[str, float] | None:
+        """Once every task of ``held`` (task -> attempt) that ``victim``'s ``epoch`` held was
+        moved and has started a step in its new attempt: task -> when; else None."""
         self.rec.refresh()
         moved = self._moved(victim, epoch)
         if not set(held) <= set(moved):
@@ -301,7 +301,7 @@ class Pool:
     def _measure(
         self, victim: str, epoch: int, held: dict[str, int], sent_at: float, sig: signal.Signals
     ) -> dict[str, Any]:
-        resumed = self._moved_and_resumed(victim, epoch, held) or {}
+        resumed = self.moved_and_resumed(victim, epoch, held) or {}
         moved = self._moved(victim, epoch)
         items = self.rec.items
         fence = next(

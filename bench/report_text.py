@@ -93,7 +93,7 @@ def render(
         f"{broker.get('bootstrap')}"
     )
     w("- **Libraries**: " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
-    not_run = [b for b in ("baseline", "failover", "sdk", "capacity") if b not in r]
+    not_run = [b for b in ("baseline", "failover", "takeover", "sdk", "capacity") if b not in r]
     if not_run:
         w(f"- **Not run in this run**: {', '.join(not_run)}")
     if r.get("profile") != "full":
@@ -329,6 +329,12 @@ def render(
             )
         w("")
         w(md_table(rows))
+
+    tk = r.get("takeover", {})
+    if tk and "error" not in tk:
+        from bench.takeover import report_lines
+
+        out.extend(report_lines(tk, md_table, dist_row))
 
     w("\n## Definitions\n")
     w(DEFINITIONS)

@@ -1,0 +1,289 @@
+"""Monitor takeover: a worker dies and another owns its partitions and decides again.
+
+A :class:`~bench.pool.Pool` of SDK agents (heartbeat 1 s, timeout 3 s) with monitor workers of
+one group. Three cases, each run several times on one pool:
+
+* ``kill``: two workers; an agent on one worker's partitions is SIGKILLed, then that worker is
+  SIGKILLed; the survivor takes over. A new worker is started after each run.
+* ``stop``: the same with SIGTERM for the worker (a graceful stop: on the development broker it
+  sends no LeaveGroup, docs/tansu.md quirk e, so its partitions wait for its session).
+* ``restart``: one worker, SIGKILLed after the agent and started again at once.
+
+Per run, from the worker's death (wall clock, shared by every process of the machine):
+``owns_all_s`` until the surviving (or restarted) worker owns every partition of the dead one
+(its log: ``took over partition``), ``decides_s`` until it decides on all its partitions again
+(its log: ``deciding on partitions``), ``fenced_s`` until the agent killed just before the worker
+is fenced (the fence's ``issued_at``), ``resumed_s`` until every task that agent held has started
+a step elsewhere. ``false_fences``: fences of epochs the harness did not kill (must be 0).
+"""
+
+from __future__ import annotations
+
+import datetime
+import random
+import re
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from agent_failover import models as m
+from agent_failover.dev.processes import Proc
+from agent_failover.dev.victim import busiest_agent
+from agent_failover.dev.waiting import eventually
+from agent_failover.partitioner import partition_for
+from bench.common import BenchContext, dist, say
+from bench.pool import Pool
+
+INTERVAL = 1.0
+TIMEOUT = 3.0
+AGENTS = 4
+#: Heavier than an agent failover: a rebalance, recovery, and a replacement worker.
+RUN_DEADLINE_S = 60.0
+SETTLE_DEADLINE_S = 90.0
+
+_LOG_LINE = re.compile(
+    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[INFO\] "
+    r"(?:took over partition (\d+)|deciding on partitions \[([\d, ]*)\])"
+)
+
+
+def _log_events(path: Path, since: float) -> tuple[dict[int, float], list[tuple[float, set[int]]]]:
+    """From a worker's log, after ``since`` (Unix time): partition -> when it was first taken
+    over, and each "deciding on partitions" line's time and partitions."""
+    taken: dict[int, float] = {}
+    deciding: list[tuple[float, set[int]]] = []
+    for line in path.read_text(errors="replace").splitlines():
+        match = _LOG_LINE.match(line)
+        if match is None:
+            continue
+        stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if stamp < since:
+            continue
+        if match[2] is not None:
+            taken.setdefault(int(match[2]), stamp)
+        else:
+            deciding.append((stamp, {int(p) for p in match[3].split(",") if p.strip()}))
+    return taken, deciding
+
+
+class Takeover:
+    """Monitor workers beside a pool's agents; one run kills (or stops) one of them."""
+
+    def __init__(self, pool: Pool, workers: int) -> None:
+        self.pool = pool
+        self.partitions = frozenset(range(pool.topics.agent_partitions))
+        self.workers: dict[str, Proc] = {"monitor": pool.monitor}
+        self._started = 1
+        while len(self.workers) < workers:
+            self._start_worker()
+
+    def _start_worker(self) -> str:
+        self._started += 1
+        name = f"monitor-{self._started}"
+        data = self.pool.log_dir / f"{name}-data"
+        self.workers[name] = self.pool.cluster.start_monitor(
+            name, {"AGENT_FAILOVER_MONITOR_DATA_DIR": str(data)}
+        )
+        return name
+
+    def monitor_id(self, name: str) -> str:
+        """The id worker ``name`` writes in its records (host and process id)."""
+        return f"{socket.gethostname()}-{self.workers[name].pid}"
+
+    def owned(self) -> dict[str, frozenset[int]] | None:
+        """Each live worker's partitions from its newest summary, once they split every
+        partition between them and every live agent is reported healthy; else None."""
+        fleet = self.pool.rec.fleet
+        ids = {name: self.monitor_id(name) for name, p in self.workers.items() if p.alive}
+        if not all(i in fleet for i in ids.values()):
+            return None
+        split = {name: frozenset(fleet[i].partitions) for name, i in ids.items()}
+        if any(not p for p in split.values()) or sum(map(len, split.values())) != len(
+            self.partitions
+        ):
+            return None
+        if frozenset().union(*split.values()) != self.partitions:
+            return None
+        healthy = {(a.agent_id, a.epoch) for i in ids.values() for a in fleet[i].agents}
+        live = set(self.pool.live_epochs().items())
+        return split if len(live) >= AGENTS and live <= healthy else None
+
+    def _victim(
+        self, split: dict[str, frozenset[int]]
+    ) -> tuple[str, str, int, dict[str, int]] | None:
+        """A worker and the busiest agent on its partitions holding checkpointed tasks."""
+        rec, parts = self.pool.rec, self.pool.topics.agent_partitions
+        epochs = self.pool.live_epochs()
+        for worker in random.sample(sorted(split), len(split)):
+            held = {
+                a: dict(rec.held.get((a, e), {}))
+                for a, e in epochs.items()
+                if partition_for(a, parts) in split[worker]
+            }
+            steps = {
+                a: {t: rec.checkpointed.get((t, att), -1) for t, att in tasks.items()}
+                for a, tasks in held.items()
+            }
+            agent = busiest_agent(steps, lambda _a, t: all(0 <= s < 20 for s in t.values()))
+            if agent is not None:
+                return worker, agent, epochs[agent], held[agent]
+        return None
+
+    def run(self, case: str) -> dict[str, Any]:
+        """One takeover: ``kill``, ``stop`` or ``restart`` (see the module docstring)."""
+        self.pool.ensure_agents()
+        try:
+            split = eventually(self.owned, SETTLE_DEADLINE_S, "the workers to settle")
+            worker, agent, epoch, held = eventually(
+                lambda: self._victim(split), 30, "an agent holding checkpointed work"
+            )
+        except TimeoutError as exc:
+            return {"error": str(exc)}
+        time.sleep(random.uniform(0, INTERVAL))  # a random phase against the heartbeats
+        self.pool.killed.add((agent, epoch))
+        agent_at = time.time()
+        self.pool.agents[agent].signal(signal.SIGKILL)
+        died = time.time()
+        dead = self.workers.pop(worker)
+        dead.signal(signal.SIGTERM if case == "stop" else signal.SIGKILL)
+        heir = self._start_worker() if case == "restart" else next(iter(self.workers))
+        lost = split[worker]
+        owner = self.workers[heir]
+        try:
+            eventually(
+                lambda: self.pool.moved_and_resumed(agent, epoch, held),
+                RUN_DEADLINE_S,
+                "the agent's tasks to resume",
+            )
+            taken, deciding = eventually(
+                lambda: self._decided(owner.log_path, died, lost),
+                RUN_DEADLINE_S,
+                "the surviving worker to decide on every partition",
+            )
+        except TimeoutError as exc:
+            return {"error": f"{case}: {exc}"}
+        finally:
+            dead.wait(15)
+            if case != "restart":
+                self._start_worker()
+            self.pool.add_agent()
+        resumed = self.pool.moved_and_resumed(agent, epoch, held) or {}
+        fence = self._fence(agent, epoch)
+        return {
+            "worker": worker,
+            "agent": agent,
+            "tasks": len(held),
+            "agent_lead_s": died - agent_at,
+            "owns_all_s": max(taken[p] for p in lost) - died,
+            "decides_s": deciding - died,
+            "fenced_s": None if fence is None else fence.issued_at - died,
+            "fenced_by": None if fence is None else fence.monitor_id,
+            "resumed_s": max(resumed.values()) - died,
+        }
+
+    def _decided(
+        self, log: Path, since: float, lost: frozenset[int]
+    ) -> tuple[dict[int, float], float] | None:
+        taken, deciding = _log_events(log, since)
+        if not lost <= taken.keys():
+            return None
+        # The first decisions over a set holding every lost partition, once all were taken.
+        after = max(taken[p] for p in lost)
+        at = next((t for t, ps in deciding if t >= after and lost <= ps), None)
+        return None if at is None else (taken, at)
+
+    def _fence(self, agent: str, epoch: int) -> m.Control | None:
+        for _rec, v in self.pool.rec.refresh():
+            if (
+                isinstance(v, m.Control)
+                and v.kind is m.ControlKind.FENCE
+                and (v.agent_id, v.epoch) == (agent, epoch)
+            ):
+                return v
+        return None
+
+
+def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in runs if "error" not in r]
+    keys = ("owns_all_s", "decides_s", "fenced_s", "resumed_s", "agent_lead_s")
+    out: dict[str, Any] = {k: dist([r.get(k) for r in ok]) for k in keys}
+    out["runs"] = len(runs)
+    out["errors"] = [r["error"] for r in runs if "error" in r]
+    out["samples"] = ok
+    return out
+
+
+def _line(case: str, i: int, n: int, r: dict[str, Any]) -> str:
+    if "error" in r:
+        return f"  takeover {case} {i}/{n}: ERROR {r['error']}"
+    fenced = "?" if r["fenced_s"] is None else f"{r['fenced_s']:.2f}"
+    return (
+        f"  takeover {case} {i}/{n}: owns all {r['owns_all_s']:.2f} s, decides "
+        f"{r['decides_s']:.2f} s, agent fenced {fenced} s, tasks resumed {r['resumed_s']:.2f} s"
+    )
+
+
+def run_case(ctx: BenchContext, case: str, runs: int) -> dict[str, Any]:
+    """``runs`` takeovers of one case on one pool."""
+    workers = 1 if case == "restart" else 2
+    say(f"takeover {case}: {workers} worker(s), {AGENTS} agents, {runs} run(s)")
+    with Pool(ctx, f"tk{case}", interval=INTERVAL, timeout=TIMEOUT, agents=AGENTS) as pool:
+        takeover = Takeover(pool, workers)
+        results: list[dict[str, Any]] = []
+        for i in range(runs):
+            r = takeover.run(case)
+            results.append(r)
+            say(_line(case, i + 1, runs, r))
+        out = _summarise(results)
+        out["false_fences"] = pool.false_fences()
+        if out["false_fences"]:
+            say(f"  takeover {case}: {len(out['false_fences'])} live agent(s) fenced")
+    return out
+
+
+def run(ctx: BenchContext) -> dict[str, Any]:
+    """Every case, ``ctx.profile.takeover_runs`` runs each."""
+    n = ctx.profile.takeover_runs
+    return {case: run_case(ctx, case, n) for case in ("kill", "stop", "restart")}
+
+
+ROWS = (
+    ("owns_all_s", "worker death → the survivor owns every partition"),
+    ("decides_s", "→ it decides on them again"),
+    ("fenced_s", "→ the agent killed just before the worker is fenced"),
+    ("resumed_s", "→ that agent's tasks resumed elsewhere"),
+)
+CASES = (
+    ("kill", "SIGKILL, two workers"),
+    ("stop", "SIGTERM (graceful), two workers"),
+    ("restart", "one worker SIGKILLed and started again"),
+)
+
+
+def report_lines(
+    t: dict[str, Any],
+    md_table: Callable[[list[list[str]]], str],
+    dist_row: Callable[..., list[str]],
+) -> list[str]:
+    """The takeover section of docs/benchmarks/README.md."""
+    rows = [["case / from the worker's death", "n", "p50", "p95", "p99", "max", "unit"]]
+    fences = []
+    for case, label in CASES:
+        c = t.get(case)
+        if not c:
+            continue
+        rows.append([f"**{label}**", str(c["runs"]), "", "", "", "", ""])
+        rows += [dist_row(text, c.get(key)) for key, text in ROWS]
+        fences.append(f"{case}: {len(c.get('false_fences', []))}")
+        for err in c.get("errors", []):
+            fences.append(f"{case} error: {err}")
+    return [
+        "\n## 7. Monitor takeover\n",
+        f"Heartbeats every {INTERVAL:g} s, timeout {TIMEOUT:g} s, {AGENTS} agents "
+        "(`bench/takeover.py`, definitions there).\n",
+        md_table(rows),
+        "\nLive agents fenced (false fences): " + "; ".join(fences) + ".",
+    ]
