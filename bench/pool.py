@@ -242,7 +242,7 @@ class Pool:
         limit = self.timeout + 20
         try:
             eventually(
-                lambda: self.moved_and_resumed(victim, epoch, held), limit, "the tasks to resume"
+                lambda: self._moved_and_resumed(victim, epoch, held), limit, "the tasks to resume"
             )
             result: dict[str, Any] | None = self._measure(victim, epoch, held, sent_at, sig)
         except TimeoutError:
@@ -279,11 +279,9 @@ class Pool:
                 out.setdefault(v.task_id, (rec, v))
         return out
 
-    def moved_and_resumed(
+    def _moved_and_resumed(
         self, victim: str, epoch: int, held: dict[str, int]
     ) -> dict[str, float] | None:
-        """Once every task of ``held`` (task -> attempt) that ``victim``'s ``epoch`` held was
-        moved and has started a step in its new attempt: task -> when; else None."""
         self.rec.refresh()
         moved = self._moved(victim, epoch)
         if not set(held) <= set(moved):
@@ -301,7 +299,7 @@ class Pool:
     def _measure(
         self, victim: str, epoch: int, held: dict[str, int], sent_at: float, sig: signal.Signals
     ) -> dict[str, Any]:
-        resumed = self.moved_and_resumed(victim, epoch, held) or {}
+        resumed = self._moved_and_resumed(victim, epoch, held) or {}
         moved = self._moved(victim, epoch)
         items = self.rec.items
         fence = next(

@@ -9,12 +9,15 @@ one group. Three cases, each run several times on one pool:
   sends no LeaveGroup, docs/tansu.md quirk e, so its partitions wait for its session).
 * ``restart``: one worker, SIGKILLed after the agent and started again at once.
 
+The agent is the busiest one on the dying worker's partitions holding checkpointed tasks; it is
+SIGKILLed just before the worker, so only the dying worker ever heard its last heartbeat.
+
 Per run, from the worker's death (wall clock, shared by every process of the machine):
 ``owns_all_s`` until the surviving (or restarted) worker owns every partition of the dead one
 (its log: ``took over partition``), ``decides_s`` until it decides on all its partitions again
 (its log: ``deciding on partitions``), ``fenced_s`` until the agent killed just before the worker
-is fenced (the fence's ``issued_at``), ``resumed_s`` until every task that agent held has started
-a step elsewhere. ``false_fences``: fences of epochs the harness did not kill (must be 0).
+is fenced (the fence's ``issued_at``), ``resumed_s`` until every task the fence moved has started
+a step in its new attempt. ``false_fences``: fences of epochs the harness did not kill (must be 0).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_failover import models as m
+from agent_failover.dev.ledger import StepResult
 from agent_failover.dev.processes import Proc
 from agent_failover.dev.victim import busiest_agent
 from agent_failover.dev.waiting import eventually
@@ -111,9 +115,7 @@ class Takeover:
         live = set(self.pool.live_epochs().items())
         return split if len(live) >= AGENTS and live <= healthy else None
 
-    def _victim(
-        self, split: dict[str, frozenset[int]]
-    ) -> tuple[str, str, int, dict[str, int]] | None:
+    def _victim(self, split: dict[str, frozenset[int]]) -> tuple[str, str, int] | None:
         """A worker and the busiest agent on its partitions holding checkpointed tasks."""
         rec, parts = self.pool.rec, self.pool.topics.agent_partitions
         epochs = self.pool.live_epochs()
@@ -129,7 +131,7 @@ class Takeover:
             }
             agent = busiest_agent(steps, lambda _a, t: all(0 <= s < 20 for s in t.values()))
             if agent is not None:
-                return worker, agent, epochs[agent], held[agent]
+                return worker, agent, epochs[agent]
         return None
 
     def run(self, case: str) -> dict[str, Any]:
@@ -137,7 +139,7 @@ class Takeover:
         self.pool.ensure_agents()
         try:
             split = eventually(self.owned, SETTLE_DEADLINE_S, "the workers to settle")
-            worker, agent, epoch, held = eventually(
+            worker, agent, epoch = eventually(
                 lambda: self._victim(split), 30, "an agent holding checkpointed work"
             )
         except TimeoutError as exc:
@@ -153,10 +155,10 @@ class Takeover:
         lost = split[worker]
         owner = self.workers[heir]
         try:
-            eventually(
-                lambda: self.pool.moved_and_resumed(agent, epoch, held),
+            fence, resumed = eventually(
+                lambda: self._fenced_and_resumed(agent, epoch),
                 RUN_DEADLINE_S,
-                "the agent's tasks to resume",
+                "the agent's fence and its tasks to resume",
             )
             taken, deciding = eventually(
                 lambda: self._decided(owner.log_path, died, lost),
@@ -170,18 +172,16 @@ class Takeover:
             if case != "restart":
                 self._start_worker()
             self.pool.add_agent()
-        resumed = self.pool.moved_and_resumed(agent, epoch, held) or {}
-        fence = self._fence(agent, epoch)
         return {
             "worker": worker,
             "agent": agent,
-            "tasks": len(held),
+            "tasks": len(fence.plan),
             "agent_lead_s": died - agent_at,
             "owns_all_s": max(taken[p] for p in lost) - died,
             "decides_s": deciding - died,
-            "fenced_s": None if fence is None else fence.issued_at - died,
-            "fenced_by": None if fence is None else fence.monitor_id,
-            "resumed_s": max(resumed.values()) - died,
+            "fenced_s": fence.issued_at - died,
+            "fenced_by": fence.monitor_id,
+            "resumed_s": resumed - died if resumed is not None else None,
         }
 
     def _decided(
@@ -195,15 +195,31 @@ class Takeover:
         at = next((t for t, ps in deciding if t >= after and lost <= ps), None)
         return None if at is None else (taken, at)
 
-    def _fence(self, agent: str, epoch: int) -> m.Control | None:
-        for _rec, v in self.pool.rec.refresh():
-            if (
-                isinstance(v, m.Control)
+    def _fenced_and_resumed(self, agent: str, epoch: int) -> tuple[m.Control, float | None] | None:
+        """The fence of ``agent``'s ``epoch`` once every task it moved has started a step in a
+        new attempt, with the last of those starts (None: it moved nothing); else None."""
+        items = self.pool.rec.refresh()
+        fence = next(
+            (
+                v
+                for _r, v in items
+                if isinstance(v, m.Control)
                 and v.kind is m.ControlKind.FENCE
                 and (v.agent_id, v.epoch) == (agent, epoch)
-            ):
-                return v
-        return None
+            ),
+            None,
+        )
+        if fence is None:
+            return None
+        # A task the fence left waiting (no healthy target) moves later, in a later attempt.
+        moved = {e.task_id: e.attempt for e in fence.plan}
+        started: dict[str, float] = {}
+        for _r, v in items:
+            if isinstance(v, StepResult) and v.task_id in moved and v.attempt >= moved[v.task_id]:
+                started.setdefault(v.task_id, v.at)
+        if started.keys() != moved.keys():
+            return None
+        return fence, max(started.values(), default=None)
 
 
 def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
