@@ -17,7 +17,8 @@ Per run, from the worker's death (wall clock, shared by every process of the mac
 (its log: ``took over partition``), ``decides_s`` until it decides on all its partitions again
 (its log: ``deciding on partitions``), ``fenced_s`` until the agent killed just before the worker
 is fenced (the fence's ``issued_at``), ``resumed_s`` until every task the fence moved has started
-a step in its new attempt. ``false_fences``: fences of epochs the harness did not kill (must be 0).
+a step in its new attempt (or completed, if its checkpoint was after its last step).
+``false_fences``: fences of epochs the harness did not kill (must be 0).
 """
 
 from __future__ import annotations
@@ -211,12 +212,15 @@ class Takeover:
         )
         if fence is None:
             return None
-        # A task the fence left waiting (no healthy target) moves later, in a later attempt.
+        # A task the fence left waiting (no healthy target) moves later, in a later attempt; one
+        # checkpointed after its last step completes at once, without a step.
         moved = {e.task_id: e.attempt for e in fence.plan}
         started: dict[str, float] = {}
         for _r, v in items:
-            if isinstance(v, StepResult) and v.task_id in moved and v.attempt >= moved[v.task_id]:
-                started.setdefault(v.task_id, v.at)
+            if isinstance(v, StepResult | m.TaskEvent) and v.task_id in moved:
+                done = not isinstance(v, m.TaskEvent) or v.kind is m.EventKind.COMPLETED
+                if done and (v.attempt or 0) >= moved[v.task_id]:
+                    started.setdefault(v.task_id, v.at)
         if started.keys() != moved.keys():
             return None
         return fence, max(started.values(), default=None)

@@ -20,9 +20,10 @@ import faust
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from agent_failover.broker import compat
 from agent_failover.config import MonitorConfig
 from streams.fleet import FleetDirectory
-from streams.liveness import LivenessTracker
+from streams.liveness import FETCH_WAIT_MS, LivenessTracker
 from streams.metrics import MonitorMetrics
 from streams.monitor import Monitor, monitor_id
 from streams.tables import agents_table
@@ -42,20 +43,16 @@ SESSION_TIMEOUT = 6.0
 TANSU_SESSION_TIMEOUT = 2.0
 
 
-def _compat(config: MonitorConfig) -> dict[str, Any]:
-    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere or if unavailable),
-    and the monitor group's session timeout for this broker."""
-    try:
-        from agent_failover.broker import compat
-    except ImportError:  # pragma: no cover - the compat layer ships with the package
-        return {"broker_session_timeout": config.broker_session_timeout or SESSION_TIMEOUT}
+def _compat(config: MonitorConfig) -> tuple[dict[str, Any], int]:
+    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere), with the monitor
+    group's session timeout for this broker; and the heartbeat consumer's fetch wait."""
     tansu = compat.faust_patches_for(config.kafka)
     settings: dict[str, Any] = compat.faust_settings_for(config.kafka)
     session = config.broker_session_timeout
     if session is None:
         session = TANSU_SESSION_TIMEOUT if tansu else SESSION_TIMEOUT
     settings["broker_session_timeout"] = session
-    return settings
+    return settings, compat.TANSU_FETCH_MAX_WAIT_MS if tansu else FETCH_WAIT_MS
 
 
 def _committed_reader(config: MonitorConfig) -> Any:
@@ -106,7 +103,8 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         "autodiscover": False,
         "producer_acks": -1,
     }
-    settings.update(_compat(config))
+    broker_settings, fetch_wait_ms = _compat(config)
+    settings.update(broker_settings)
     app = faust.App(config.app_id, **settings)
     table = agents_table(app, topics.agent_partitions)
     metrics = MonitorMetrics()
@@ -117,6 +115,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         on_heartbeats=metrics.heartbeats.inc,
         on_dead_letter=lambda topic: metrics.dead_letters.labels(topic=topic).inc(),
         directory=directory,
+        fetch_wait_ms=fetch_wait_ms,
     )
 
     async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:

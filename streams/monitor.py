@@ -162,6 +162,7 @@ class Monitor:
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
         self._skipping: Skipped | None = Skipped.ASSIGNING  # why the last tick decided nothing
+        self._unread: frozenset[int] = frozenset()  # owned, not read to the end at the last tick
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(timeout / 3, 0.5)
 
@@ -184,8 +185,11 @@ class Monitor:
         self.ownership.set(partitions, now)
         self.liveness.assign(partitions)
         unread = partitions - self.liveness.caught_up
-        if unread:
-            self.ownership.rearm(now, unread)  # nobody there can have been heard yet
+        # Nobody there can have been heard yet; and a partition read to its end since the last
+        # tick counts from this tick, not from that one.
+        if unread or self._unread:
+            self.ownership.rearm(now, unread | self._unread)
+        self._unread = unread
         stalled = self._last_tick is not None and now - self._last_tick > self._stall_limit
         stalled = stalled or now - self.liveness.last_poll > self._stall_limit
         self._last_tick = now

@@ -138,17 +138,19 @@ def test_a_partition_counts_as_taken_over_once_its_heartbeats_are_read_to_the_en
     w.live.beat([mine], T0)
     for now in (T0, T0 + 0.5, T0 + 1.0, T0 + 1.5):
         w.tick(now, owned=(0,))
-    # The other worker died; its partition comes at T0 + 2, read to its end one tick later.
+    # The other worker died; its partition comes at T0 + 2, read to its end by the next tick.
     assert w.tick(T0 + 2.0, owned=(0, 1), caught_up=False).skipped is Skipped.ASSIGNING
     assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.0}
-    w.tick(T0 + 2.05, owned=(0, 1))
-    assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.0}
+    w.tick(T0 + 2.05, owned=(0, 1))  # read to its end since the last tick: owned from now
+    assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.05}
+    w.tick(T0 + 2.5, owned=(0, 1))
+    assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.05}
     w.tick(T0 + 3.0, owned=(0, 1))  # this worker's own dead agent: fenced on time
     assert [c.agent_id for c in w.controls()] == [mine]
     for now in (T0 + 3.5, T0 + 4.0, T0 + 4.5, T0 + 5.0):
         w.tick(now, owned=(0, 1))
     # The taken agent could still be heard: it is silent from when this worker could first hear
-    # it, and first examined it (the tick at T0 + 2.05).
+    # it (the tick at T0 + 2.05).
     assert w.controls() == []
     w.tick(T0 + 5.05, owned=(0, 1))
     assert [c.agent_id for c in w.controls()] == [taken]
