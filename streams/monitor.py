@@ -2,7 +2,7 @@
 
 :class:`Monitor` owns one of each part and runs the tick; the parts do the work:
 
-- :class:`~streams.ownership.Ownership`: the owned partitions and their grace periods;
+- :class:`~streams.ownership.Ownership`: the owned partitions and since when;
 - :class:`~streams.index.RecordIndex`: the owned records, kept where the table is written;
 - :class:`~streams.firstseen.FirstSeen`: when each current epoch was first seen;
 - :class:`~streams.suspects.SuspectScheduler`: who detection must ask about at the next tick;
