@@ -271,7 +271,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
 
 
 ROWS = (
-    ("owns_all_s", "worker death → the survivor owns every partition"),
+    ("owns_all_s", "worker death → the survivor (or new worker) owns every partition"),
     ("decides_s", "→ it decides on them again"),
     ("fenced_s", "→ the agent killed just before the worker is fenced"),
     ("resumed_s", "→ that agent's tasks resumed elsewhere"),
@@ -302,8 +302,15 @@ def report_lines(
             fences.append(f"{case} error: {err}")
     return [
         "\n## 7. Monitor takeover\n",
-        f"Heartbeats every {INTERVAL:g} s, timeout {TIMEOUT:g} s, {AGENTS} agents "
-        "(`bench/takeover.py`, definitions there).\n",
+        f"Monitor workers of one group, {AGENTS} SDK agents (heartbeat every {INTERVAL:g} s, "
+        f"timeout {TIMEOUT:g} s), the monitor group's session at its development-broker default "
+        "(2 s). Each run SIGKILLs the busiest agent on one worker's partitions, then that worker "
+        "(SIGKILL, or SIGTERM: a graceful stop, which on the development broker sends no "
+        "LeaveGroup), and starts a new worker afterwards; the restart case runs one worker and "
+        "starts it again at once. Times from the worker's death: the survivor's (or new "
+        "worker's) log says it took over the last of the dead worker's partitions, then that it "
+        "decides on them; the agent's fence (`issued_at`); every task the fence moved has "
+        "started a step elsewhere (`bench/takeover.py`).\n",
         md_table(rows),
         "\nLive agents fenced (false fences): " + "; ".join(fences) + ".",
     ]
