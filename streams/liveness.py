@@ -11,7 +11,7 @@ because the map is kept in ``last_seen`` order) and the agents whose epoch chang
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
 nothing about now. After each poll it notes its position and the fetched high watermark of each
-(:class:`~streams.lag.LagTracker`): a partition is :attr:`~LivenessTracker.caught_up` once read to
+(:class:`~streams.catchup.CatchUp`): a partition is :attr:`~LivenessTracker.caught_up` once read to
 its end, and :meth:`~LivenessTracker.behind` and :meth:`~LivenessTracker.lag` say how far the
 thread trails the broker, so that detection neither starts before every live agent can have been
 heard nor decides on a backlog.
@@ -44,8 +44,8 @@ from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
+from streams.catchup import CatchUp, PartitionLag
 from streams.fleet import FleetDirectory
-from streams.lag import LagTracker, PartitionLag
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class LivenessTracker:
         self._assigned: frozenset[int] = frozenset()
         self._heartbeat_tps: list[TopicPartition] = []  # the assigned ones, for position()
         self._eof: dict[int, int] = {}  # partition -> offset of its last end-of-partition event
-        self._lag = LagTracker()
+        self._lag = CatchUp()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -281,7 +281,7 @@ class LivenessTracker:
 
     def _measure(self, consumer: Consumer, now: float) -> None:
         """Note each consumed partition's position and fetched high watermark (see
-        :mod:`streams.lag`). ``position()`` counts only records handed over: a partition read to
+        :mod:`streams.catchup`). ``position()`` counts only records handed over: a partition read to
         its end without any record is known from its end-of-partition event."""
         if not self._heartbeat_tps:
             return
@@ -307,7 +307,7 @@ class LivenessTracker:
                 elif msg.topic() != fleet:
                     partition, offset = msg.partition(), msg.offset()
                     if partition is not None and offset is not None:
-                        self._eof[partition] = offset  # read to here (streams.lag)
+                        self._eof[partition] = offset  # read to here (streams.catchup)
                 continue
             if msg.topic() == fleet:
                 self._on_fleet(msg, now, producer)

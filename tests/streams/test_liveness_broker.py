@@ -13,7 +13,7 @@ from agent_failover.dev.waiting import eventually
 from agent_failover.models import Heartbeat
 from agent_failover.partitioner import partition_for
 from agent_failover.topics import ensure_topics
-from streams.lag import PartitionLag
+from streams.catchup import PartitionLag
 from streams.liveness import LivenessTracker
 
 pytestmark = pytest.mark.broker

@@ -36,7 +36,7 @@ class PartitionLag:
     seconds: float | None  # since the thread last held everything the broker had
 
 
-class LagTracker:
+class CatchUp:
     """Per assigned partition: the high watermarks seen and not yet reached, when the thread was
     last caught up, and the records still to read."""
 

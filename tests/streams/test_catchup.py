@@ -3,11 +3,11 @@ and the fetched high watermarks (no Kafka: the observations are plain numbers)."
 
 from __future__ import annotations
 
-from streams.lag import LagTracker, PartitionLag
+from streams.catchup import CatchUp, PartitionLag
 
 
 def test_a_partition_is_caught_up_once_read_to_a_high_watermark_fetched_since_assigned() -> None:
-    lag = LagTracker()
+    lag = CatchUp()
     lag.assign({0, 1})
     assert lag.caught_up == frozenset()
     assert lag.lag(10.0) == {0: PartitionLag(None, None), 1: PartitionLag(None, None)}
@@ -22,7 +22,7 @@ def test_a_partition_is_caught_up_once_read_to_a_high_watermark_fetched_since_as
 
 
 def test_the_lag_in_seconds_grows_with_a_backlog_and_drops_as_it_is_read() -> None:
-    lag = LagTracker()
+    lag = CatchUp()
     lag.assign({0})
     lag.observe(0, 100, 100, 1.0)
     assert lag.behind(1.0) == 0.0
@@ -36,7 +36,7 @@ def test_the_lag_in_seconds_grows_with_a_backlog_and_drops_as_it_is_read() -> No
 
 
 def test_keeping_up_with_a_busy_partition_is_not_lagging() -> None:
-    lag = LagTracker()
+    lag = CatchUp()
     lag.assign({0})
     # Each poll reads what the previous fetch returned while the next one brings more.
     for n in range(1, 50):
@@ -45,7 +45,7 @@ def test_keeping_up_with_a_busy_partition_is_not_lagging() -> None:
 
 
 def test_when_marks_run_out_the_lag_reads_high_never_low() -> None:
-    lag = LagTracker(max_marks=3)
+    lag = CatchUp(max_marks=3)
     lag.assign({0})
     lag.observe(0, 0, 0, 0.0)
     for n in range(1, 10):
@@ -55,7 +55,7 @@ def test_when_marks_run_out_the_lag_reads_high_never_low() -> None:
 
 
 def test_a_partition_given_up_and_taken_again_starts_unknown() -> None:
-    lag = LagTracker()
+    lag = CatchUp()
     lag.assign({0})
     lag.observe(0, 5, 5, 1.0)
     lag.assign(set())
