@@ -131,14 +131,17 @@ SETTINGS = Registry([
        "timeout / 3", "seconds without a heartbeat before it is degraded (below the timeout)"),
     _s("TICK_INTERVAL", "monitor.tick_interval", seconds(0.001, 60), "0.05",
        "how often detection runs (at most half the timeout)"),
-    _s("GRACE_PERIOD", "monitor.grace_period", seconds(0, 3600), "timeout",
-       "no failure declared this soon after taking over partitions"),
+    _s("GRACE_PERIOD", "monitor.grace_period", seconds(0, 3600), "0",
+       "extra seconds before silence counts after taking over partitions or a stall (an agent "
+       "not heard yet is silent from the takeover anyway)"),
     _s("AGENTS_SESSION_TIMEOUT", "monitor.agents_session_timeout", seconds(1, 1800), "6.0",
        "the agents' group session timeout, to settle unconfirmed claims"),
     _s("MONITOR_APP_ID", "monitor.app_id", Text(249), "`agent-failover-monitor`",
        "faust app id (group and changelog names)"),
-    _s("MONITOR_SESSION_TIMEOUT", "monitor.broker_session_timeout", seconds(1, 1800), "6.0",
-       "the monitor workers' own group session timeout"),
+    _s("MONITOR_SESSION_TIMEOUT", "monitor.broker_session_timeout", seconds(1, 1800),
+       "2.0 on Tansu, else 6.0",
+       "the monitor workers' own group session timeout: a dead worker's partitions move after it "
+       "plus a rebalance"),
     _s("METRICS_HOST", "monitor.metrics_host", Text(253), "`0.0.0.0`",
        "address of /metrics, /healthz and /readyz (`--metrics-host`; 0.0.0.0: every interface)"),
     _s("METRICS_PORT", "monitor.metrics_port", PORT, "9108",
@@ -425,8 +428,9 @@ class MonitorConfig:
     degraded_after: float | None = None
     # How often the detection timer runs.
     tick_interval: float = 0.05
-    # After taking over partitions, wait this long before declaring anyone dead (default: timeout).
-    grace_period: float | None = None
+    # Extra seconds before silence counts after this worker takes over partitions or resumes
+    # after a stall (0: none; an agent never heard is silent from the takeover anyway).
+    grace_period: float = 0.0
     # Session timeout of the agents' task consumer group, to settle unconfirmed claims.
     agents_session_timeout: float = 6.0
     agents_group_id: str = "af-agents"
@@ -435,8 +439,9 @@ class MonitorConfig:
     metrics_port: int | None = 9108
     web_port: int | None = None  # faust's web server; off unless set
     data_dir: str = ".agent-failover-monitor"
-    # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow).
-    broker_session_timeout: float = 6.0
+    # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow);
+    # None: 2 s on the development broker, 6 s (Apache Kafka's lowest by default) elsewhere.
+    broker_session_timeout: float | None = None
     # A task waiting this long while agents have free slots counts as stuck (a metric).
     stuck_after: float = 30.0
 
@@ -463,7 +468,7 @@ class MonitorConfig:
 
     @property
     def effective_grace_period(self) -> float:
-        return self.grace_period if self.grace_period is not None else self.heartbeat_timeout
+        return self.grace_period
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> MonitorConfig:

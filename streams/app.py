@@ -21,12 +21,13 @@ import faust
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from agent_failover.broker import compat
 from agent_failover.config import MonitorConfig
 from streams.fleet import FleetDirectory
 from streams.http import HttpServer, make_app
 from streams.kafkastats import stats_handler
 from streams.lag import ConsumerLag
-from streams.liveness import LivenessTracker
+from streams.liveness import FETCH_WAIT_MS, LivenessTracker
 from streams.metrics import MonitorMetrics, logical_topic
 from streams.monitor import Monitor, monitor_id
 from streams.probes import Probes, not_ready
@@ -40,16 +41,25 @@ BROKER_HEARTBEAT_INTERVAL = 0.5
 #: Seconds between two measures of the faust agent's consumer lag.
 LAG_INTERVAL = 1.0
 
+#: The monitor group's session timeout unless configured. A dead worker's partitions move after
+#: its session plus one rebalance. Apache Kafka refuses sessions below its brokers'
+#: ``group.min.session.timeout.ms`` (6 s by default), so that is the default there; the
+#: development broker has no minimum, and 2 s gives a takeover within 5 s on it
+#: (docs/architecture.md, "Monitor takeover").
+SESSION_TIMEOUT = 6.0
+TANSU_SESSION_TIMEOUT = 2.0
 
-def _compat(config: MonitorConfig) -> dict[str, Any]:
-    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere or if unavailable)."""
-    try:
-        from agent_failover.broker import compat
-    except ImportError:  # pragma: no cover - the compat layer ships with the package
-        return {}
-    compat.faust_patches_for(config.kafka)
+
+def _compat(config: MonitorConfig) -> tuple[dict[str, Any], int]:
+    """Tansu fixes and settings, when the broker is Tansu (no-op elsewhere), with the monitor
+    group's session timeout for this broker; and the heartbeat consumer's fetch wait."""
+    tansu = compat.faust_patches_for(config.kafka)
     settings: dict[str, Any] = compat.faust_settings_for(config.kafka)
-    return settings
+    session = config.broker_session_timeout
+    if session is None:
+        session = TANSU_SESSION_TIMEOUT if tansu else SESSION_TIMEOUT
+    settings["broker_session_timeout"] = session
+    return settings, compat.TANSU_FETCH_MAX_WAIT_MS if tansu else FETCH_WAIT_MS
 
 
 def _committed_reader(config: MonitorConfig) -> Any:
@@ -103,7 +113,6 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         # Standbys only help a RocksDB store; with memory:// they would also blur which
         # partitions are active. Detection filters on active partitions anyway.
         "table_standby_replicas": 0,
-        "broker_session_timeout": config.broker_session_timeout,
         "broker_heartbeat_interval": BROKER_HEARTBEAT_INTERVAL,
         "processing_guarantee": "at_least_once",
         # A fresh deployment must learn the fleet from the retained task events.
@@ -114,7 +123,8 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         "autodiscover": False,
         "producer_acks": -1,
     }
-    settings.update(_compat(config))
+    broker_settings, fetch_wait_ms = _compat(config)
+    settings.update(broker_settings)
     app = faust.App(config.app_id, **settings)
     table = agents_table(app, topics.agent_partitions)
     metrics = MonitorMetrics()
@@ -128,6 +138,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         on_dead_letter=lambda t, why: metrics.dead_letter(logical_topic(topics, t), why),
         on_stats=stats_handler(probes.broker_answered, _lag_reporter(config, metrics)),
         directory=directory,
+        fetch_wait_ms=fetch_wait_ms,
     )
 
     async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:

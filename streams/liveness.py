@@ -10,7 +10,11 @@ because the map is kept in ``last_seen`` order) and the agents whose epoch chang
 
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
-nothing about now, and the grace period covers the first heartbeat interval.
+nothing about now. After each poll it notes its position and the fetched high watermark of each
+(:class:`~streams.catchup.CatchUp`): a partition is :attr:`~LivenessTracker.caught_up` once read to
+its end, and :meth:`~LivenessTracker.behind` and :meth:`~LivenessTracker.lag` say how far the
+thread trails the broker, so that detection neither starts before every live agent can have been
+heard nor decides on a backlog.
 
 The same consumer also reads the one-partition ``fleet`` topic (from its end) into the
 :class:`~streams.fleet.FleetDirectory`: other workers' summaries of their healthy agents, a few
@@ -26,17 +30,33 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
+from streams.catchup import CatchUp, PartitionLag
 from streams.fleet import FleetDirectory
 from streams.kafkastats import STATS_INTERVAL
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
+
+#: The heartbeat consumer's fetch wait. Liveness tolerates 100 ms of latency, and on Apache Kafka
+#: new data ends a waiting fetch early. The development broker does not wake a waiting fetch, so
+#: there the monitor passes a shorter wait (``compat.TANSU_FETCH_MAX_WAIT_MS``): reading newly
+#: assigned partitions to their end took 0.3 s at 100 ms and 0.03-0.05 s at 10 ms, for about 1 %
+#: of a core more while idle (measured 2026-11-30).
+FETCH_WAIT_MS = 100
 
 
 def decode_heartbeat(raw: bytes | None) -> LiveEntry:
@@ -68,7 +88,8 @@ class LivenessTracker:
     with the valid heartbeats' ``sent_at`` and the wall time they were received;
     ``on_dead_letter(topic, refusal)`` per bad record; ``on_stats(json)`` with librdkafka's
     statistics every :data:`~streams.kafkastats.STATS_INTERVAL`. With a ``directory``, the thread
-    also feeds it the ``fleet`` topic's summaries.
+    also feeds it the ``fleet`` topic's summaries. ``fetch_wait_ms``
+    is the consumer's ``fetch.wait.max.ms`` (see :data:`FETCH_WAIT_MS`).
     """
 
     def __init__(
@@ -82,6 +103,7 @@ class LivenessTracker:
         directory: FleetDirectory | None = None,
         batch_size: int = 2000,
         poll_timeout: float = 0.1,
+        fetch_wait_ms: int = FETCH_WAIT_MS,
     ) -> None:
         self._kafka = kafka
         self._topics = topics
@@ -92,6 +114,7 @@ class LivenessTracker:
         self._own_key = directory.monitor_id.encode() if directory is not None else None
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
+        self._fetch_wait_ms = fetch_wait_ms
         # Newest heartbeat per agent id, in last_seen order (an update moves the key to the end):
         # the silent ones are a prefix, so a tick never walks the whole fleet to find them.
         self._entries: dict[str, LiveEntry] = {}
@@ -100,6 +123,9 @@ class LivenessTracker:
         self._partition_of: dict[str, int] = {}
         self._wanted: frozenset[int] = frozenset()
         self._assigned: frozenset[int] = frozenset()
+        self._heartbeat_tps: list[TopicPartition] = []  # the assigned ones, for position()
+        self._eof: dict[int, int] = {}  # partition -> offset of its last end-of-partition event
+        self._lag = CatchUp()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -158,6 +184,22 @@ class LivenessTracker:
         """The partitions the thread currently consumes."""
         return self._assigned
 
+    @property
+    def caught_up(self) -> frozenset[int]:
+        """The consumed partitions the thread has read to their end at least once since they
+        were assigned: from then on every live agent of theirs is heard within its interval."""
+        return self._lag.caught_up
+
+    def behind(self, now: float) -> float:
+        """Seconds the thread trails the broker at ``now`` (monitor clock) on its most lagging
+        caught-up partition: heartbeats appended since then may not have been read yet."""
+        return self._lag.behind(now)
+
+    def lag(self, now: float | None = None) -> dict[int, PartitionLag]:
+        """Per consumed heartbeat partition, the records not read yet and the seconds behind
+        (``None`` until known), at ``now`` (default: the monitor clock now). For metrics."""
+        return self._lag.lag(time.monotonic() if now is None else now)
+
     # -- the thread -----------------------------------------------------------------------------
 
     def _clients(self) -> tuple[Consumer, Producer]:
@@ -180,9 +222,9 @@ class LivenessTracker:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "latest",
-                # Liveness tolerates 100 ms of latency; a smaller wait only burns CPU on idle
-                # partitions (Tansu does not wake a waiting fetch on new data).
-                "fetch.wait.max.ms": 100,
+                # A partition read to its end says so: the position of one without records.
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": self._fetch_wait_ms,
             }
         )
         producer = Producer({**base, "linger.ms": 5, "partitioner": "murmur2_random"})
@@ -191,6 +233,7 @@ class LivenessTracker:
     def _run(self) -> None:
         consumer, producer = self._clients()
         try:
+            self._learn_leaders(consumer)
             if self._directory is not None:
                 # From the end: summaries are republished every half second, older ones are stale.
                 consumer.incremental_assign([TopicPartition(self._topics.fleet, 0, OFFSET_END)])
@@ -205,6 +248,7 @@ class LivenessTracker:
                     now = time.monotonic()
                     self.last_poll = now
                     self._handle(batch, now, producer)
+                    self._measure(consumer, now)
                     producer.poll(0)
                 except Exception:  # never die: a dead thread would stall every decision
                     log.exception("heartbeat consumer failed; retrying")
@@ -212,6 +256,17 @@ class LivenessTracker:
         finally:
             consumer.close()
             producer.flush(5.0)
+
+    def _learn_leaders(self, consumer: Consumer) -> None:
+        """Ask for the topics' metadata before any partition is assigned. librdkafka looks up the
+        start offset of a partition whose leader it does not know yet only after a 500 ms retry
+        timer: without this a freshly started worker took 1.1-1.4 s to read its first partitions
+        to their end, 0.3 s with it (on the development broker). Best effort."""
+        for topic in (self._topics.heartbeats, self._topics.fleet):
+            try:
+                consumer.list_topics(topic, timeout=5.0)
+            except KafkaException as exc:
+                log.warning("metadata of %s not known yet: %s", topic, exc)
 
     def _sync_assignment(self, consumer: Consumer) -> None:
         with self._lock:
@@ -231,8 +286,26 @@ class LivenessTracker:
             consumer.incremental_assign(
                 [TopicPartition(topic, p, OFFSET_END) for p in sorted(added)]
             )
+        for p in added | removed:
+            self._eof.pop(p, None)
+        self._lag.assign(wanted)
+        self._heartbeat_tps = [TopicPartition(topic, p) for p in sorted(wanted)]
         self._assigned = wanted
         log.info("heartbeat partitions: %s", sorted(wanted))
+
+    def _measure(self, consumer: Consumer, now: float) -> None:
+        """Note each consumed partition's position and fetched high watermark (see
+        :mod:`streams.catchup`). ``position()`` counts only records handed over: a partition read to
+        its end without any record is known from its end-of-partition event."""
+        if not self._heartbeat_tps:
+            return
+        for tp in consumer.position(self._heartbeat_tps):
+            position: int | None = tp.offset if tp.offset >= 0 else None
+            eof = self._eof.get(tp.partition)
+            if eof is not None and (position is None or eof > position):
+                position = eof
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            self._lag.observe(tp.partition, position, high if high >= 0 else None, now)
 
     def _handle(self, batch: list[Message], now: float, producer: Producer) -> None:
         partition_of = self._partition_of
@@ -245,6 +318,10 @@ class LivenessTracker:
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("heartbeat consumer: %s", error)
+                elif msg.topic() != fleet:
+                    partition, offset = msg.partition(), msg.offset()
+                    if partition is not None and offset is not None:
+                        self._eof[partition] = offset  # read to here (streams.catchup)
                 continue
             if msg.topic() == fleet:
                 self._on_fleet(msg, now, producer)

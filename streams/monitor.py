@@ -2,7 +2,7 @@
 
 :class:`Monitor` owns one of each part and runs the tick; the parts do the work:
 
-- :class:`~streams.ownership.Ownership`: the owned partitions and their grace periods;
+- :class:`~streams.ownership.Ownership`: the owned partitions and since when;
 - :class:`~streams.index.RecordIndex`: the owned records, kept where the table is written;
 - :class:`~streams.firstseen.FirstSeen`: when each current epoch was first seen;
 - :class:`~streams.suspects.SuspectScheduler`: who detection must ask about at the next tick;
@@ -63,6 +63,9 @@ class Liveness(Protocol):
 
     @property
     def assigned(self) -> frozenset[int]: ...
+    @property
+    def caught_up(self) -> frozenset[int]: ...
+    def behind(self, now: float) -> float: ...
     def assign(self, partitions: Collection[int]) -> None: ...
     def get(self, agent_id: str) -> LiveEntry | None: ...
     def snapshot(self) -> dict[str, LiveEntry]: ...
@@ -75,7 +78,8 @@ class Skipped(enum.StrEnum):
 
     BUSY = "busy"  # rebalancing or recovering
     STALLED = "stalled"  # the loop or the heartbeat thread was starved: liveness is stale
-    ASSIGNING = "assigning"  # the heartbeat thread does not read the owned partitions yet
+    ASSIGNING = "assigning"  # the heartbeat thread has not read every owned partition to its end
+    LAGGING = "lagging"  # the heartbeat thread trails its partitions by more than the stall limit
     UNOWNED = "unowned"  # no partition owned: only the (empty) fleet summary goes out
 
 
@@ -165,6 +169,8 @@ class Monitor:
             recovery=self.recovery,
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
+        self._skipping: Skipped | None = Skipped.ASSIGNING  # why the last tick decided nothing
+        self._unread: frozenset[int] = frozenset()  # owned, not read to the end at the last tick
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(timeout / 3, 0.5)
 
@@ -176,10 +182,12 @@ class Monitor:
         """One detection round over the ``owned`` partitions at ``now`` (``busy``: rebalancing
         or recovering).
 
-        Decides nothing, and restarts every grace period, while busy, after a stall (a tick or
-        a heartbeat poll longer ago than max(timeout / 3, 0.5 s)) or while the heartbeat thread
-        has not caught up with ``owned``. Every verdict uses ``now``, so a slow tick can only
-        delay a fence, never bring one forward.
+        Decides nothing while busy, while the heartbeat thread has not read every owned
+        partition to its end since it was assigned (those count as owned from then on), while it
+        trails its partitions by more than the stall limit (max(timeout / 3, 0.5 s)), or after a
+        stall (a tick or a heartbeat poll longer ago than that limit: every partition then counts
+        as owned from the stall's end). Every verdict uses ``now``, so a slow tick can only delay
+        a fence, never bring one forward.
         """
         started = time.perf_counter()
         try:
@@ -196,6 +204,12 @@ class Monitor:
         self.metrics.partitions_owned.set(len(partitions))
         self.ownership.set(partitions, now)
         self.liveness.assign(partitions)
+        unread = partitions - self.liveness.caught_up
+        # Nobody there can have been heard yet; and a partition read to its end since the last
+        # tick counts from this tick, not from that one.
+        if unread or self._unread:
+            self.ownership.rearm(now, unread | self._unread)
+        self._unread = unread
         stalled = self._last_tick is not None and now - self._last_tick > self._stall_limit
         stalled = stalled or now - self.liveness.last_poll > self._stall_limit
         self._last_tick = now
@@ -204,14 +218,16 @@ class Monitor:
             skipped = Skipped.BUSY
         elif stalled:
             skipped = Skipped.STALLED
-        elif self.liveness.assigned != partitions:
+        elif unread:
             skipped = Skipped.ASSIGNING
+        elif self.liveness.behind(now) > self._stall_limit:
+            skipped = Skipped.LAGGING
+        self._note_skipping(skipped, partitions, now)
         if skipped is not None:
             if stalled:
-                log.warning("monitor stalled: no decisions, grace period restarted")
+                self.ownership.rearm(now)  # liveness may be stale everywhere: age from here
             if busy:
                 self.index.invalidate()  # recovery writes the table without us: rebuild after it
-            self.ownership.rearm(now)
             return TickReport(skipped=skipped)
         if not partitions:
             # Still publish: an empty summary retracts this worker's claims at once.
@@ -228,6 +244,21 @@ class Monitor:
         self.publisher.publish_health(now)
         self.publisher.publish_fleet(partitions, now)
         return TickReport(examined)
+
+    def _note_skipping(
+        self, skipped: Skipped | None, partitions: frozenset[int], now: float
+    ) -> None:
+        """Log when decisions stop or resume (once per change, not per tick)."""
+        if skipped is Skipped.STALLED:
+            log.warning("monitor stalled: no decisions; liveness restarts now")
+        elif skipped is Skipped.LAGGING and self._skipping is not Skipped.LAGGING:
+            log.warning(
+                "heartbeat reader %.1fs behind: no decisions until it catches up",
+                self.liveness.behind(now),
+            )
+        elif skipped is None and self._skipping is not None and partitions:
+            log.info("deciding on partitions %s (was %s)", sorted(partitions), self._skipping)
+        self._skipping = skipped
 
     async def _detect(self, now: float) -> tuple[str, ...]:
         """Fence the dead epochs among the agents whose verdict may have changed."""

@@ -98,6 +98,42 @@ class MonitorHarness:
 
         return eventually(alive_check, timeout, what)
 
+    def summaries(self) -> dict[str, m.FleetSummary]:
+        """Each worker's newest fleet summary, in log order (what every worker's directory
+        holds)."""
+        return {s.monitor_id: s for s in self.records(self.topics.fleet, m.FleetSummary.decode)}
+
+    def lists(self, worker: str, agent_id: str) -> bool:
+        """Whether worker id ``worker``'s newest summary lists ``agent_id`` as healthy."""
+        summary = self.summaries().get(worker)
+        return summary is not None and any(a.agent_id == agent_id for a in summary.agents)
+
+    def start_two_workers(
+        self, timeout: float, **env: str
+    ) -> tuple[tuple[str, frozenset[int]], tuple[str, frozenset[int]]]:
+        """Start ``w1``, wait until it owns every partition, start ``w2`` and wait until the two
+        split them; returns each one's id and partitions."""
+        every = frozenset(range(self.topics.agent_partitions))
+        self.start_monitor("w1", **env)
+        w1 = self.monitor_id("w1")
+        self.eventually(
+            lambda: w1 in (now := self.summaries()) and set(now[w1].partitions) == every,
+            timeout,
+            "w1 owning every partition",
+        )
+        self.start_monitor("w2", **env)
+        w2 = self.monitor_id("w2")
+
+        def split() -> tuple[frozenset[int], frozenset[int]] | None:
+            now = self.summaries()
+            if w1 not in now or w2 not in now:
+                return None
+            p1, p2 = frozenset(now[w1].partitions), frozenset(now[w2].partitions)
+            return (p1, p2) if p1 and p2 and not p1 & p2 and p1 | p2 == every else None
+
+        mine, theirs = self.eventually(split, timeout, "the two workers splitting the partitions")
+        return (w1, mine), (w2, theirs)
+
     def log_text(self, name: str = "monitor") -> str:
         path = self.log_file(name)
         return path.read_text(errors="replace") if path.exists() else ""

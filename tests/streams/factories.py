@@ -6,7 +6,7 @@ from agent_failover import models as m
 from streams.detection import DetectionPolicy
 from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
 
-POLICY = DetectionPolicy(heartbeat_timeout=3.0, degraded_after=1.0, grace_period=3.0)
+POLICY = DetectionPolicy(heartbeat_timeout=3.0, degraded_after=1.0, grace_period=0.0)
 
 
 def task(task_id: str = "t-1") -> m.Task:

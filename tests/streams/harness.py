@@ -62,11 +62,13 @@ class LiveMap:
 
     Same contract: entries in ``last_seen`` order (a heartbeat moves its agent to the end), an
     agent listed by :meth:`drain_changed` when it first appears or changes epoch, an older epoch's
-    heartbeat ignored, and a new assignment taken at the thread's next :meth:`poll`.
+    heartbeat ignored, and a new assignment taken (and read to its end) at the thread's next
+    :meth:`poll`. ``lag_s`` is how far behind the thread is, as the test sets it.
     """
 
     def __init__(self) -> None:
         self.last_poll = 0.0
+        self.lag_s = 0.0
         self._entries: dict[str, LiveEntry] = {}
         self._changed: list[str] = []
         self._wanted: frozenset[int] = frozenset()
@@ -95,6 +97,13 @@ class LiveMap:
     @property
     def assigned(self) -> frozenset[int]:
         return self._assigned
+
+    @property
+    def caught_up(self) -> frozenset[int]:
+        return self._assigned
+
+    def behind(self, now: float) -> float:
+        return self.lag_s
 
     def assign(self, partitions: Collection[int]) -> None:
         self._wanted = frozenset(partitions)
@@ -169,7 +178,7 @@ class Worker:
         caught_up: bool = True,
     ) -> TickReport:
         """A tick at ``now``, and the summaries it started. The heartbeat thread polled just
-        before; ``caught_up``: it already reads ``owned``."""
+        before; ``caught_up``: it has already read ``owned`` to their end."""
         if caught_up:
             self.live.assign(owned)
         self.live.poll(now)

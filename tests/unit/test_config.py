@@ -166,8 +166,13 @@ def test_values_set_in_code_meet_the_same_bounds() -> None:
 def test_monitor_defaults_and_cross_checks() -> None:
     conf = MonitorConfig.from_env(ENV)
     assert conf.heartbeat_timeout == 3.0
-    assert conf.effective_grace_period == 3.0
+    assert conf.effective_grace_period == 0.0
+    assert conf.broker_session_timeout is None  # chosen per broker by the monitor
     assert conf.effective_degraded_after == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="grace_period"):
+        MonitorConfig(kafka=KafkaConfig("h:1"), grace_period=-1.0)
+    with pytest.raises(ConfigError, match="broker_session_timeout"):
+        MonitorConfig(kafka=KafkaConfig("h:1"), broker_session_timeout=0.0)
     with pytest.raises(ConfigError, match=r"tick_interval.*AGENT_FAILOVER_TICK_INTERVAL"):
         MonitorConfig(kafka=KafkaConfig("h:1"), heartbeat_timeout=1.0, tick_interval=0.6)
     with pytest.raises(ConfigError, match=r"degraded_after.*AGENT_FAILOVER_DEGRADED_AFTER"):
