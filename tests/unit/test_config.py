@@ -203,9 +203,19 @@ def sample(setting: Setting) -> tuple[str, Any]:
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.fields], ids=lambda s: s.name)
-def test_every_from_env_reads_its_variables_through_the_registry(setting: Setting) -> None:
+def test_every_from_env_reads_its_variables_through_the_registry(
+    setting: Setting, tmp_path: Path
+) -> None:
     text, value = sample(setting)
     env = {**ENV, setting.name: text}
+    if setting.name.startswith("AGENT_FAILOVER_SIGNING_KEY"):
+        # A key is 16 bytes or more; a key file must exist; a second key needs a first.
+        key_file = tmp_path / "key"
+        key_file.write_text("k" * 32 + "\n")
+        text = value = str(key_file) if setting.name.endswith("_FILE") else "k" * 32
+        env[setting.name] = text
+        if "PREVIOUS" in setting.name:
+            env["AGENT_FAILOVER_SIGNING_KEY"] = "c" * 32
     if setting.name == "AGENT_FAILOVER_KAFKA_SASL_MECHANISM":
         env |= {
             "AGENT_FAILOVER_KAFKA_SASL_USERNAME": "u",
