@@ -124,17 +124,23 @@ def is_client_logger(name: str) -> bool:
     return name == "aiokafka" or name.startswith("aiokafka.") or "librdkafka" in name
 
 
+def rate_limited(name: str) -> logging.Logger:
+    """The logger ``name``, its lines rate limited like the Kafka clients' (:data:`BURST` lines of
+    each message per :data:`INTERVAL`): for lines a stream of bad records would repeat."""
+    logger = logging.getLogger(name)
+    # A logger's filters see only records logged on it, not its children's: one per logger.
+    if _rate_limit not in logger.filters:
+        logger.addFilter(_rate_limit)
+    return logger
+
+
 def kafka_log_settings(role: str) -> dict[str, Any]:
     """confluent-kafka settings that send a client's log lines to Python logging, rate limited.
 
     ``role`` names the logger (``agent_failover.librdkafka.<role>``): ``producer``,
     ``consumer``, ``admin``, ``liveness``, ... Merge the result into the client's configuration.
     """
-    logger = logging.getLogger(f"{LIBRDKAFKA_LOGGER}.{role}")
-    # A logger's filters see only records logged on it, not its children's: one per logger.
-    if _rate_limit not in logger.filters:
-        logger.addFilter(_rate_limit)
-    return {"logger": logger}
+    return {"logger": rate_limited(f"{LIBRDKAFKA_LOGGER}.{role}")}
 
 
 class DemotedLogger(logging.LoggerAdapter[logging.Logger]):

@@ -143,8 +143,9 @@ class Signer:
 
     def headers(
         self, topic: str, key: str | bytes | None, value: bytes | None
-    ) -> list[tuple[str, bytes]] | None:
-        """The headers that sign this record (None when signing is off)."""
+    ) -> list[tuple[str, str | bytes | None]] | None:
+        """The headers that sign this record (None when signing is off), in the form every
+        client's ``produce`` / ``send`` takes."""
         if self._kid is None:
             return None
         raw_key = key.encode() if isinstance(key, str) else key

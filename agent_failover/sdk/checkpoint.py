@@ -6,11 +6,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from agent_failover.config import CheckpointMode, CheckpointPolicy
 from agent_failover.errors import CodecError
 from agent_failover.models import Checkpoint, CheckpointRef
+from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,16 @@ class CheckpointReader:
     """Reads the checkpoint record a redispatch names, by partition and offset.
 
     Owns one consumer that is assigned to one partition at a time (no group); used by one
-    thread at a time (the core serialises the starts of re-dispatched tasks).
+    thread at a time (the core serialises the starts of re-dispatched tasks). A record not signed
+    by the fleet (``signer``) is not used.
     """
 
-    def __init__(self, conf: dict[str, object], topic: str, timeout: float = 10.0) -> None:
+    def __init__(
+        self, conf: dict[str, object], topic: str, signer: Signer, timeout: float = 10.0
+    ) -> None:
         self._conf = conf
         self._topic = topic
+        self._signer = signer
         self._timeout = timeout
         self._consumer: Consumer | None = None
 
@@ -71,17 +76,17 @@ class CheckpointReader:
         """
         where = f"{self._topic}[{ref.partition}]@{ref.offset}"
         try:
-            raw = self._fetch(ref)
+            msg = self._fetch(ref)
         except KafkaException as exc:
             log.warning(
                 "task %s: cannot read checkpoint %s (%s); starting from step 0", task_id, where, exc
             )
             return None
-        if raw is None:
+        if msg is None:
             log.warning("task %s: checkpoint %s not found; starting from step 0", task_id, where)
             return None
         try:
-            checkpoint = Checkpoint.decode(raw)
+            checkpoint = self._signer.open(Checkpoint, msg)
         except CodecError as exc:
             log.warning(
                 "task %s: checkpoint %s unreadable (%s); starting from step 0", task_id, where, exc
@@ -106,7 +111,7 @@ class CheckpointReader:
             )
         return checkpoint
 
-    def _fetch(self, ref: CheckpointRef) -> bytes | None:
+    def _fetch(self, ref: CheckpointRef) -> Message | None:
         if self._consumer is None:
             self._consumer = Consumer(self._conf)
         consumer = self._consumer
@@ -123,7 +128,7 @@ class CheckpointReader:
                 if offset is None or offset < ref.offset:
                     continue
                 # Compaction removed it if the first record we get lies past it.
-                return msg.value() if offset == ref.offset else None
+                return msg if offset == ref.offset else None
             return None
         finally:
             consumer.unassign()
