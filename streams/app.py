@@ -22,6 +22,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agent_failover.config import MonitorConfig
+from agent_failover.signing import warn_if_unsigned
 from streams.fleet import FleetDirectory
 from streams.http import HttpServer, make_app
 from streams.kafkastats import stats_handler
@@ -130,8 +131,13 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         directory=directory,
     )
 
+    signer = config.kafka.signer
+    warn_if_unsigned(signer, "monitor")
+
     async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:
-        return await app.producer.send(topic, key, value, partition, None, None)
+        # Signer.headers() are bytes values; typed the way confluent-kafka takes them.
+        headers = cast("list[tuple[str, bytes]] | None", signer.headers(topic, key, value))
+        return await app.producer.send(topic, key, value, partition, None, headers)
 
     monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config), directory)
     # The normal task topic too: measured as soon as the agent consumes it.

@@ -32,6 +32,7 @@ from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
+from agent_failover.signing import Signer
 from streams.fleet import FleetDirectory
 from streams.kafkastats import STATS_INTERVAL
 from streams.state import LiveEntry
@@ -46,7 +47,11 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
     There is no inline fast path: with msgspec the model's own decoder costs about 1.5x an
     inline check, not enough to keep a second validator (``docs/architecture.md``).
     """
-    hb = Heartbeat.decode(raw)
+    return live_entry(Heartbeat.decode(raw))
+
+
+def live_entry(hb: Heartbeat) -> LiveEntry:
+    """A valid heartbeat as a :class:`LiveEntry` (``last_seen`` left at 0)."""
     return LiveEntry(
         hb.agent_id,
         hb.epoch,
@@ -68,7 +73,8 @@ class LivenessTracker:
     with the valid heartbeats' ``sent_at`` and the wall time they were received;
     ``on_dead_letter(topic, refusal)`` per bad record; ``on_stats(json)`` with librdkafka's
     statistics every :data:`~streams.kafkastats.STATS_INTERVAL`. With a ``directory``, the thread
-    also feeds it the ``fleet`` topic's summaries.
+    also feeds it the ``fleet`` topic's summaries. Records are checked and dead letters signed
+    with ``kafka``'s signer: a heartbeat or summary the fleet did not sign is dead-lettered.
     """
 
     def __init__(
@@ -84,6 +90,7 @@ class LivenessTracker:
         poll_timeout: float = 0.1,
     ) -> None:
         self._kafka = kafka
+        self._signer: Signer = kafka.signer
         self._topics = topics
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
@@ -250,7 +257,7 @@ class LivenessTracker:
                 self._on_fleet(msg, now, producer)
                 continue
             try:
-                entry = decode_heartbeat(msg.value())
+                entry = live_entry(self._signer.open(Heartbeat, msg))
             except CodecError as exc:
                 self._dead_letter(producer, msg, str(exc), exc.refusal)
                 continue
@@ -297,7 +304,7 @@ class LivenessTracker:
             # (it lists every healthy agent this worker owns, twice a second).
             return
         try:
-            summary = FleetSummary.decode(msg.value())
+            summary = self._signer.open(FleetSummary, msg)
         except CodecError as exc:
             self._dead_letter(producer, msg, str(exc), exc.refusal)
             return
@@ -313,11 +320,12 @@ class LivenessTracker:
             reason=reason,
             at=time.time(),
         )
-        value, key = record.encode(), cut_key(msg.key())
+        topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
+        headers = self._signer.headers(topic, key, value)
         try:
-            producer.produce(self._topics.dead_letter, value, key)
+            producer.produce(topic, value, key, headers=headers)
         except BufferError:
             producer.poll(0.5)
-            producer.produce(self._topics.dead_letter, value, key)
+            producer.produce(topic, value, key, headers=headers)
         if self._on_dead_letter is not None:
             self._on_dead_letter(msg.topic() or self._topics.heartbeats, refusal)

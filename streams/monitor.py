@@ -163,6 +163,7 @@ class Monitor:
             writer=self.writer,
             metrics=metrics,
             recovery=self.recovery,
+            signer=config.kafka.signer,
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.

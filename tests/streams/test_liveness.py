@@ -48,9 +48,11 @@ class FakeMessage:
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
 
     def poll(self, timeout: float) -> int:
         return 0
