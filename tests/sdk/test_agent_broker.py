@@ -213,7 +213,9 @@ def test_redispatch_goes_first_and_resumes_from_its_checkpoint(
             from_epoch=1,
             decision_id="d1",
             dispatched_at=time.time(),
-            checkpoint=CheckpointRef(partition=partition, offset=offset, step=4),
+            checkpoint=CheckpointRef(
+                partition=partition, offset=offset, step=4, task_id="moved", attempt=1, epoch=1
+            ),
         ),
     )
     eventually(lambda: "moved" in agent.in_flight(), DEADLINE_S, "the redispatch to be queued")

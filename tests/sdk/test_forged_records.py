@@ -3,11 +3,12 @@ checkpoints that the fleet did not sign are never acted on; signed ones are."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +31,8 @@ from agent_failover.models import (
     TaskEvent,
 )
 from agent_failover.sdk import Agent, TaskContext, TaskSubmitter
+from agent_failover.sdk.checkpoint import CheckpointReader
+from agent_failover.sdk.kafka import assigned_consumer_conf
 from agent_failover.signing import Signer
 
 from .conftest import DEADLINE_S, Reader, run_in_thread
@@ -212,7 +215,9 @@ def test_a_forged_checkpoint_is_not_resumed_from(
             written_at=time.time(),
         )
         partition, offset = write(sdk_bootstrap, topics.checkpoints, task_id, forged, UNSIGNED)
-        ref = CheckpointRef(partition=partition, offset=offset, step=8)
+        ref = CheckpointRef(
+            partition=partition, offset=offset, step=8, task_id=task_id, attempt=1, epoch=1
+        )
         with caplog.at_level(logging.WARNING, "agent_failover.sdk.checkpoint"):
             write(
                 sdk_bootstrap,
@@ -227,3 +232,96 @@ def test_a_forged_checkpoint_is_not_resumed_from(
         assert any("bad signature" in r.getMessage() for r in caplog.records)
     finally:
         agent.close()
+
+
+def write_batch(bootstrap: str, topic: str, records: list[Checkpoint]) -> list[tuple[int, int]]:
+    """Write checkpoints of one task signed by the fleet, in one produce batch."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "linger.ms": 50}
+    )
+    where: list[tuple[int, int]] = []
+    for record in records:
+        value = record.encode()
+        producer.produce(
+            topic,
+            key=record.task_id,
+            value=value,
+            headers=FLEET.headers(topic, record.task_id, value),
+            on_delivery=lambda err, msg: where.append((msg.partition() or 0, msg.offset() or 0)),
+        )
+    assert producer.flush(DEADLINE_S) == 0
+    return sorted(where)
+
+
+def checkpoint_of(task_id: str, step: int, *, attempt: int = 1, epoch: int = 1) -> Checkpoint:
+    return Checkpoint(
+        task_id=task_id,
+        attempt=attempt,
+        agent_id="a",
+        epoch=epoch,
+        step=step,
+        state={"step": step},
+        written_at=time.time(),
+    )
+
+
+@pytest.fixture
+def checkpoint_reader(sdk_bootstrap: str, topics: Topics) -> Iterator[CheckpointReader]:
+    """A reader of the fleet (signing key), with a deadline no test should ever reach."""
+    kafka = KafkaConfig(sdk_bootstrap, signing_key=KEY)
+    conf = assigned_consumer_conf(kafka, "forged-test", 10)
+    reader = CheckpointReader(conf, topics.checkpoints, kafka.signer, timeout=3 * DEADLINE_S)
+    yield reader
+    reader.close()
+
+
+def test_a_reference_names_the_one_checkpoint_it_may_resume(
+    checkpoint_reader: CheckpointReader,
+    sdk_bootstrap: str,
+    topics: Topics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    task_id = f"t-{uuid.uuid4().hex[:6]}"
+    steps = [checkpoint_of(task_id, step) for step in range(5)]
+    # One batch: the last records lie past the end some brokers report (docs/tansu.md).
+    where = write_batch(sdk_bootstrap, topics.checkpoints, steps)
+    partition, last = where[-1]
+
+    def ref(**changes: Any) -> CheckpointRef:
+        named = {"task_id": task_id, "attempt": 1, "epoch": 1, "step": 4}
+        fields = {"partition": partition, "offset": last, **named, **changes}
+        return CheckpointRef(**fields)
+
+    found = checkpoint_reader.read(ref(), task_id)
+    assert found is not None and found.state == {"step": 4}
+    with caplog.at_level(logging.WARNING, "agent_failover.sdk.checkpoint"):
+        for wrong in (ref(epoch=2), ref(attempt=2), ref(step=3), ref(offset=last - 1)):
+            assert checkpoint_reader.read(wrong, task_id) is None, wrong
+        assert checkpoint_reader.read(ref(task_id="other"), task_id) is None
+    reasons = [r.getMessage() for r in caplog.records]
+    assert len(reasons) == 5 and all("starting from step 0" in r for r in reasons), reasons
+    assert "the redispatch named attempt 1 epoch 2 step 4" in reasons[0]
+    assert "it names task 'other'" in reasons[4]
+
+
+def test_a_reference_past_the_end_is_refused_without_waiting_for_it(
+    checkpoint_reader: CheckpointReader,
+    sdk_bootstrap: str,
+    topics: Topics,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    task_id = f"t-{uuid.uuid4().hex[:6]}"
+    ((partition, offset),) = write_batch(
+        sdk_bootstrap, topics.checkpoints, [checkpoint_of(task_id, 0)]
+    )
+    far = CheckpointRef(
+        partition=partition, offset=10**12, step=8, task_id=task_id, attempt=1, epoch=1
+    )
+    empty = dataclasses.replace(far, partition=(partition + 1) % topics.checkpoint_partitions)
+    with caplog.at_level(logging.WARNING, "agent_failover.sdk.checkpoint"):
+        assert checkpoint_reader.read(far, task_id) is None
+        assert checkpoint_reader.read(empty, task_id) is None
+    # Refused for what the partition holds, not after the reader's deadline (3 minutes).
+    reasons = [r.getMessage() for r in caplog.records]
+    assert f"the partition ends at offset {offset + 1}" in reasons[0], reasons
+    assert "the partition is empty" in reasons[1], reasons

@@ -243,7 +243,7 @@ def claimed_and_checkpointed(
 ) -> m.CheckpointRef:
     """``agent`` claims ``task_id`` and checkpoints step 3; then a record that is not JSON
     follows on its partition (bad input must not stop anything). Returns the checkpoint."""
-    ref = m.CheckpointRef(partition=1, offset=7, step=3)
+    ref = m.CheckpointRef(partition=1, offset=7, step=3, task_id=task_id, attempt=1, epoch=epoch)
     topic = harness.topics.task_events
     harness.send(topic, agent, task_event(m.EventKind.CLAIMED, agent, epoch, task_id))
     checkpointed = task_event(m.EventKind.CHECKPOINTED, agent, epoch, task_id, checkpoint=ref)

@@ -64,7 +64,9 @@ def test_forged_records_neither_fence_a_live_agent_nor_move_a_resume_point(
     h.send(t.control, "agent-a", fence, UNSIGNED)
     # agent-v dies; then someone claims it had checkpointed far ahead.
     fleet.kill("agent-v")
-    claimed = m.CheckpointRef(partition=0, offset=10**12, step=8)
+    claimed = m.CheckpointRef(
+        partition=0, offset=10**12, step=8, task_id="t-1", attempt=1, epoch=202
+    )
     forged = task_event(m.EventKind.CHECKPOINTED, "agent-v", 202, "t-1", checkpoint=claimed)
     h.send(t.task_events, "agent-v", forged, UNSIGNED)
 
