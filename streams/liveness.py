@@ -285,9 +285,11 @@ class LivenessTracker:
                 current = entries.get(agent_id)
                 if current is not None:
                     if entry.epoch < current.epoch or (
-                        entry.epoch == current.epoch and entry.seq < current.seq
+                        entry.epoch == current.epoch and entry.seq <= current.seq
                     ):
-                        continue  # an older incarnation still beating: proves nothing about now
+                        # An older incarnation still beating, or a copy of a beat already seen
+                        # (a signed record replayed as is is still signed): nothing about now.
+                        continue
                     if entry.epoch != current.epoch:
                         changed.append(agent_id)
                     # Re-inserted at the end, so the map stays in last_seen order.
