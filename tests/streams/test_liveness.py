@@ -201,8 +201,10 @@ def test_a_heartbeat_seen_before_proves_nothing_about_now() -> None:
     alive: only a newer sequence number of the epoch refreshes it."""
     t, producer, _ = tracker()
     p = partition_for("a", TOPICS.agent_partitions)
-    t._handle([FakeMessage(hb(epoch=2, seq=4), p)], 42.0, producer)  # type: ignore[arg-type]
-    t._handle([FakeMessage(hb(epoch=2, seq=4), p)], 50.0, producer)  # type: ignore[arg-type]
+    for seq, at in ((4, 42.0), (4, 50.0)):
+        batch = [FakeMessage(hb(epoch=2, seq=seq), p)]
+        t._handle(batch, at, producer)  # type: ignore[arg-type]
     assert t.snapshot()["a"].last_seen == 42.0
-    t._handle([FakeMessage(hb(epoch=2, seq=5), p)], 51.0, producer)  # type: ignore[arg-type]
+    batch = [FakeMessage(hb(epoch=2, seq=5), p)]
+    t._handle(batch, 51.0, producer)  # type: ignore[arg-type]
     assert t.snapshot()["a"].last_seen == 51.0
