@@ -219,11 +219,7 @@ class KafkaConfig:
             raise ConfigError(f"bootstrap_servers is empty: set {BOOTSTRAP_ENV}=host:port")
         object.__setattr__(self, "security_protocol", self.security_protocol.upper())
         SETTINGS.check_fields(self, self.ENV)
-        if self.sasl_mechanism and not (self.sasl_username and self.sasl_password):
-            raise ConfigError(
-                "sasl_mechanism needs sasl_username and sasl_password "
-                "(AGENT_FAILOVER_KAFKA_SASL_USERNAME, AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
-            )
+        self._check_security()
         signer = Signer.from_settings(
             self.signing_key,
             self.signing_key_file,
@@ -231,6 +227,32 @@ class KafkaConfig:
             self.signing_key_previous_file,
         )
         object.__setattr__(self, "signer", signer)
+
+    def _check_security(self) -> None:
+        """SASL and TLS settings that contradict each other are an error, not silently ignored
+        (librdkafka skips SASL settings under a non-SASL protocol, for instance)."""
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_mechanism:
+            raise ConfigError(
+                f"security protocol {self.security_protocol} needs a SASL mechanism "
+                "(AGENT_FAILOVER_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if self.sasl_mechanism and not sasl:
+            raise ConfigError(
+                f"a SASL mechanism is set but the security protocol is {self.security_protocol}: "
+                "set AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL to SASL_SSL or SASL_PLAINTEXT"
+            )
+        if self.sasl_mechanism and not (self.sasl_username and self.sasl_password):
+            raise ConfigError(
+                "sasl_mechanism needs sasl_username and sasl_password "
+                "(AGENT_FAILOVER_KAFKA_SASL_USERNAME, AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
+            )
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise ConfigError(
+                "mutual TLS needs both the client certificate and its key "
+                "(AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+                "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION)"
+            )
 
     @classmethod
     def coerce(cls, value: KafkaConfig | str) -> KafkaConfig:

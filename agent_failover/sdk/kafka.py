@@ -160,8 +160,25 @@ def cluster_metadata(kafka: KafkaConfig, timeout: float | None = None) -> Cluste
         reason = _REASON.sub("", reasons[-1]) if reasons else exc.args[0].str()
         raise BrokerUnreachable(
             f"cannot connect to {kafka.bootstrap_servers} ({BOOTSTRAP_ENV}) "
-            f"within {timeout:g} s: {reason}"
+            f"within {timeout:g} s: {reason}{_settings_to_check(reason)}"
         ) from exc
+
+
+def _settings_to_check(reason: str) -> str:
+    """The settings behind a refusal librdkafka reports (it names no setting, and never a
+    secret): authentication, or TLS."""
+    if "SASL" in reason or "uthenticat" in reason:
+        return (
+            " (check AGENT_FAILOVER_KAFKA_SASL_MECHANISM, AGENT_FAILOVER_KAFKA_SASL_USERNAME "
+            "and AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
+        )
+    if any(word in reason for word in ("SSL", "TLS", "certificate", "security.protocol")):
+        return (
+            " (check AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL, AGENT_FAILOVER_KAFKA_SSL_CA_LOCATION, "
+            "and for mutual TLS AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+            "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION and AGENT_FAILOVER_KAFKA_SSL_KEY_PASSWORD)"
+        )
+    return ""
 
 
 def agent_topics(topics: Topics) -> list[str]:
