@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from agent_failover.broker.embedded import free_port, tansu_binary
-from agent_failover.dev.processes import die_with_parent
+from agent_failover.dev.processes import Proc, die_with_parent
 from agent_failover.dev.waiting import eventually
 
 API_VERSIONS, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 17, 36
@@ -341,12 +341,7 @@ def tansu(
         eventually(lambda: proc.poll() is None and _api_versions_answered(port), 30, "Tansu up")
         yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        Proc("tansu", proc, log).stop()
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ value) otherwise. The broker is Tansu behind the tests' relay (tests/secured_bro
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -111,10 +112,16 @@ def test_sasl_reaches_every_sdk_client(sasl_broker: Relay, mechanism: str) -> No
     a_task_runs(sasl(sasl_broker.bootstrap, mechanism))
 
 
-def test_mutual_tls_with_an_encrypted_key_reaches_every_sdk_client(
-    tls_broker: Relay, certs: Certificates
+def test_mutual_tls_with_an_encrypted_key_reaches_every_sdk_client_and_logs_no_secret(
+    tls_broker: Relay, certs: Certificates, caplog: pytest.LogCaptureFixture
 ) -> None:
-    a_task_runs(mutual_tls(tls_broker.bootstrap, certs))
+    # An application embedding the SDK keeps its own logging: nothing is masked for it.
+    with caplog.at_level(logging.DEBUG):
+        a_task_runs(mutual_tls(tls_broker.bootstrap, certs))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "agent-" in logged and "started" in logged  # the agent's own lines are there
+    for secret in (PASSWORD, SIGNING_KEY, certs.key_password):
+        assert secret not in logged
 
 
 def refusal(kafka: KafkaConfig) -> str:
