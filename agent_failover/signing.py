@@ -95,9 +95,12 @@ class Signer:
 
     def __init__(self, key: bytes | None = None, accepted: Iterable[bytes] = ()) -> None:
         self._kid = key_id(key) if key is not None else None
-        # Pre-keyed HMAC objects: copying one skips the key schedule on every record.
-        self._macs = {key_id(k): hmac.new(k, None, hashlib.sha256) for k in (*accepted, key) if k}
         self._headers_kid = self._kid.encode() if self._kid is not None else b""
+        # Pre-keyed HMAC objects (OpenSSL's, by the digest's name), by key id as the header
+        # carries it: copying one skips the key schedule on every record.
+        self._macs = {
+            key_id(k).encode(): hmac.new(k, None, "sha256") for k in (*accepted, key) if k
+        }
 
     @classmethod
     def from_settings(
@@ -134,9 +137,9 @@ class Signer:
         return self._kid
 
     def __repr__(self) -> str:
-        return f"<Signer key_id={self._kid} accepts={sorted(self._macs)}>"
+        return f"<Signer key_id={self._kid} accepts={sorted(k.decode() for k in self._macs)}>"
 
-    def _mac(self, kid: str, topic: str, key: bytes | None, value: bytes | None) -> bytes:
+    def _mac(self, kid: bytes, topic: str, key: bytes | None, value: bytes | None) -> bytes:
         mac = self._macs[kid].copy()
         mac.update(signed_bytes(topic, key, value))
         return mac.digest()
@@ -149,7 +152,7 @@ class Signer:
         if self._kid is None:
             return None
         raw_key = key.encode() if isinstance(key, str) else key
-        signature = self._mac(self._kid, topic, raw_key, value)
+        signature = self._mac(self._headers_kid, topic, raw_key, value)
         return [(SIGNATURE_HEADER, signature), (KEY_ID_HEADER, self._headers_kid)]
 
     def check(
@@ -159,18 +162,18 @@ class Signer:
         an accepted key. Does nothing when signing is off."""
         if self._kid is None:
             return
-        signature = _header(headers, SIGNATURE_HEADER)
+        signature, kid = _ours(headers)
         if signature is None:
             raise _refused(f"unsigned record (no {SIGNATURE_HEADER} header): its writer has no "
                            f"signing key ({KEY_ENV})")  # fmt: skip
-        kid = _header(headers, KEY_ID_HEADER)
-        name = kid.decode(errors="replace") if kid is not None else ""
-        if name not in self._macs:
+        if kid is None or kid not in self._macs:
+            name = kid.decode(errors="replace")[:64] if kid else f"(no {KEY_ID_HEADER} header)"
             raise _refused(
-                f"signed with key {name or '(no ' + KEY_ID_HEADER + ' header)'}, which this "
-                f"reader does not hold ({KEY_ENV}, {PREVIOUS_ENV})"
+                f"signed with key {name}, which this reader does not hold "
+                f"({KEY_ENV}, {PREVIOUS_ENV})"
             )
-        if not hmac.compare_digest(signature, self._mac(name, topic, key, value)):
+        if not hmac.compare_digest(signature, self._mac(kid, topic, key, value)):
+            name = kid.decode()
             raise _refused(
                 f"signature does not match (key {name}): the record was altered, copied from "
                 "another topic or key, or signed with another key of the same id"
@@ -198,18 +201,22 @@ def _refused(reason: str) -> CodecError:
     return CodecError(f"bad signature: {reason}", refusal=Refusal.BAD_SIGNATURE)
 
 
-def _header(headers: Headers | None, name: str) -> bytes | None:
-    """The value of header ``name``; a record carrying it twice has none that counts."""
-    if not headers:
-        return None
-    if isinstance(headers, Mapping):
-        found = [headers.get(name)]
-    else:
-        found = [v for k, v in headers if k == name]
-    if len(found) != 1 or found[0] is None:
-        return None
-    value = found[0]
-    return value.encode() if isinstance(value, str) else bytes(value)
+def _ours(headers: Headers | None) -> tuple[bytes | None, bytes | None]:
+    """The signature and key id headers (one pass: this is the heartbeat hot path); a header
+    a record carries twice has no value that counts."""
+    signature = kid = None
+    signatures = kids = 0
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    for name, value in pairs:
+        if name == SIGNATURE_HEADER:
+            signature, signatures = value, signatures + 1
+        elif name == KEY_ID_HEADER:
+            kid, kids = value, kids + 1
+    return (_bytes(signature) if signatures == 1 else None, _bytes(kid) if kids == 1 else None)
+
+
+def _bytes(value: str | bytes | None) -> bytes | None:
+    return value.encode() if isinstance(value, str) else value
 
 
 def _one_key(text: str | None, path: str | None, env: str, file_env: str) -> bytes | None:
