@@ -19,6 +19,7 @@ SDK's clients (and their rate limit) applies there.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -188,6 +190,12 @@ class _Masking(logging.Formatter):
 
 def _secrets(env: Mapping[str, str]) -> list[str]:
     values = [env.get(s.name, "") for s in SETTINGS if s.secret]
+    # A secret given as a file (AGENT_FAILOVER_SIGNING_KEY_FILE): its content is masked too.
+    for setting in SETTINGS:
+        base = setting.name.removesuffix("_FILE")
+        if base != setting.name and base in SETTINGS and SETTINGS[base].secret:
+            with contextlib.suppress(OSError, ValueError):
+                values.append(Path(env.get(setting.name, "")).read_text().strip())
     # The JSON form of a secret differs from its raw form when it has quotes or backslashes.
     escaped = [orjson.dumps(v).decode()[1:-1] for v in values]
     return sorted({v for v in values + escaped if len(v) >= _MIN_SECRET}, key=len, reverse=True)

@@ -144,11 +144,13 @@ def test_a_wrong_password_is_refused_naming_the_settings(sasl_broker: Relay) -> 
 def test_the_development_brokers_own_authentication_refuses_and_says_which_settings(
     workdir: Path,
 ) -> None:
-    """Tansu 0.6.0 with --authentication: no user can exist (docs/tansu.md), so every client is
-    refused, by the broker itself this time."""
+    """Tansu 0.6.0 with --authentication: SCRAM only, and no user can exist (docs/tansu.md), so
+    every client is refused, by the broker itself this time."""
     with tansu(workdir, authentication=True) as port:
-        message = refusal(sasl(f"127.0.0.1:{port}"))
-    assert "AGENT_FAILOVER_KAFKA_SASL_PASSWORD" in message and "unknown-user" in message, message
+        scram = refusal(sasl(f"127.0.0.1:{port}"))
+        plain = refusal(sasl(f"127.0.0.1:{port}", "PLAIN"))
+    assert "AGENT_FAILOVER_KAFKA_SASL_PASSWORD" in scram and "unknown-user" in scram, scram
+    assert "PLAIN mechanism handshake failed" in plain, plain
 
 
 def test_tls_without_a_client_certificate_or_with_another_ca_is_refused(
