@@ -3,8 +3,8 @@
 * :data:`SETTINGS`: every environment variable agent-failover reads (name, type and bounds,
   default, who reads it, help). Each ``from_env`` reads through it, the unknown-variable check
   compares against it, and the README's configuration table is generated from it.
-* :class:`KafkaConfig`: how to reach the broker (bootstrap servers, security). Secrets are kept out
-  of ``repr`` and logs.
+* :class:`KafkaConfig`: how to reach the broker (bootstrap servers, SASL and TLS) and how records
+  are signed (the fleet's signing key). Secrets are kept out of ``repr`` and logs.
 * :class:`Topics`: topic names (one prefix) and partition counts.
 * :class:`AgentConfig`: what an agent embedding the SDK needs.
 * :class:`MonitorConfig`: the monitor's detection and failover policy.
@@ -36,6 +36,7 @@ from agent_failover.settings import (
     count,
     seconds,
 )
+from agent_failover.signing import Signer
 
 ENV_PREFIX = "AGENT_FAILOVER_"
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
@@ -95,6 +96,16 @@ SETTINGS = Registry([
        "private key of the client certificate (PEM file)"),
     _s("KAFKA_SSL_KEY_PASSWORD", "kafka.ssl_key_password", Text(), "",
        "password of that private key (never logged)", secret=True),
+    _s("SIGNING_KEY", "kafka.signing_key", Text(), "off",
+       "the fleet's key: every record written is signed with it, every record read must be "
+       "signed (at least 16 bytes; never logged; docs/security.md)", secret=True),
+    _s("SIGNING_KEY_FILE", "kafka.signing_key_file", Text(), "",
+       "file holding that key instead (a mounted Secret; surrounding blanks ignored)"),
+    _s("SIGNING_KEY_PREVIOUS", "kafka.signing_key_previous", Text(), "",
+       "a second key accepted when reading, never used to sign: the old key during a rotation "
+       "(never logged)", secret=True),
+    _s("SIGNING_KEY_PREVIOUS_FILE", "kafka.signing_key_previous_file", Text(), "",
+       "file holding that second key instead"),
     _s("TOPIC_PREFIX", "topics.prefix", Text(200, _TOPIC_CHARS, "a-z A-Z 0-9 . _ -"), "`af.`",
        "prefix of every topic name"),
     _s("AGENT_PARTITIONS", "topics.agent_partitions", count(10_000), "8",
@@ -154,8 +165,6 @@ SETTINGS = Registry([
     _s("LOG_LEVEL", "", Choice(LOG_LEVELS), "`INFO`",
        "logging level of agent-failover, faust and librdkafka in the `agent-failover` commands "
        "and wherever `setup_logging()` is called (`--log-level`)", "all"),
-    _s("SIGNING_KEY", "", Text(), "", "fleet key for record signatures (being wired in)", "all",
-       secret=True),
     _s("LOG_FORMAT", "", Choice(LOG_FORMATS), "`text`",
        "`json`: one JSON object per line, for log shippers (`--log-format`)", "all"),
     _s("BROKER_IS_TANSU", "", Choice(("1", "0", "true", "false", "yes", "no")), "detected",
@@ -197,6 +206,14 @@ class KafkaConfig:
     ssl_key_password: str | None = dataclasses.field(default=None, repr=False)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
     connect_timeout: float = 5.0
+    # Record signatures (docs/security.md): the key itself or a file holding it, and a second
+    # key accepted on read during a rotation. Kept out of repr and logs.
+    signing_key: str | None = dataclasses.field(default=None, repr=False)
+    signing_key_file: str | None = None
+    signing_key_previous: str | None = dataclasses.field(default=None, repr=False)
+    signing_key_previous_file: str | None = None
+    #: Signs what this configuration's clients write and checks what they read.
+    signer: Signer = dataclasses.field(init=False, repr=False, compare=False)
 
     ENV: ClassVar[dict[str, str]] = SETTINGS.fields("kafka")
 
@@ -205,10 +222,39 @@ class KafkaConfig:
             raise ConfigError(f"bootstrap_servers is empty: set {BOOTSTRAP_ENV}=host:port")
         object.__setattr__(self, "security_protocol", self.security_protocol.upper())
         SETTINGS.check_fields(self, self.ENV)
+        self._check_security()
+        signer = Signer.from_settings(
+            self.signing_key,
+            self.signing_key_file,
+            self.signing_key_previous,
+            self.signing_key_previous_file,
+        )
+        object.__setattr__(self, "signer", signer)
+
+    def _check_security(self) -> None:
+        """SASL and TLS settings that contradict each other are an error, not silently ignored
+        (librdkafka skips SASL settings under a non-SASL protocol, for instance)."""
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_mechanism:
+            raise ConfigError(
+                f"security protocol {self.security_protocol} needs a SASL mechanism "
+                "(AGENT_FAILOVER_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if self.sasl_mechanism and not sasl:
+            raise ConfigError(
+                f"a SASL mechanism is set but the security protocol is {self.security_protocol}: "
+                "set AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL to SASL_SSL or SASL_PLAINTEXT"
+            )
         if self.sasl_mechanism and not (self.sasl_username and self.sasl_password):
             raise ConfigError(
                 "sasl_mechanism needs sasl_username and sasl_password "
                 "(AGENT_FAILOVER_KAFKA_SASL_USERNAME, AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
+            )
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise ConfigError(
+                "mutual TLS needs both the client certificate and its key "
+                "(AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+                "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION)"
             )
 
     @classmethod

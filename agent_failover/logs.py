@@ -19,6 +19,7 @@ SDK's clients (and their rate limit) applies there.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import os
@@ -27,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -124,17 +126,23 @@ def is_client_logger(name: str) -> bool:
     return name == "aiokafka" or name.startswith("aiokafka.") or "librdkafka" in name
 
 
+def rate_limited(name: str) -> logging.Logger:
+    """The logger ``name``, its lines rate limited like the Kafka clients' (:data:`BURST` lines of
+    each message per :data:`INTERVAL`): for lines a stream of bad records would repeat."""
+    logger = logging.getLogger(name)
+    # A logger's filters see only records logged on it, not its children's: one per logger.
+    if _rate_limit not in logger.filters:
+        logger.addFilter(_rate_limit)
+    return logger
+
+
 def kafka_log_settings(role: str) -> dict[str, Any]:
     """confluent-kafka settings that send a client's log lines to Python logging, rate limited.
 
     ``role`` names the logger (``agent_failover.librdkafka.<role>``): ``producer``,
     ``consumer``, ``admin``, ``liveness``, ... Merge the result into the client's configuration.
     """
-    logger = logging.getLogger(f"{LIBRDKAFKA_LOGGER}.{role}")
-    # A logger's filters see only records logged on it, not its children's: one per logger.
-    if _rate_limit not in logger.filters:
-        logger.addFilter(_rate_limit)
-    return {"logger": logger}
+    return {"logger": rate_limited(f"{LIBRDKAFKA_LOGGER}.{role}")}
 
 
 class DemotedLogger(logging.LoggerAdapter[logging.Logger]):
@@ -182,6 +190,12 @@ class _Masking(logging.Formatter):
 
 def _secrets(env: Mapping[str, str]) -> list[str]:
     values = [env.get(s.name, "") for s in SETTINGS if s.secret]
+    # A secret given as a file (AGENT_FAILOVER_SIGNING_KEY_FILE): its content is masked too.
+    for setting in SETTINGS:
+        base = setting.name.removesuffix("_FILE")
+        if base != setting.name and base in SETTINGS and SETTINGS[base].secret:
+            with contextlib.suppress(OSError, ValueError):
+                values.append(Path(env.get(setting.name, "")).read_text().strip())
     # The JSON form of a secret differs from its raw form when it has quotes or backslashes.
     escaped = [orjson.dumps(v).decode()[1:-1] for v in values]
     return sorted({v for v in values + escaped if len(v) >= _MIN_SECRET}, key=len, reverse=True)

@@ -13,6 +13,7 @@ first access from the environment (:meth:`MonitorConfig.from_env`).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Callable, Collection
 from typing import Any, cast
@@ -22,7 +23,9 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from agent_failover.broker import compat
-from agent_failover.config import MonitorConfig
+from agent_failover.config import KafkaConfig, MonitorConfig
+from agent_failover.errors import ConfigError
+from agent_failover.signing import warn_if_unsigned
 from streams.fleet import FleetDirectory
 from streams.http import HttpServer, make_app
 from streams.kafkastats import stats_handler
@@ -60,6 +63,39 @@ def _compat(config: MonitorConfig) -> tuple[dict[str, Any], int]:
         session = TANSU_SESSION_TIMEOUT if tansu else SESSION_TIMEOUT
     settings["broker_session_timeout"] = session
     return settings, compat.TANSU_FETCH_MAX_WAIT_MS if tansu else FETCH_WAIT_MS
+
+
+def broker_credentials(kafka: KafkaConfig) -> Any:
+    """faust's ``broker_credentials`` for ``kafka``'s security settings: the same SASL mechanism,
+    user and password, CA and client certificate as the librdkafka clients get (None: plaintext).
+
+    Raises :class:`ConfigError` naming the variables if a TLS file cannot be loaded.
+    """
+    protocol = kafka.security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        try:
+            context = ssl.create_default_context(cafile=kafka.ssl_ca_location)
+            if kafka.ssl_certificate_location:
+                context.load_cert_chain(
+                    kafka.ssl_certificate_location,
+                    kafka.ssl_key_location,
+                    kafka.ssl_key_password,
+                )
+        except (OSError, ssl.SSLError) as exc:  # the message names the file, never the password
+            raise ConfigError(
+                "cannot load the TLS files (AGENT_FAILOVER_KAFKA_SSL_CA_LOCATION, "
+                "AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+                f"AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION, ..._KEY_PASSWORD): {exc}"
+            ) from None
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def _committed_reader(config: MonitorConfig) -> Any:
@@ -122,6 +158,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         "datadir": config.data_dir,
         "autodiscover": False,
         "producer_acks": -1,
+        "broker_credentials": broker_credentials(config.kafka),
     }
     broker_settings, fetch_wait_ms = _compat(config)
     settings.update(broker_settings)
@@ -141,8 +178,13 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         fetch_wait_ms=fetch_wait_ms,
     )
 
+    signer = config.kafka.signer
+    warn_if_unsigned(signer, "monitor")
+
     async def send(topic: str, key: bytes, value: bytes, partition: int) -> Any:
-        return await app.producer.send(topic, key, value, partition, None, None)
+        # Signer.headers() are bytes values; typed the way confluent-kafka takes them.
+        headers = cast("list[tuple[str, bytes]] | None", signer.headers(topic, key, value))
+        return await app.producer.send(topic, key, value, partition, None, headers)
 
     monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config), directory)
     # The normal task topic too: measured as soon as the agent consumes it.

@@ -8,7 +8,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Protocol
 
-#: send(topic, key, value, partition) -> awaitable acknowledgement (faust producer semantics).
+from agent_failover.signing import Headers
+
+#: send(topic, key, value, partition) -> awaitable acknowledgement (faust producer semantics). It
+#: signs every record with the fleet's key (:mod:`agent_failover.signing`).
 Send = Callable[[str, bytes, bytes, int], Awaitable[Awaitable[Any]]]
 #: committed(partitions) -> the agents group's committed offset per (topic, partition); blocking,
 #: run in an executor.
@@ -23,3 +26,4 @@ class Message(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers | None

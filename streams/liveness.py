@@ -44,6 +44,7 @@ from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
+from agent_failover.signing import Signer
 from streams.catchup import CatchUp, PartitionLag
 from streams.fleet import FleetDirectory
 from streams.kafkastats import STATS_INTERVAL
@@ -66,7 +67,11 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
     There is no inline fast path: with msgspec the model's own decoder costs about 1.5x an
     inline check, not enough to keep a second validator (``docs/architecture.md``).
     """
-    hb = Heartbeat.decode(raw)
+    return live_entry(Heartbeat.decode(raw))
+
+
+def live_entry(hb: Heartbeat) -> LiveEntry:
+    """A valid heartbeat as a :class:`LiveEntry` (``last_seen`` left at 0)."""
     return LiveEntry(
         hb.agent_id,
         hb.epoch,
@@ -88,8 +93,9 @@ class LivenessTracker:
     with the valid heartbeats' ``sent_at`` and the wall time they were received;
     ``on_dead_letter(topic, refusal)`` per bad record; ``on_stats(json)`` with librdkafka's
     statistics every :data:`~streams.kafkastats.STATS_INTERVAL`. With a ``directory``, the thread
-    also feeds it the ``fleet`` topic's summaries. ``fetch_wait_ms``
-    is the consumer's ``fetch.wait.max.ms`` (see :data:`FETCH_WAIT_MS`).
+    also feeds it the ``fleet`` topic's summaries. Records are checked and dead letters signed
+    with ``kafka``'s signer: a heartbeat or summary the fleet did not sign is dead-lettered.
+    ``fetch_wait_ms`` is the consumer's ``fetch.wait.max.ms`` (see :data:`FETCH_WAIT_MS`).
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class LivenessTracker:
         fetch_wait_ms: int = FETCH_WAIT_MS,
     ) -> None:
         self._kafka = kafka
+        self._signer: Signer = kafka.signer
         self._topics = topics
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
@@ -327,7 +334,7 @@ class LivenessTracker:
                 self._on_fleet(msg, now, producer)
                 continue
             try:
-                entry = decode_heartbeat(msg.value())
+                entry = live_entry(self._signer.open(Heartbeat, msg))
             except CodecError as exc:
                 self._dead_letter(producer, msg, str(exc), exc.refusal)
                 continue
@@ -355,9 +362,11 @@ class LivenessTracker:
                 current = entries.get(agent_id)
                 if current is not None:
                     if entry.epoch < current.epoch or (
-                        entry.epoch == current.epoch and entry.seq < current.seq
+                        entry.epoch == current.epoch and entry.seq <= current.seq
                     ):
-                        continue  # an older incarnation still beating: proves nothing about now
+                        # An older incarnation still beating, or a copy of a beat already seen
+                        # (a signed record replayed as is is still signed): nothing about now.
+                        continue
                     if entry.epoch != current.epoch:
                         changed.append(agent_id)
                     # Re-inserted at the end, so the map stays in last_seen order.
@@ -374,7 +383,7 @@ class LivenessTracker:
             # (it lists every healthy agent this worker owns, twice a second).
             return
         try:
-            summary = FleetSummary.decode(msg.value())
+            summary = self._signer.open(FleetSummary, msg)
         except CodecError as exc:
             self._dead_letter(producer, msg, str(exc), exc.refusal)
             return
@@ -390,11 +399,12 @@ class LivenessTracker:
             reason=reason,
             at=time.time(),
         )
-        value, key = record.encode(), cut_key(msg.key())
+        topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
+        headers = self._signer.headers(topic, key, value)
         try:
-            producer.produce(self._topics.dead_letter, value, key)
+            producer.produce(topic, value, key, headers=headers)
         except BufferError:
             producer.poll(0.5)
-            producer.produce(self._topics.dead_letter, value, key)
+            producer.produce(topic, value, key, headers=headers)
         if self._on_dead_letter is not None:
             self._on_dead_letter(msg.topic() or self._topics.heartbeats, refusal)

@@ -167,6 +167,7 @@ class Monitor:
             writer=self.writer,
             metrics=metrics,
             recovery=self.recovery,
+            signer=config.kafka.signer,
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
         self._skipping: Skipped | None = Skipped.ASSIGNING  # why the last tick decided nothing

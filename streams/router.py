@@ -1,8 +1,9 @@
 """The records of the monitor's faust agent, each decoded, checked and handed to its part.
 
 ``task-events``, ``tasks.priority`` and ``control`` are co-partitioned by agent id. A record that
-does not decode, or that sits in a partition other than its agent's, goes to the dead-letter
-topic with the reason and is skipped: no single record may stop the monitor.
+is not signed by the fleet (when it has a key), does not decode, or sits in a partition other
+than its agent's, goes to the dead-letter topic with the reason and is skipped: no single record
+may stop the monitor.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TypeVar
 from agent_failover.config import Topics
 from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import Control, EventKind, Record, Redispatch, TaskEvent
+from agent_failover.signing import Signer
 from streams.channels import Message, Send
 from streams.deadletters import cut_key, dead_letter
 from streams.events import FENCED_EPOCH, EventResult, apply_event, apply_redispatch
@@ -45,9 +47,11 @@ class Router:
         writer: DecisionWriter,
         metrics: MonitorMetrics,
         recovery: RecoveryBook,
+        signer: Signer,
     ) -> None:
         self._topics = topics
         self._send = send
+        self._signer = signer
         self._ownership = ownership
         self._index = index
         self._writer = writer
@@ -116,7 +120,7 @@ class Router:
 
     async def _decode(self, cls: type[_R], msg: Message, key_of: Callable[[_R], str]) -> _R | None:
         try:
-            rec = cls.decode(msg.value)
+            rec = self._signer.open(cls, msg)
         except CodecError as exc:
             await self._dead_letter(msg, str(exc), exc.refusal)
             return None

@@ -31,7 +31,8 @@ KEEP_DECIDED = 1024
 KEEP_DONE = 1024
 
 #: Version of the table's record layout (``"v"``); checked on read, see :func:`decode_record`.
-STATE_VERSION = 2
+#: 3: checkpoint references name their task, attempt and epoch.
+STATE_VERSION = 3
 #: The ``record_type`` of a :class:`CodecError` about a table value.
 TABLE_RECORD = "agent_record"
 
@@ -152,8 +153,27 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 checkpoint references had no task, attempt and epoch: give them the slot's.
+
+    Right for the checkpoints the slot's attempt wrote; for a resume point of an earlier attempt
+    (an attempt that has not checkpointed yet) it is not, and the agent resuming it refuses the
+    record and starts the task from step 0: nothing is lost, some steps are redone.
+    """
+    if type(data.get("tasks")) is not dict:
+        return data  # malformed: the conversion below names what is wrong
+    tasks = {}
+    for task_id, slot in data["tasks"].items():
+        ref = slot.get("checkpoint") if type(slot) is dict else None
+        if type(ref) is dict:
+            named = {"task_id": task_id, "attempt": slot["attempt"], "epoch": slot["epoch"]}
+            slot = {**slot, "checkpoint": {**named, **ref}}
+        tasks[task_id] = slot
+    return {**data, "tasks": tasks}
+
+
 def decode_record(raw: bytes) -> AgentRecord:
-    """Inverse of :func:`encode_record`; also reads version 1 records.
+    """Inverse of :func:`encode_record`; also reads version 1 and 2 records.
 
     Raises :class:`CodecError` for anything else, naming the version when it is one this monitor
     does not know (a newer monitor wrote it).
@@ -163,13 +183,15 @@ def decode_record(raw: bytes) -> AgentRecord:
     except orjson.JSONDecodeError as exc:
         raise _error(f"not JSON ({exc})") from exc
     version = data.get("v") if type(data) is dict else None
-    if type(version) is not int or version not in (1, STATE_VERSION):
+    if type(version) is not int or version not in (1, 2, STATE_VERSION):
         raise _error(
-            f"version {version!r} is not supported: this monitor reads versions 1 and "
+            f"version {version!r} is not supported: this monitor reads versions 1 to "
             f"{STATE_VERSION} (a newer monitor wrote it, or it is not a table record)"
         )
     try:
-        fields = data["agent"] if version == STATE_VERSION else _from_v1(data)
+        fields = _from_v1(data) if version == 1 else data["agent"]
+        if version < STATE_VERSION:
+            fields = _from_v2(fields)
         return msgspec.convert(fields, type=AgentRecord, strict=True)
     except msgspec.ValidationError as exc:
         raise _error(str(exc)) from None

@@ -115,6 +115,14 @@ class Record:
             reason = rule.check(self)
             if reason is not None:
                 raise self._error(reason)
+        reason = self._consistency()
+        if reason is not None:
+            raise self._error(reason)
+
+    def _consistency(self) -> str | None:
+        """Why this record breaks a rule the schema cannot state (fields that must agree), or
+        None; checked on construction and on decode, like ``RULES``."""
+        return None
 
     @classmethod
     def _error(cls, reason: str, refusal: Refusal = Refusal.INVALID) -> CodecError:

@@ -99,12 +99,47 @@ class Checkpoint(Record):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckpointRef(Record):
-    """Where a checkpoint lies: partition and offset in the checkpoints topic, and its step."""
+    """Where a checkpoint lies (partition and offset in the checkpoints topic) and which one it
+    is: its task, attempt, epoch and step. A reader uses the record at that offset only if it
+    is that checkpoint.
+    """
 
     RECORD_TYPE: ClassVar[str] = "checkpoint_ref"
     partition: NonNegative
     offset: NonNegative
     step: Step
+    task_id: TaskId
+    attempt: Attempt
+    epoch: Epoch
+
+    def names(self, checkpoint: Checkpoint) -> bool:
+        """Whether ``checkpoint`` is the one this reference names."""
+        return (self.task_id, self.attempt, self.epoch, self.step) == (
+            checkpoint.task_id,
+            checkpoint.attempt,
+            checkpoint.epoch,
+            checkpoint.step,
+        )
+
+
+def _own(ref: CheckpointRef, task_id: str, attempt: int, epoch: int) -> str | None:
+    """Why ``ref`` is not a checkpoint of attempt ``attempt`` of ``task_id`` by ``epoch``."""
+    if (ref.task_id, ref.attempt, ref.epoch) == (task_id, attempt, epoch):
+        return None
+    return (
+        f"its checkpoint is task {ref.task_id!r} attempt {ref.attempt} epoch {ref.epoch}, "
+        f"not this attempt's (task {task_id!r} attempt {attempt} epoch {epoch})"
+    )
+
+
+def _earlier(ref: CheckpointRef, task_id: str, attempt: int) -> str | None:
+    """Why ``ref`` is not a checkpoint of ``task_id`` from an attempt before ``attempt``."""
+    if ref.task_id == task_id and ref.attempt < attempt:
+        return None
+    return (
+        f"its checkpoint is task {ref.task_id!r} attempt {ref.attempt}, not an earlier attempt "
+        f"of task {task_id!r} than {attempt}"
+    )
 
 
 CheckpointLocation = Annotated[
@@ -130,7 +165,8 @@ class TaskEvent(Record):
     `agent_started` / `agent_stopped` carry no task; every other kind carries `task_id` and
     `attempt`. `claiming` and `claimed` carry the task itself; `claiming` also carries where it
     came from (`source`) when it came from the normal task topic. `checkpointed` and `released`
-    carry the checkpoint's location.
+    carry a checkpoint: for `checkpointed` the attempt's own (same task, attempt and epoch), for
+    `released` its own or the one the attempt resumed from (an earlier attempt of the task).
     """
 
     RECORD_TYPE: ClassVar[str] = "task_event"
@@ -156,10 +192,19 @@ class TaskEvent(Record):
     error: str | None = None
     schema_version: Version = SCHEMA_VERSION
 
+    def _consistency(self) -> str | None:
+        ref, task_id, attempt = self.checkpoint, self.task_id, self.attempt
+        if ref is None or task_id is None or attempt is None:
+            return None
+        if self.kind is EventKind.RELEASED and _earlier(ref, task_id, attempt) is None:
+            return None  # the point this attempt resumed from: it wrote no checkpoint since
+        return _own(ref, task_id, attempt, self.epoch)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlanEntry(Record):
-    """One task's move in a control decision: new attempt, target (or none yet), resume point."""
+    """One task's move in a control decision: new attempt, target (or none yet), resume point
+    (a checkpoint of an earlier attempt of the task)."""
 
     RECORD_TYPE: ClassVar[str] = "plan_entry"
     RULES: ClassVar[tuple[Needs, ...]] = together("target_agent_id", "target_epoch")
@@ -168,6 +213,9 @@ class PlanEntry(Record):
     target_agent_id: TargetAgentId = None
     target_epoch: Epoch | None = None
     checkpoint: CheckpointLocation = None
+
+    def _consistency(self) -> str | None:
+        return _earlier(self.checkpoint, self.task_id, self.attempt) if self.checkpoint else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -205,7 +253,8 @@ class Redispatch(Record):
     """A task moved to a chosen agent. Topic `tasks.priority`, key: target_agent_id.
 
     Identical copies of one `(task_id, attempt)` can appear after a monitor restart; receivers
-    act on the first and ignore the rest.
+    act on the first and ignore the rest. The checkpoint, if any, is of an earlier attempt of the
+    task.
     """
 
     RECORD_TYPE: ClassVar[str] = "redispatch"
@@ -235,6 +284,9 @@ class Redispatch(Record):
     def task_id(self) -> str:
         """The moved task's id."""
         return self.task.task_id
+
+    def _consistency(self) -> str | None:
+        return _earlier(self.checkpoint, self.task_id, self.attempt) if self.checkpoint else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

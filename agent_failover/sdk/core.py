@@ -57,6 +57,7 @@ from agent_failover.sdk.intake import (
     RedispatchFilter,
     assign_at_end,
     interpret_control,
+    refused,
 )
 from agent_failover.sdk.kafka import (
     ConfirmingProducer,
@@ -69,6 +70,7 @@ from agent_failover.sdk.kafka import (
     resolve_fetch_wait,
     wait_delivered,
 )
+from agent_failover.signing import warn_if_unsigned
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +213,13 @@ class AgentCore:
         cfg = self.config
         check_broker(cfg.kafka, cfg.topics)  # fails within seconds, naming address or topics
         topics = cfg.topics
+        signer = cfg.kafka.signer
+        warn_if_unsigned(signer, f"agent {cfg.agent_id}")
         epoch = self._epoch = new_epoch()
         self._filter = RedispatchFilter(cfg.agent_id, epoch)
-        self._producer = ConfirmingProducer(producer_conf(cfg.kafka, self._name), name=self._name)
+        self._producer = ConfirmingProducer(
+            producer_conf(cfg.kafka, self._name), name=self._name, signer=signer
+        )
         self._producer.start()
         # Position the listener before announcing the epoch: the monitor may re-dispatch to it
         # right after agent_started.
@@ -232,6 +238,7 @@ class AgentCore:
         self._reader = CheckpointReader(
             assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", fetch_wait),
             topics.checkpoints,
+            signer,
         )
         try:
             self._reader.warm()  # a failover's resume should not pay for a new connection
@@ -258,6 +265,7 @@ class AgentCore:
             on_control=self._on_control,
             on_redispatch=self._on_redispatch,
             on_failure=self.fail,
+            signer=signer,
             name=self._name,
         )
         self._listener.start()
@@ -265,6 +273,7 @@ class AgentCore:
             group_consumer_conf(cfg.kafka, self._name, cfg.group_id, cfg.session_timeout_ms),
             topics.tasks,
             self,
+            signer=signer,
             name=self._name,
         )
         self._intake.start()
@@ -490,8 +499,9 @@ class AgentCore:
         return True
 
     def skip_bad_task(self, msg: Message, reason: str) -> None:
-        """Dead-letter a task-topic record that is not a task, so it is not silently lost."""
-        log.warning(
+        """Dead-letter a task-topic record that is not a task (unreadable, or not signed by the
+        fleet), so it is not silently lost."""
+        refused.warning(
             "skipping bad task record %s[%s]@%s: %s",
             msg.topic(),
             msg.partition(),

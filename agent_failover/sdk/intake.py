@@ -19,11 +19,15 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from agent_failover.errors import BrokerError, CodecError
+from agent_failover.logs import rate_limited
 from agent_failover.models import Control, ControlKind, Redispatch, SourceRef, Task
 from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
+from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
+#: Records refused (not decodable, or not signed by the fleet): a stream of them is rate limited.
+refused = rate_limited(f"{__name__}.refused")
 
 # --- pure decisions ---------------------------------------------------------------------------
 
@@ -112,7 +116,11 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
 
 
 class Listener(BackgroundLoop):
-    """Reads control and priority records for this agent and passes them on, decoded."""
+    """Reads control and priority records for this agent and passes them on, decoded.
+
+    Only records signed by the fleet (``signer``) are passed on: a forged fence or re-dispatch is
+    skipped with a (rate-limited) warning.
+    """
 
     def __init__(
         self,
@@ -123,9 +131,11 @@ class Listener(BackgroundLoop):
         on_control: Callable[[Control], None],
         on_redispatch: Callable[[Redispatch], None],
         on_failure: Callable[[BaseException], None],
+        signer: Signer,
         name: str,
     ) -> None:
         self._consumer = consumer
+        self._signer = signer
         self._control_topic = control_topic
         self._priority_topic = priority_topic
         self._on_control = on_control
@@ -149,12 +159,12 @@ class Listener(BackgroundLoop):
         topic = msg.topic()
         try:
             if topic == self._control_topic:
-                self._on_control(Control.decode(msg.value()))
+                self._on_control(self._signer.open(Control, msg))
             elif topic == self._priority_topic:
-                self._on_redispatch(Redispatch.decode(msg.value()))
+                self._on_redispatch(self._signer.open(Redispatch, msg))
         except CodecError as exc:
             # The monitor dead-letters bad records it sees; an agent only skips them.
-            log.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
+            refused.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
 
 
 # --- the intake thread ------------------------------------------------------------------------
@@ -200,13 +210,17 @@ class NormalIntake:
     """The intake thread: re-dispatches first, then the normal task topic, within capacity.
 
     When no slot is free it pauses its partitions but keeps polling, so the group membership
-    stays alive (``max.poll.interval.ms``) and rebalances are served.
+    stays alive (``max.poll.interval.ms``) and rebalances are served. A record not signed by the
+    fleet (``signer``) is no task: it is reported like an unreadable one.
     """
 
     POLL_S = 0.05
 
-    def __init__(self, conf: dict[str, Any], topic: str, host: IntakeHost, *, name: str) -> None:
+    def __init__(
+        self, conf: dict[str, Any], topic: str, host: IntakeHost, *, signer: Signer, name: str
+    ) -> None:
         self._conf = conf
+        self._signer = signer
         self._topic = topic
         self._host = host
         self._consumer: Consumer | None = None
@@ -275,7 +289,7 @@ class NormalIntake:
             self._seek_back(consumer, topic, partition, offset)
             return
         try:
-            task = Task.decode(msg.value())
+            task = self._signer.open(Task, msg)
         except CodecError as exc:
             self._host.skip_bad_task(msg, str(exc))
             self._commit(consumer, topic, partition, offset)

@@ -34,6 +34,7 @@ from agent_failover.errors import (
     TopicSetupError,
 )
 from agent_failover.logs import DemotedLogger, kafka_log_settings
+from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,25 @@ def cluster_metadata(kafka: KafkaConfig, timeout: float | None = None) -> Cluste
         reason = _REASON.sub("", reasons[-1]) if reasons else exc.args[0].str()
         raise BrokerUnreachable(
             f"cannot connect to {kafka.bootstrap_servers} ({BOOTSTRAP_ENV}) "
-            f"within {timeout:g} s: {reason}"
+            f"within {timeout:g} s: {reason}{_settings_to_check(reason)}"
         ) from exc
+
+
+def _settings_to_check(reason: str) -> str:
+    """The settings behind a refusal librdkafka reports (it names no setting, and never a
+    secret): authentication, or TLS."""
+    if "SASL" in reason or "uthenticat" in reason:
+        return (
+            " (check AGENT_FAILOVER_KAFKA_SASL_MECHANISM, AGENT_FAILOVER_KAFKA_SASL_USERNAME "
+            "and AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
+        )
+    if any(word in reason for word in ("SSL", "TLS", "certificate", "security.protocol")):
+        return (
+            " (check AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL, AGENT_FAILOVER_KAFKA_SSL_CA_LOCATION, "
+            "and for mutual TLS AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+            "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION and AGENT_FAILOVER_KAFKA_SSL_KEY_PASSWORD)"
+        )
+    return ""
 
 
 def agent_topics(topics: Topics) -> list[str]:
@@ -217,12 +235,14 @@ class ConfirmingProducer:
     """A confluent-kafka producer whose ``send()`` returns a future resolved by the broker's ack.
 
     A background thread serves delivery reports (``poll``), so callers never poll themselves and
-    ``send()`` never blocks. Thread-safe.
+    ``send()`` never blocks. Every record is signed with ``signer`` (nothing is, without a key).
+    Thread-safe.
     """
 
-    def __init__(self, conf: dict[str, Any], *, name: str) -> None:
+    def __init__(self, conf: dict[str, Any], *, name: str, signer: Signer) -> None:
         self._conf = conf
         self._name = name
+        self._signer = signer
         self._producer: Producer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -263,7 +283,13 @@ class ConfirmingProducer:
                 future.set_result(Delivered(topic, msg.partition() or 0, msg.offset() or 0))
 
         try:
-            self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=self._signer.headers(topic, key, value),
+                on_delivery=on_delivery,
+            )
         except BufferError as exc:
             raise BrokerError(f"write to {topic} refused: local queue full") from exc
         except KafkaException as exc:

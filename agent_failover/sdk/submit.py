@@ -16,12 +16,14 @@ from agent_failover.sdk.kafka import (
     producer_conf,
     wait_delivered,
 )
+from agent_failover.signing import warn_if_unsigned
 
 
 class TaskSubmitter:
     """Writes :class:`~agent_failover.models.Task` records to ``tasks`` (key: task id).
 
-    Each submit returns once the broker confirmed the write (idempotent producer, ``acks=all``).
+    Each submit returns once the broker confirmed the write (idempotent producer, ``acks=all``),
+    signed with the fleet's key when ``kafka`` has one (``AGENT_FAILOVER_SIGNING_KEY``).
     Nothing connects before the first submit (or ``with``); then a probe checks that the broker
     answers and the task topic exists (:class:`~agent_failover.errors.BrokerUnreachable`,
     :class:`~agent_failover.errors.TopicSetupError`: nothing is written where nobody reads).
@@ -42,8 +44,11 @@ class TaskSubmitter:
             raise LifecycleError("TaskSubmitter is closed")
         if self._producer is None:
             check_broker(self._kafka, self._topics, need=[self._topics.tasks])
+            warn_if_unsigned(self._kafka.signer, "task submitter")
             producer = ConfirmingProducer(
-                producer_conf(self._kafka, "af-submitter"), name="af-submitter"
+                producer_conf(self._kafka, "af-submitter"),
+                name="af-submitter",
+                signer=self._kafka.signer,
             )
             producer.start()
             self._producer = producer

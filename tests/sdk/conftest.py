@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -129,3 +130,18 @@ def start_agent(agent_config: Callable[..., AgentConfig]) -> Iterator[Callable[.
     yield make
     for agent in agents:
         agent.close()
+
+
+def run_in_thread(agent: Agent) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``agent.run()`` in a thread; the list receives what ``run()`` raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run(handle_signals=False)
+        except BaseException as exc:
+            raised.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    return runner, raised

@@ -32,7 +32,7 @@ from agent_failover.sdk import Agent, TaskContext, TaskReleased, TaskSubmitter, 
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.kafka import assigned_consumer_conf
 
-from .conftest import DEADLINE_S, Reader
+from .conftest import DEADLINE_S, Reader, run_in_thread
 
 pytestmark = pytest.mark.broker
 
@@ -134,8 +134,9 @@ def test_submitted_task_is_claimed_checkpointed_and_completed(
     # Every returned offset holds the checkpoint the event reports.
     refs = [e.checkpoint for e in mine if e.kind is EventKind.CHECKPOINTED]
     assert [r.offset for r in refs if r is not None] == offsets
+    kafka = KafkaConfig(sdk_bootstrap)
     reader_ = CheckpointReader(
-        assigned_consumer_conf(KafkaConfig(sdk_bootstrap), "sdk-test", 10), topics.checkpoints
+        assigned_consumer_conf(kafka, "sdk-test", 10), topics.checkpoints, kafka.signer
     )
     try:
         for ref in refs:
@@ -212,7 +213,9 @@ def test_redispatch_goes_first_and_resumes_from_its_checkpoint(
             from_epoch=1,
             decision_id="d1",
             dispatched_at=time.time(),
-            checkpoint=CheckpointRef(partition=partition, offset=offset, step=4),
+            checkpoint=CheckpointRef(
+                partition=partition, offset=offset, step=4, task_id="moved", attempt=1, epoch=1
+            ),
         ),
     )
     eventually(lambda: "moved" in agent.in_flight(), DEADLINE_S, "the redispatch to be queued")
@@ -281,16 +284,7 @@ def test_fence_stops_the_task_and_nothing_more_is_written(
 
     agent = Agent(agent_config(), handler)
     agent.start()
-    stopped: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            agent.run(handle_signals=False)
-        except BaseException as exc:
-            stopped.append(exc)
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    runner, stopped = run_in_thread(agent)
     t = task()
     with TaskSubmitter(sdk_bootstrap, topics) as submitter:
         submitter.submit(t)

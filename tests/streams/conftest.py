@@ -28,6 +28,7 @@ from agent_failover.dev.processes import Proc, spawn, stop_all
 from agent_failover.dev.reading import TopicReader
 from agent_failover.dev.waiting import eventually
 from agent_failover.models import Record
+from agent_failover.signing import Signer
 from agent_failover.topics import ensure_topics
 
 
@@ -42,6 +43,7 @@ class MonitorHarness:
     """A topic set on the test broker, a producer acting as agents, and monitor processes.
 
     Workers are named; the first is ``monitor`` unless named otherwise, and logs to ``log_path``.
+    The producer signs with ``signer`` (by default: nothing, like a fleet without a key).
     """
 
     bootstrap: str
@@ -50,13 +52,21 @@ class MonitorHarness:
     log_path: Path
     producer: Producer
     procs: dict[str, Proc] = dataclasses.field(default_factory=dict)
+    signer: Signer = dataclasses.field(default_factory=Signer)
     _readers: dict[str, tuple[TopicReader, list[Any]]] = dataclasses.field(default_factory=dict)
 
-    def send(self, topic: str, key: str, record: Record | bytes) -> None:
-        """Produce as an agent would: keyed, murmur2 (Java) partitioner, acknowledged."""
-        value = record if isinstance(record, bytes) else record.encode()
-        self.producer.produce(topic, value, key.encode())
+    def send(
+        self, topic: str, key: str, record: Record | bytes, signer: Signer | None = None
+    ) -> None:
+        """Produce as an agent would: keyed, murmur2 (Java) partitioner, acknowledged; signed
+        by ``signer`` (default: the harness's)."""
+        self.produce(topic, key, record.encode() if isinstance(record, Record) else record, signer)
         assert self.producer.flush(30) == 0
+
+    def produce(self, topic: str, key: str, value: bytes, signer: Signer | None = None) -> None:
+        """Queue one record, signed by ``signer`` (default: the harness's)."""
+        headers = (signer or self.signer).headers(topic, key, value)
+        self.producer.produce(topic, value, key.encode(), headers=headers)
 
     @property
     def proc(self) -> Proc | None:
@@ -226,7 +236,7 @@ class Fleet:
                 beating = dict(self.beating)
             for agent_id, (epoch, capacity, pool) in beating.items():
                 hb = m.Heartbeat(agent_id, epoch, self.seq, time.time(), 0.2, capacity, pool=pool)
-                self.harness.producer.produce(topic, hb.encode(), agent_id.encode())
+                self.harness.produce(topic, agent_id, hb.encode())
             self.seq += 1
             self.harness.producer.poll(0)
 
@@ -269,7 +279,7 @@ def claimed_and_checkpointed(
 ) -> m.CheckpointRef:
     """``agent`` claims ``task_id`` and checkpoints step 3; then a record that is not JSON
     follows on its partition (bad input must not stop anything). Returns the checkpoint."""
-    ref = m.CheckpointRef(partition=1, offset=7, step=3)
+    ref = m.CheckpointRef(partition=1, offset=7, step=3, task_id=task_id, attempt=1, epoch=epoch)
     topic = harness.topics.task_events
     harness.send(topic, agent, task_event(m.EventKind.CLAIMED, agent, epoch, task_id))
     checkpointed = task_event(m.EventKind.CHECKPOINTED, agent, epoch, task_id, checkpoint=ref)

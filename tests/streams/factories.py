@@ -13,8 +13,24 @@ def task(task_id: str = "t-1") -> m.Task:
     return m.Task(task_id=task_id, task_type="demo", payload={"steps": 3})
 
 
-def ref(offset: int = 10, step: int = 2, partition: int = 0) -> m.CheckpointRef:
-    return m.CheckpointRef(partition=partition, offset=offset, step=step)
+def ref(
+    offset: int = 10,
+    step: int = 2,
+    partition: int = 0,
+    *,
+    task_id: str = "t-1",
+    attempt: int = 1,
+    epoch: int = 1,
+) -> m.CheckpointRef:
+    """A checkpoint reference; by default of the default event's attempt (``t-1``, 1, epoch 1)."""
+    return m.CheckpointRef(
+        partition=partition,
+        offset=offset,
+        step=step,
+        task_id=task_id,
+        attempt=attempt,
+        epoch=epoch,
+    )
 
 
 def event(

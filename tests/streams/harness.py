@@ -13,6 +13,7 @@ from typing import Any
 from agent_failover.config import KafkaConfig, MonitorConfig, Topics
 from agent_failover.models import Control, Pool
 from agent_failover.partitioner import partition_for
+from agent_failover.signing import Signer
 from streams.channels import Committed
 from streams.fleet import FleetDirectory
 from streams.metrics import MonitorMetrics
@@ -133,10 +134,12 @@ class Msg:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 class Worker:
-    """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`."""
+    """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`; ``kafka`` may
+    carry a signing key (records delivered are then signed with it unless told otherwise)."""
 
     def __init__(
         self,
@@ -147,10 +150,11 @@ class Worker:
         grace: float | None = 0.0,
         directory: FleetDirectory | None = None,
         committed: Committed | None = None,
+        kafka: KafkaConfig | None = None,
     ) -> None:
         self.topics = topics
         self.config = MonitorConfig(
-            kafka=KafkaConfig("127.0.0.1:9"),
+            kafka=kafka or KafkaConfig("127.0.0.1:9"),
             topics=topics,
             heartbeat_timeout=timeout,
             grace_period=grace,
@@ -191,10 +195,19 @@ class Worker:
         return asyncio.run(run())
 
     def deliver(
-        self, topic: str, key: str, value: bytes | None, now: float, partition: int = 0
+        self,
+        topic: str,
+        key: str,
+        value: bytes | None,
+        now: float,
+        partition: int = 0,
+        signer: Signer | None = None,
     ) -> None:
-        """One record of the faust agent's topics handed to the monitor."""
-        msg = Msg(topic, partition, 1, key.encode(), value)
+        """One record of the faust agent's topics handed to the monitor, signed by ``signer``
+        (default: the fleet's, this worker's own key)."""
+        signer = signer or self.config.kafka.signer
+        headers = signer.headers(topic, key, value)
+        msg = Msg(topic, partition, 1, key.encode(), value, headers)
         asyncio.run(self.monitor.on_message(msg, now))
 
     def apply(self, ctl: Control, now: float) -> None:

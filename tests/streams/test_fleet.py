@@ -159,9 +159,11 @@ class FleetMessage:
 class Produced:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
 
 
 def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:

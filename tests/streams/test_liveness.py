@@ -48,9 +48,11 @@ class FakeMessage:
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
 
     def poll(self, timeout: float) -> int:
         return 0
@@ -138,7 +140,7 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
 def test_a_dead_letter_of_a_huge_record_fits_the_record_limit() -> None:
     t, producer, letters = tracker()
     huge = FakeMessage(b"x" * 900_000, 0, key=b"k" * 900_000)
-    t._handle([huge], 1.0, producer)  # type: ignore[list-item]
+    t._handle([huge], 1.0, producer)  # type: ignore[arg-type]
     ((topic, value, key),) = producer.sent
     assert topic == TOPICS.dead_letter and letters == [(TOPICS.heartbeats, "not_json")]
     assert key == b"k" * MAX_KAFKA_KEY_BYTES
@@ -158,7 +160,7 @@ def test_the_map_stays_in_last_seen_order_so_silent_agents_are_a_prefix() -> Non
 
     def beat(agent: str, seq: int, now: float, epoch: int = 1) -> None:
         msg = FakeMessage(hb(agent, epoch, seq), partition_for(agent, TOPICS.agent_partitions))
-        t._handle([msg], now, producer)  # type: ignore[list-item]
+        t._handle([msg], now, producer)  # type: ignore[arg-type]
 
     a, b, c = ids
     beat(a, 0, 1.0)
@@ -192,3 +194,17 @@ def test_each_batch_reports_its_valid_heartbeats_sent_times() -> None:
     assert before <= received <= time.time()
     t._handle([FakeMessage(b"{", p)], 43.0, FakeProducer())  # type: ignore[list-item]
     assert len(batches) == 1  # nothing valid: not called
+
+
+def test_a_heartbeat_seen_before_proves_nothing_about_now() -> None:
+    """A copy of a heartbeat (replayed as is, signature and all) must not keep a dead agent
+    alive: only a newer sequence number of the epoch refreshes it."""
+    t, producer, _ = tracker()
+    p = partition_for("a", TOPICS.agent_partitions)
+    for seq, at in ((4, 42.0), (4, 50.0)):
+        batch = [FakeMessage(hb(epoch=2, seq=seq), p)]
+        t._handle(batch, at, producer)  # type: ignore[arg-type]
+    assert t.snapshot()["a"].last_seen == 42.0
+    batch = [FakeMessage(hb(epoch=2, seq=5), p)]
+    t._handle(batch, 51.0, producer)  # type: ignore[arg-type]
+    assert t.snapshot()["a"].last_seen == 51.0

@@ -35,7 +35,7 @@ def test_dead_agent_is_fenced_once_and_its_task_resumes_from_its_checkpoint(
     assert rd.reason is m.DispatchReason.HEARTBEAT_TIMEOUT
 
     # Graceful hand-off from agent-c: re-dispatched at once, with the released checkpoint.
-    c_ref = m.CheckpointRef(partition=0, offset=9, step=1)
+    c_ref = m.CheckpointRef(partition=0, offset=9, step=1, task_id="t-2", attempt=1, epoch=303)
     h.send(t.task_events, "agent-c", task_event(m.EventKind.CLAIMED, "agent-c", 303, "t-2"))
     h.send(
         t.task_events,

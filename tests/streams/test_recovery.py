@@ -71,7 +71,14 @@ def test_the_loss_counts_late_checkpoints_of_the_fenced_attempt() -> None:
     b.applied(ctl, before, moved, at=1000.1)
     late = event(m.EventKind.CHECKPOINTED, agent="a", epoch=1, checkpoint=ref(offset=11, step=5))
     b.late_event(late)
-    b.late_event(dataclasses.replace(late, attempt=7))  # another attempt: not this loss
+    other = event(
+        m.EventKind.CHECKPOINTED,
+        agent="a",
+        epoch=1,
+        attempt=7,
+        checkpoint=ref(offset=11, step=5, attempt=7),
+    )
+    b.late_event(other)  # another attempt: not this loss
     b.settle(1000.1 + LOSS_SETTLE - 0.01)
     assert observed(metrics, "rpo_steps") == (0, 0)  # not yet
     b.settle(1000.1 + LOSS_SETTLE)

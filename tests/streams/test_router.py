@@ -141,7 +141,12 @@ def test_progress_times_are_kept_in_the_slot_and_a_resume_is_observed() -> None:
     p = partition(w, B)
     before = time.time()
     rd = redispatch(
-        "t-7", target=B, target_epoch=4, checkpoint=ref(step=2), dispatched_at=before - 0.5, age=3.0
+        "t-7",
+        target=B,
+        target_epoch=4,
+        checkpoint=ref(step=2, task_id="t-7"),
+        dispatched_at=before - 0.5,
+        age=3.0,
     )
     w.deliver(TOPICS.priority, B, rd.encode(), T0, p)
     stamped_at = w.table[B].tasks["t-7"].progress_at
@@ -160,7 +165,7 @@ def test_progress_times_are_kept_in_the_slot_and_a_resume_is_observed() -> None:
         epoch=4,
         task_id="t-7",
         attempt=2,
-        checkpoint=ref(offset=20, step=3),
+        checkpoint=ref(offset=20, step=3, task_id="t-7", attempt=2, epoch=4),
     )
     w.deliver(TOPICS.task_events, B, newer.encode(), T0, p)
     assert (w.table[B].tasks["t-7"].progress_at or 0) >= stamped_at

@@ -42,7 +42,7 @@ def full_record() -> AgentRecord:
 def test_a_record_round_trips_with_its_version() -> None:
     rec = full_record()
     raw = encode_record(rec)
-    assert orjson.loads(raw)["v"] == STATE_VERSION == 2
+    assert orjson.loads(raw)["v"] == STATE_VERSION == 3
     assert decode_record(raw) == rec
 
 
@@ -88,7 +88,24 @@ def test_a_version_1_record_is_still_read() -> None:
     assert decode_record(encode_record(rec)) == rec
 
 
-@pytest.mark.parametrize("version", [3, 0, "2", True, None])
+def test_a_version_2_record_gives_its_checkpoints_the_slots_task_attempt_and_epoch() -> None:
+    v3 = orjson.loads(encode_record(full_record()))
+    for slot_ in v3["agent"]["tasks"].values():
+        if slot_.get("checkpoint"):
+            for name in ("task_id", "attempt", "epoch"):
+                del slot_["checkpoint"][name]
+    rec = decode_record(orjson.dumps({"v": 2, "agent": v3["agent"]}))
+    held = rec.tasks["t-1"]
+    assert held.checkpoint is not None
+    assert (held.checkpoint.task_id, held.checkpoint.attempt, held.checkpoint.epoch) == (
+        "t-1",
+        held.attempt,
+        held.epoch,
+    )
+    assert dataclasses.replace(rec, tasks=full_record().tasks) == full_record()
+
+
+@pytest.mark.parametrize("version", [4, 0, "2", True, None])
 def test_an_unknown_version_is_refused_naming_it(version: object) -> None:
     raw = orjson.dumps({"v": version, "agent": orjson.loads(encode_record(full_record()))["agent"]})
     with pytest.raises(CodecError, match=f"version {version!r} is not supported") as info:

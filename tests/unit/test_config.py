@@ -58,7 +58,27 @@ def test_password_never_in_repr() -> None:
 
 def test_sasl_needs_credentials() -> None:
     with pytest.raises(ConfigError, match="sasl_username"):
-        KafkaConfig(bootstrap_servers="h:1", sasl_mechanism="PLAIN")
+        KafkaConfig(bootstrap_servers="h:1", security_protocol="SASL_SSL", sasl_mechanism="PLAIN")
+
+
+@pytest.mark.parametrize(
+    ("settings", "names"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "AGENT_FAILOVER_KAFKA_SASL_MECHANISM"),
+        (
+            {"sasl_mechanism": "PLAIN", "sasl_username": "u", "sasl_password": "p"},
+            "AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL",
+        ),
+        ({"ssl_certificate_location": "/c.pem"}, "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION"),
+        ({"ssl_key_location": "/k.pem"}, "AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION"),
+    ],
+)
+def test_security_settings_that_contradict_each_other_are_refused(
+    settings: dict[str, str], names: str
+) -> None:
+    """librdkafka would ignore a SASL mechanism under PLAINTEXT, and fail late on half a pair."""
+    with pytest.raises(ConfigError, match=names):
+        KafkaConfig("h:1", **settings)  # type: ignore[arg-type]
 
 
 def test_agent_config_from_env() -> None:
@@ -208,13 +228,32 @@ def sample(setting: Setting) -> tuple[str, Any]:
 
 
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.fields], ids=lambda s: s.name)
-def test_every_from_env_reads_its_variables_through_the_registry(setting: Setting) -> None:
+def test_every_from_env_reads_its_variables_through_the_registry(
+    setting: Setting, tmp_path: Path
+) -> None:
     text, value = sample(setting)
     env = {**ENV, setting.name: text}
-    if setting.name == "AGENT_FAILOVER_KAFKA_SASL_MECHANISM":
+    if setting.name.startswith("AGENT_FAILOVER_SIGNING_KEY"):
+        # A key is 16 bytes or more; a key file must exist; a second key needs a first.
+        key_file = tmp_path / "key"
+        key_file.write_text("k" * 32 + "\n")
+        text = value = str(key_file) if setting.name.endswith("_FILE") else "k" * 32
+        env[setting.name] = text
+        if "PREVIOUS" in setting.name:
+            env["AGENT_FAILOVER_SIGNING_KEY"] = "c" * 32
+    sasl = {
+        "AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "AGENT_FAILOVER_KAFKA_SASL_MECHANISM": "PLAIN",
+        "AGENT_FAILOVER_KAFKA_SASL_USERNAME": "u",
+        "AGENT_FAILOVER_KAFKA_SASL_PASSWORD": "p",
+    }
+    if setting.name in sasl and setting.name.endswith(("_MECHANISM", "_PROTOCOL")):
+        env = {**ENV, **sasl, setting.name: text}  # a SASL protocol needs the rest of SASL
+    if setting.name.startswith("AGENT_FAILOVER_KAFKA_SSL_") and "PASSWORD" not in setting.name:
+        # A client certificate and its key go together.
         env |= {
-            "AGENT_FAILOVER_KAFKA_SASL_USERNAME": "u",
-            "AGENT_FAILOVER_KAFKA_SASL_PASSWORD": "p",
+            "AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION": "x1",
+            "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION": "x1",
         }
     if setting.name == "AGENT_FAILOVER_HEARTBEAT_TIMEOUT":
         env["AGENT_FAILOVER_HEARTBEAT_TIMEOUT"] = text = "600"  # above the other bounds

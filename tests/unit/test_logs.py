@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -137,6 +138,21 @@ def test_json_format_is_one_object_per_line_and_masks_secrets() -> None:
     assert entries[0]["message"] == "connecting with ***"
     assert "RuntimeError" in entries[1]["exception"]
     assert "ss-w0rd" not in out.getvalue()
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_signing_keys_are_masked_given_directly_or_as_a_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "signing-key"
+    key_file.write_text("key-from-a-mounted-secret-0123\n")
+    env = {
+        "AGENT_FAILOVER_SIGNING_KEY_FILE": str(key_file),
+        "AGENT_FAILOVER_SIGNING_KEY_PREVIOUS": "the-previous-key-0123456789",
+    }
+    out = io.StringIO()
+    setup_logging("debug", "text", env=env, stream=out)
+    log = logging.getLogger("tests.logs.keys")
+    log.debug("keys %s and %s", "key-from-a-mounted-secret-0123", "the-previous-key-0123456789")
+    assert "keys *** and ***" in out.getvalue()
 
 
 @pytest.mark.usefixtures("restore_logging")

@@ -204,16 +204,22 @@ def task_with_payload(depth: int) -> bytes:
 
 
 def test_a_payload_at_the_depth_limit_decodes_and_is_writable_wherever_it_is_embedded() -> None:
-    task = m.Task.decode(task_with_payload(m.MAX_JSON_DEPTH))
+    task = m.Task.decode(task_with_payload(m.MAX_JSON_DEPTH).replace(b'"t"', b'"t-1"', 1))
     assert m.Task.decode(task.encode()) == task
     claiming = m.TaskEvent(
-        kind=m.EventKind.CLAIMING, agent_id="a", epoch=1, at=1.0, task_id="t", attempt=1, task=task
+        kind=m.EventKind.CLAIMING,
+        agent_id="a",
+        epoch=1,
+        at=1.0,
+        task_id="t-1",
+        attempt=1,
+        task=task,
     )
     assert m.TaskEvent.decode(claiming.encode()) == claiming
     moved = dataclasses.replace(SAMPLES[7][1], task=task)
     assert m.Redispatch.decode(moved.encode()) == moved
     slot = TaskSlot(task, 1, 1, SlotStatus.OWNED)
-    record = AgentRecord("a", 0, epoch=1, tasks={"t": slot})
+    record = AgentRecord("a", 0, epoch=1, tasks={"t-1": slot})
     assert decode_record(encode_record(record)) == record
 
 
