@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 BENCH_PROFILE ?= quick
 
-.PHONY: install demo test test-fast lint schemas bench broker clean ops-tools helm-check
+.PHONY: install demo test test-fast lint schemas bench broker wheel clean ops-tools helm-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,7 @@ lint: install
 
 ## Regenerate schemas/*.schema.json from the record classes in agent_failover/models/.
 schemas: install
-	$(BIN)/python -m agent_failover.schemas
+	$(BIN)/python -m agent_failover.models.schemagen
 
 ## Benchmarks (failover vs consumer-group baseline, handoff, SDK cost, monitor capacity): writes
 ## docs/benchmarks/. Quick profile by default; `make bench BENCH_PROFILE=full` for the long run.
@@ -59,5 +59,9 @@ helm-check: install ops-tools
 broker: install
 	$(BIN)/agent-failover broker
 
+## Build the wheel into dist/ (`pip install dist/agent_failover-*.whl` is the SDK alone).
+wheel: install
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info .agent-failover-*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info .agent-failover-*

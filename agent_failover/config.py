@@ -1,14 +1,17 @@
-"""Configuration: one validated, frozen object per concern.
+"""Configuration: one validated, frozen object per concern, and the registry of every variable.
 
-* :class:`KafkaConfig`: how to reach the broker (bootstrap servers, security). Secrets are kept out
-  of ``repr`` and logs.
+* :data:`SETTINGS`: every environment variable agent-failover reads (name, type and bounds,
+  default, who reads it, help). Each ``from_env`` reads through it, the unknown-variable check
+  compares against it, and the README's configuration table is generated from it.
+* :class:`KafkaConfig`: how to reach the broker (bootstrap servers, SASL and TLS) and how records
+  are signed (the fleet's signing key). Secrets are kept out of ``repr`` and logs.
 * :class:`Topics`: topic names (one prefix) and partition counts.
 * :class:`AgentConfig`: what an agent embedding the SDK needs.
 * :class:`MonitorConfig`: the monitor's detection and failover policy.
 
 Every class has ``from_env()`` reading variables with the ``AGENT_FAILOVER_`` prefix (and the
 standard ``KAFKA_BOOTSTRAP_SERVERS``); invalid values raise :class:`ConfigError` naming the
-variable.
+variable and quoting the value.
 """
 
 from __future__ import annotations
@@ -18,41 +21,164 @@ import enum
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from agent_failover.errors import ConfigError
+from agent_failover.settings import (
+    PORT,
+    BootstrapServers,
+    Choice,
+    Custom,
+    Number,
+    Registry,
+    Setting,
+    Text,
+    count,
+    seconds,
+)
+from agent_failover.signing import Signer
 
 ENV_PREFIX = "AGENT_FAILOVER_"
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+_TOPIC_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 
 
-def _env(name: str, env: Mapping[str, str]) -> str | None:
-    value = env.get(ENV_PREFIX + name)
-    return value if value not in (None, "") else None
-
-
-def _env_float(name: str, env: Mapping[str, str]) -> float | None:
-    raw = _env(name, env)
-    if raw is None:
-        return None
+def _policy(raw: str) -> CheckpointPolicy:
     try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not a number") from None
+        return CheckpointPolicy.parse(raw)
+    except ConfigError:
+        raise ConfigError(raw) from None
 
 
-def _env_int(name: str, env: Mapping[str, str]) -> int | None:
-    raw = _env(name, env)
-    if raw is None:
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{ENV_PREFIX}{name}={raw!r} is not an integer") from None
+#: Checkpoint intervals ``every:<seconds>`` accept (a day at most: longer is ``on_demand``).
+CHECKPOINT_INTERVAL = seconds(0.001, 86400)
 
 
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{name} must be > 0, got {value!r}")
+_READERS = {"kafka": "all", "topics": "all", "agent": "agent", "monitor": "monitor"}
+
+
+def _s(
+    name: str, fields: str, parser: Any, default: str, help: str, used_by: str = "", **kw: Any
+) -> Setting:
+    """A setting for ``AGENT_FAILOVER_<name>`` setting ``fields`` (``owner.field`` words)."""
+    targets = tuple(fields.split())
+    readers = dict.fromkeys(_READERS[t.partition(".")[0]] for t in targets)
+    used_by = used_by or ", ".join(readers)
+    full = name if name == BOOTSTRAP_ENV else ENV_PREFIX + name
+    return Setting(full, parser, default, used_by, help, fields=targets, **kw)
+
+
+#: Every environment variable agent-failover reads. Bounds are generous sanity limits: they catch
+#: a unit mistake (milliseconds given as seconds) or a typo, not a tuning choice.
+# fmt: off
+SETTINGS = Registry([
+    _s(BOOTSTRAP_ENV, "kafka.bootstrap_servers", BootstrapServers(), "required",
+       "the Kafka cluster's bootstrap servers"),
+    _s("CONNECT_TIMEOUT", "kafka.connect_timeout", seconds(0.5, 300), "5",
+       "how long start-up waits for the broker to answer before it fails"),
+    _s("KAFKA_SECURITY_PROTOCOL", "kafka.security_protocol",
+       Choice(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")), "`PLAINTEXT`",
+       "how clients talk to the broker"),
+    _s("KAFKA_SASL_MECHANISM", "kafka.sasl_mechanism",
+       Choice(("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")), "",
+       "SASL mechanism (needs the username and password)"),
+    _s("KAFKA_SASL_USERNAME", "kafka.sasl_username", Text(), "", "SASL user name"),
+    _s("KAFKA_SASL_PASSWORD", "kafka.sasl_password", Text(), "", "SASL password (never logged)",
+       secret=True),
+    _s("KAFKA_SSL_CA_LOCATION", "kafka.ssl_ca_location", Text(), "",
+       "CA bundle to verify the broker with"),
+    _s("KAFKA_SSL_CERTIFICATE_LOCATION", "kafka.ssl_certificate_location", Text(), "",
+       "client certificate for mutual TLS (PEM file)"),
+    _s("KAFKA_SSL_KEY_LOCATION", "kafka.ssl_key_location", Text(), "",
+       "private key of the client certificate (PEM file)"),
+    _s("KAFKA_SSL_KEY_PASSWORD", "kafka.ssl_key_password", Text(), "",
+       "password of that private key (never logged)", secret=True),
+    _s("SIGNING_KEY", "kafka.signing_key", Text(), "off",
+       "the fleet's key: every record written is signed with it, every record read must be "
+       "signed (at least 16 bytes; never logged; docs/security.md)", secret=True),
+    _s("SIGNING_KEY_FILE", "kafka.signing_key_file", Text(), "",
+       "file holding that key instead (a mounted Secret; surrounding blanks ignored)"),
+    _s("SIGNING_KEY_PREVIOUS", "kafka.signing_key_previous", Text(), "",
+       "a second key accepted when reading, never used to sign: the old key during a rotation "
+       "(never logged)", secret=True),
+    _s("SIGNING_KEY_PREVIOUS_FILE", "kafka.signing_key_previous_file", Text(), "",
+       "file holding that second key instead"),
+    _s("TOPIC_PREFIX", "topics.prefix", Text(200, _TOPIC_CHARS, "a-z A-Z 0-9 . _ -"), "`af.`",
+       "prefix of every topic name"),
+    _s("AGENT_PARTITIONS", "topics.agent_partitions", count(10_000), "8",
+       "partitions of heartbeats, task-events, control, tasks.priority"),
+    _s("TASK_PARTITIONS", "topics.task_partitions", count(10_000), "8",
+       "partitions of tasks and tasks.assigned (how many monitor workers share the intake)"),
+    _s("CHECKPOINT_PARTITIONS", "topics.checkpoint_partitions", count(10_000), "8",
+       "partitions of the checkpoints topic"),
+    _s("REPLICATION_FACTOR", "topics.replication_factor", count(100), "1",
+       "replication factor of created topics", "`topics`, monitor"),
+    _s("AGENT_ID", "agent.agent_id", Text(249),
+       "`POD_NAME` (set it from the pod name with the downward API), else `<host>-<pid>`",
+       "stable agent identity"),
+    _s("CAPACITY", "agent.capacity", count(10_000), "1", "tasks run concurrently"),
+    _s("HEARTBEAT_INTERVAL", "agent.heartbeat_interval", seconds(0.01, 300), "1.0",
+       "seconds between heartbeats"),
+    _s("CHECKPOINT_POLICY", "agent.checkpoint_policy",
+       Custom("every_step, on_demand or every:<seconds> (0.001 to 86400)", _policy),
+       "`every_step`", "when `ctx.progress()` writes a durable checkpoint"),
+    _s("POOL", "agent.pool", Choice(("active", "standby")), "`active`",
+       "`standby` agents get only failover work, never new work"),
+    _s("HANDOFF_WAIT", "agent.handoff_wait", seconds(0, 3600), "0",
+       "on SIGTERM, seconds running handlers get to reach their next checkpoint before their "
+       "tasks are released (0: release at once)"),
+    _s("FETCH_WAIT_MAX_MS", "agent.fetch_wait_max_ms", Number(1, 10_000, integer=True),
+       "500, 10 on Tansu", "fetch wait of the priority, control and checkpoint consumers (ms)"),
+    _s("HEARTBEAT_TIMEOUT", "monitor.heartbeat_timeout", seconds(0.05, 3600), "3.0",
+       "seconds without a heartbeat before an agent is failed"),
+    _s("DEGRADED_AFTER", "monitor.degraded_after", seconds(0, 3600, low_open=True),
+       "timeout / 3", "seconds without a heartbeat before it is degraded (below the timeout)"),
+    _s("TICK_INTERVAL", "monitor.tick_interval", seconds(0.001, 60), "0.05",
+       "how often detection runs (at most half the timeout)"),
+    _s("GRACE_PERIOD", "monitor.grace_period", seconds(0, 3600), "0",
+       "extra seconds before silence counts after taking over partitions or a stall (an agent "
+       "not heard yet is silent from the takeover anyway)"),
+    _s("MONITOR_APP_ID", "monitor.app_id", Text(249), "`agent-failover-monitor`",
+       "faust app id (group and changelog names)"),
+    _s("MONITOR_SESSION_TIMEOUT", "monitor.broker_session_timeout", seconds(1, 1800),
+       "2.0 on Tansu, else 6.0",
+       "the monitor workers' own group session timeout: a dead worker's partitions move after it "
+       "plus a rebalance"),
+    _s("METRICS_HOST", "monitor.metrics_host", Text(253), "`0.0.0.0`",
+       "address of /metrics, /healthz and /readyz (`--metrics-host`; 0.0.0.0: every interface)"),
+    _s("METRICS_PORT", "monitor.metrics_port", PORT, "9108",
+       "port of /metrics, /healthz and /readyz (`--metrics-port`; 0: any free port)"),
+    _s("STUCK_AFTER", "monitor.stuck_after", seconds(0.001, 86400), "30",
+       "new work (or a move) waiting this long while agents have free slots counts as stuck"),
+    _s("WEB_PORT", "monitor.web_port", PORT, "off", "faust's web server port"),
+    _s("MONITOR_DATA_DIR", "monitor.data_dir", Text(), "`.agent-failover-monitor`",
+       "faust data directory"),
+    _s("LOG_LEVEL", "", Choice(LOG_LEVELS), "`INFO`",
+       "logging level of agent-failover, faust and librdkafka in the `agent-failover` commands "
+       "and wherever `setup_logging()` is called (`--log-level`)", "all"),
+    _s("LOG_FORMAT", "", Choice(LOG_FORMATS), "`text`",
+       "`json`: one JSON object per line, for log shippers (`--log-format`)", "all"),
+    _s("BROKER_IS_TANSU", "", Choice(("1", "0", "true", "false", "yes", "no")), "detected",
+       "force the Tansu workarounds on (1) or off (0)", "all"),
+    _s("TEST_BROKER", "", Choice(("embedded", "tansu", "testcontainers")), "`embedded`",
+       "the broker the test suite starts when `KAFKA_BOOTSTRAP_SERVERS` is unset", "tests"),
+    _s("KAFKA_IMAGE", "", Text(), "`confluentinc/cp-kafka:7.6.0`",
+       "image of the testcontainers broker", "tests"),
+    _s("TOOLS_CACHE", "", Text(), "`${XDG_CACHE_HOME:-~/.cache}/agent-failover`",
+       "where `make ops-tools` installs helm, promtool, Alertmanager and the validators", "tests"),
+    _s("DEMO_RESULTS_TOPIC", "", Text(249), "set by the demo",
+       "where a demo agent writes each step's result", "demo"),
+    _s("DEMO_STEP_SECONDS", "", Text(), "`0.2,0.4`",
+       "min,max duration of a demo agent's simulated model call", "demo"),
+])
+# fmt: on
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +186,7 @@ class KafkaConfig:
     """How to reach the Kafka cluster.
 
     ``extra`` passes further librdkafka settings through unchanged (for the SDK's clients).
+    ``connect_timeout``: how long a start-up probe waits for the broker to answer.
     """
 
     bootstrap_servers: str
@@ -68,23 +195,61 @@ class KafkaConfig:
     sasl_username: str | None = None
     sasl_password: str | None = dataclasses.field(default=None, repr=False)
     ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+    ssl_key_password: str | None = dataclasses.field(default=None, repr=False)
     extra: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    connect_timeout: float = 5.0
+    # Record signatures (docs/security.md): the key itself or a file holding it, and a second
+    # key accepted on read during a rotation. Kept out of repr and logs.
+    signing_key: str | None = dataclasses.field(default=None, repr=False)
+    signing_key_file: str | None = None
+    signing_key_previous: str | None = dataclasses.field(default=None, repr=False)
+    signing_key_previous_file: str | None = None
+    #: Signs what this configuration's clients write and checks what they read.
+    signer: Signer = dataclasses.field(init=False, repr=False, compare=False)
+
+    ENV: ClassVar[dict[str, str]] = SETTINGS.fields("kafka")
 
     def __post_init__(self) -> None:
-        servers = [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
-        if not servers:
-            raise ConfigError("bootstrap_servers is empty: set KAFKA_BOOTSTRAP_SERVERS=host:port")
-        for server in servers:
-            host, sep, port = server.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"bootstrap server {server!r} is not host:port")
-        protocols = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
-        if self.security_protocol.upper() not in protocols:
+        if not self.bootstrap_servers.strip(" ,"):
+            raise ConfigError(f"bootstrap_servers is empty: set {BOOTSTRAP_ENV}=host:port")
+        object.__setattr__(self, "security_protocol", self.security_protocol.upper())
+        SETTINGS.check_fields(self, self.ENV)
+        self._check_security()
+        signer = Signer.from_settings(
+            self.signing_key,
+            self.signing_key_file,
+            self.signing_key_previous,
+            self.signing_key_previous_file,
+        )
+        object.__setattr__(self, "signer", signer)
+
+    def _check_security(self) -> None:
+        """SASL and TLS settings that contradict each other are an error, not silently ignored
+        (librdkafka skips SASL settings under a non-SASL protocol, for instance)."""
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and not self.sasl_mechanism:
             raise ConfigError(
-                f"security_protocol {self.security_protocol!r} is not one of {sorted(protocols)}"
+                f"security protocol {self.security_protocol} needs a SASL mechanism "
+                "(AGENT_FAILOVER_KAFKA_SASL_MECHANISM: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+            )
+        if self.sasl_mechanism and not sasl:
+            raise ConfigError(
+                f"a SASL mechanism is set but the security protocol is {self.security_protocol}: "
+                "set AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL to SASL_SSL or SASL_PLAINTEXT"
             )
         if self.sasl_mechanism and not (self.sasl_username and self.sasl_password):
-            raise ConfigError("sasl_mechanism needs sasl_username and sasl_password")
+            raise ConfigError(
+                "sasl_mechanism needs sasl_username and sasl_password "
+                "(AGENT_FAILOVER_KAFKA_SASL_USERNAME, AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
+            )
+        if bool(self.ssl_certificate_location) != bool(self.ssl_key_location):
+            raise ConfigError(
+                "mutual TLS needs both the client certificate and its key "
+                "(AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+                "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION)"
+            )
 
     @classmethod
     def coerce(cls, value: KafkaConfig | str) -> KafkaConfig:
@@ -94,21 +259,13 @@ class KafkaConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Read ``KAFKA_BOOTSTRAP_SERVERS`` and ``AGENT_FAILOVER_KAFKA_*`` security settings."""
-        env = os.environ if env is None else env
-        servers = env.get("KAFKA_BOOTSTRAP_SERVERS") or _env("BOOTSTRAP_SERVERS", env)
-        if not servers:
+        kwargs = SETTINGS.read_fields(_env(env), cls.ENV)
+        if "bootstrap_servers" not in kwargs:
             raise ConfigError(
-                "no broker configured: set KAFKA_BOOTSTRAP_SERVERS=host:port "
+                f"no broker configured: set {BOOTSTRAP_ENV}=host:port "
                 "(or run `agent-failover broker` for the embedded development broker)"
             )
-        return cls(
-            bootstrap_servers=servers,
-            security_protocol=_env("KAFKA_SECURITY_PROTOCOL", env) or "PLAINTEXT",
-            sasl_mechanism=_env("KAFKA_SASL_MECHANISM", env),
-            sasl_username=_env("KAFKA_SASL_USERNAME", env),
-            sasl_password=_env("KAFKA_SASL_PASSWORD", env),
-            ssl_ca_location=_env("KAFKA_SSL_CA_LOCATION", env),
-        )
+        return cls(**kwargs)
 
     def as_librdkafka_dict(self) -> dict[str, Any]:
         """Settings for confluent-kafka clients (contains the password: never log it)."""
@@ -122,6 +279,12 @@ class KafkaConfig:
             conf["sasl.password"] = self.sasl_password
         if self.ssl_ca_location:
             conf["ssl.ca.location"] = self.ssl_ca_location
+        if self.ssl_certificate_location:
+            conf["ssl.certificate.location"] = self.ssl_certificate_location
+        if self.ssl_key_location:
+            conf["ssl.key.location"] = self.ssl_key_location
+        if self.ssl_key_password:
+            conf["ssl.key.password"] = self.ssl_key_password
         conf.update(self.extra)
         return conf
 
@@ -145,15 +308,10 @@ class Topics:
     checkpoint_partitions: int = 8
     replication_factor: int = 1
 
+    ENV: ClassVar[dict[str, str]] = SETTINGS.fields("topics")
+
     def __post_init__(self) -> None:
-        for name in ("agent_partitions", "task_partitions", "checkpoint_partitions"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"Topics.{name} must be >= 1")
-        if self.replication_factor < 1:
-            raise ConfigError("Topics.replication_factor must be >= 1")
-        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-        if not set(self.prefix) <= allowed:
-            raise ConfigError(f"topic prefix {self.prefix!r} may use only [a-zA-Z0-9._-]")
+        SETTINGS.check_fields(self, self.ENV)
 
     @property
     def heartbeats(self) -> str:
@@ -201,19 +359,7 @@ class Topics:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
         """Read ``AGENT_FAILOVER_TOPIC_PREFIX`` and ``AGENT_FAILOVER_*_PARTITIONS``."""
-        env = os.environ if env is None else env
-        kwargs: dict[str, Any] = {}
-        if (prefix := _env("TOPIC_PREFIX", env)) is not None:
-            kwargs["prefix"] = prefix
-        for field, var in (
-            ("agent_partitions", "AGENT_PARTITIONS"),
-            ("task_partitions", "TASK_PARTITIONS"),
-            ("checkpoint_partitions", "CHECKPOINT_PARTITIONS"),
-            ("replication_factor", "REPLICATION_FACTOR"),
-        ):
-            if (value := _env_int(var, env)) is not None:
-                kwargs[field] = value
-        return cls(**kwargs)
+        return cls(**SETTINGS.read_fields(_env(env), cls.ENV))
 
 
 class CheckpointMode(enum.StrEnum):
@@ -236,7 +382,11 @@ class CheckpointPolicy:
     interval_s: float = 1.0
 
     def __post_init__(self) -> None:
-        _positive("CheckpointPolicy.interval_s", self.interval_s)
+        if not CHECKPOINT_INTERVAL.valid(self.interval_s):
+            raise ConfigError(
+                f"CheckpointPolicy.interval_s must be {CHECKPOINT_INTERVAL.expect}, "
+                f"got {self.interval_s!r}"
+            )
 
     @classmethod
     def every_step(cls) -> CheckpointPolicy:
@@ -294,43 +444,19 @@ class AgentConfig:
     # Graceful stop: how long to wait for handlers to return after their tasks were released.
     close_timeout: float = 10.0
 
+    ENV: ClassVar[dict[str, str]] = SETTINGS.fields("agent")
+
     def __post_init__(self) -> None:
-        if not self.agent_id or len(self.agent_id) > 249:
-            raise ConfigError("agent_id must be 1..249 characters")
-        if self.capacity < 1:
-            raise ConfigError(f"capacity must be >= 1, got {self.capacity}")
-        _positive("heartbeat_interval", self.heartbeat_interval)
-        if self.pool not in ("active", "standby"):
-            raise ConfigError(f"pool must be 'active' or 'standby', got {self.pool!r}")
-        if self.handoff_wait < 0:
-            raise ConfigError(f"handoff_wait must be >= 0, got {self.handoff_wait!r}")
-        if self.fetch_wait_max_ms is not None and not 0 < self.fetch_wait_max_ms <= 10_000:
-            raise ConfigError("fetch_wait_max_ms must be in 1..10000")
+        SETTINGS.check_fields(self, self.ENV)
+        if not self.close_timeout >= 0:
+            raise ConfigError(f"close_timeout must be >= 0, got {self.close_timeout!r}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> AgentConfig:
-        """Build from ``AGENT_FAILOVER_*`` variables; keyword arguments win over the environment."""
-        env = os.environ if env is None else env
-        kwargs: dict[str, Any] = {}
-        if "kafka" not in overrides:
-            kwargs["kafka"] = KafkaConfig.from_env(env)
-        kwargs["topics"] = Topics.from_env(env)
-        if (agent_id := _env("AGENT_ID", env)) is not None:
-            kwargs["agent_id"] = agent_id
-        if (capacity := _env_int("CAPACITY", env)) is not None:
-            kwargs["capacity"] = capacity
-        if (interval := _env_float("HEARTBEAT_INTERVAL", env)) is not None:
-            kwargs["heartbeat_interval"] = interval
-        if (policy := _env("CHECKPOINT_POLICY", env)) is not None:
-            kwargs["checkpoint_policy"] = CheckpointPolicy.parse(policy)
-        if (pool := _env("POOL", env)) is not None:
-            kwargs["pool"] = pool
-        if (handoff := _env_float("HANDOFF_WAIT", env)) is not None:
-            kwargs["handoff_wait"] = handoff
-        if (wait := _env_int("FETCH_WAIT_MAX_MS", env)) is not None:
-            kwargs["fetch_wait_max_ms"] = wait
-        kwargs.update(overrides)
-        return cls(**kwargs)
+        """Build from ``AGENT_FAILOVER_*`` variables; keyword arguments win over the environment
+        (a variable is not even read for a field given here). Unknown ``AGENT_FAILOVER_*``
+        variables are logged as warnings."""
+        return cls(**_from_env(cls.ENV, env, overrides))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -346,30 +472,34 @@ class MonitorConfig:
     degraded_after: float | None = None
     # How often the detection timer runs.
     tick_interval: float = 0.05
-    # After taking over partitions, wait this long before declaring anyone dead (default: timeout).
-    grace_period: float | None = None
-    # New work waiting this long while active agents have free slots is reported as stuck.
-    stuck_after: float = 30.0
+    # Extra seconds before silence counts after this worker takes over partitions or resumes
+    # after a stall (0: none; an agent never heard is silent from the takeover anyway).
+    grace_period: float = 0.0
+    # Address and port of /metrics, /healthz and /readyz (port None: no server, 0: any free port).
+    metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9108
     web_port: int | None = None  # faust's web server; off unless set
     data_dir: str = ".agent-failover-monitor"
-    # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow).
-    broker_session_timeout: float = 6.0
+    # Worker's own session timeout in the monitor group (faust's default of 60 s is too slow);
+    # None: 2 s on the development broker, 6 s (Apache Kafka's lowest by default) elsewhere.
+    broker_session_timeout: float | None = None
+    # A task waiting this long while agents have free slots counts as stuck (a metric).
+    stuck_after: float = 30.0
+
+    ENV: ClassVar[dict[str, str]] = SETTINGS.fields("monitor")
 
     def __post_init__(self) -> None:
-        _positive("heartbeat_timeout", self.heartbeat_timeout)
-        _positive("tick_interval", self.tick_interval)
+        SETTINGS.check_fields(self, self.ENV)
         if self.tick_interval > self.heartbeat_timeout / 2:
-            raise ConfigError("tick_interval must be at most half the heartbeat_timeout")
-        if self.degraded_after is not None and not 0 < self.degraded_after < self.heartbeat_timeout:
-            raise ConfigError("degraded_after must be between 0 and heartbeat_timeout")
-        if self.grace_period is not None and self.grace_period < 0:
-            raise ConfigError("grace_period must be >= 0")
-        _positive("stuck_after", self.stuck_after)
-        for name in ("metrics_port", "web_port"):
-            port = getattr(self, name)
-            if port is not None and not 0 <= port < 65536:
-                raise ConfigError(f"{name} must be a TCP port, got {port}")
+            raise ConfigError(
+                "tick_interval must be at most half the heartbeat_timeout "
+                "(AGENT_FAILOVER_TICK_INTERVAL, AGENT_FAILOVER_HEARTBEAT_TIMEOUT)"
+            )
+        if self.degraded_after is not None and not self.degraded_after < self.heartbeat_timeout:
+            raise ConfigError(
+                "degraded_after must be below heartbeat_timeout "
+                "(AGENT_FAILOVER_DEGRADED_AFTER, AGENT_FAILOVER_HEARTBEAT_TIMEOUT)"
+            )
 
     @property
     def effective_degraded_after(self) -> float:
@@ -379,32 +509,27 @@ class MonitorConfig:
 
     @property
     def effective_grace_period(self) -> float:
-        return self.grace_period if self.grace_period is not None else self.heartbeat_timeout
+        return self.grace_period
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> MonitorConfig:
-        """Build from ``AGENT_FAILOVER_*`` variables; keyword arguments win over the environment."""
-        env = os.environ if env is None else env
-        kwargs: dict[str, Any] = {}
-        if "kafka" not in overrides:
-            kwargs["kafka"] = KafkaConfig.from_env(env)
+        """Build from ``AGENT_FAILOVER_*`` variables; keyword arguments win over the environment
+        (a variable is not even read for a field given here). Unknown ``AGENT_FAILOVER_*``
+        variables are logged as warnings."""
+        return cls(**_from_env(cls.ENV, env, overrides))
+
+
+def _from_env(
+    fields: Mapping[str, str], env: Mapping[str, str] | None, overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments of an agent or monitor configuration: ``fields`` read from ``env``,
+    broker and topics too, then ``overrides``."""
+    env = _env(env)
+    SETTINGS.warn_unknown(env)
+    kwargs = SETTINGS.read_fields(env, fields, skip=overrides)
+    if "kafka" not in overrides:
+        kwargs["kafka"] = KafkaConfig.from_env(env)
+    if "topics" not in overrides:
         kwargs["topics"] = Topics.from_env(env)
-        for field, var in (
-            ("heartbeat_timeout", "HEARTBEAT_TIMEOUT"),
-            ("degraded_after", "DEGRADED_AFTER"),
-            ("tick_interval", "TICK_INTERVAL"),
-            ("grace_period", "GRACE_PERIOD"),
-            ("stuck_after", "STUCK_AFTER"),
-            ("broker_session_timeout", "MONITOR_SESSION_TIMEOUT"),
-        ):
-            if (value := _env_float(var, env)) is not None:
-                kwargs[field] = value
-        for field, var in (("metrics_port", "METRICS_PORT"), ("web_port", "WEB_PORT")):
-            if (port := _env_int(var, env)) is not None:
-                kwargs[field] = port
-        if (app_id := _env("MONITOR_APP_ID", env)) is not None:
-            kwargs["app_id"] = app_id
-        if (data_dir := _env("MONITOR_DATA_DIR", env)) is not None:
-            kwargs["data_dir"] = data_dir
-        kwargs.update(overrides)
-        return cls(**kwargs)
+    kwargs.update(overrides)
+    return kwargs

@@ -10,6 +10,10 @@ whether trying the same call again can succeed. Where each one comes from::
     │                                   a checkpoint's step or state (never retryable)
     ├── BrokerError                     the broker refused or did not answer: any Kafka call of the
     │   │                               SDK, ensure_topics(), the Tansu fixes (often retryable)
+    │   ├── BrokerUnreachable           no broker answered at the bootstrap address within the
+    │   │                               connect timeout: an agent's start, the CLI, ensure_topics()
+    │   ├── TopicSetupError             topics missing or not as configured: an agent's start,
+    │   │                               TaskSubmitter, the CLI (run `agent-failover topics`)
     │   ├── EmbeddedBrokerError         the embedded Tansu broker failed to start or stop
     │   └── KafkaContainerUnavailable   no Kafka container can run here (no Docker engine or no
     │                                   testcontainers): broker_from_env(); the tests skip on it
@@ -19,6 +23,8 @@ whether trying the same call again can succeed. Where each one comes from::
     │                                   task handler, or with signal handling off the main thread
     ├── InternalError (RuntimeError)    a bug: a background thread died of an unexpected exception;
     │                                   Agent.run() / AsyncAgent.run() raise it (never retryable)
+    ├── MissingExtraError (ImportError) an optional part is not installed: the CLI's monitor and
+    │                                   broker commands; the message names the pip extra
     ├── TaskReleased                    the agent is stopping and hands the task back: raised in
     │                                   handlers by checkpoint(), progress(), raise_if_stopping()
     └── TaskError                       never raised by the library: a handler may raise it to fail
@@ -28,6 +34,8 @@ Third-party errors are wrapped with ``raise ... from exc`` so the cause stays vi
 """
 
 from __future__ import annotations
+
+import enum
 
 
 class AgentFailoverError(Exception):
@@ -45,12 +53,29 @@ class ConfigError(AgentFailoverError, ValueError):
     """Configuration is invalid or incomplete."""
 
 
-class CodecError(AgentFailoverError, ValueError):
-    """A record could not be encoded, decoded or validated against its schema."""
+class Refusal(enum.StrEnum):
+    """Why a record was refused, in a few words a metric can carry as a label."""
 
-    def __init__(self, message: str, *, record_type: str | None = None) -> None:
+    NOT_JSON = "not_json"  # no JSON document at all (also an empty value)
+    INVALID = "invalid"  # JSON that breaks the record's schema or its rules
+    UNSUPPORTED_VERSION = "unsupported_version"  # a schema_version this library does not read
+    TOO_LARGE = "too_large"  # over a size limit
+    BAD_SIGNATURE = "bad_signature"  # a signed record whose signature does not match
+    WRONG_PARTITION = "wrong_partition"  # valid, but in a partition its key does not hash to
+
+
+class CodecError(AgentFailoverError, ValueError):
+    """A record could not be encoded, decoded or validated against its schema.
+
+    ``refusal`` says why, in one of a few words (:class:`Refusal`); the message gives the detail.
+    """
+
+    def __init__(
+        self, message: str, *, record_type: str | None = None, refusal: Refusal = Refusal.INVALID
+    ) -> None:
         super().__init__(message)
         self.record_type = record_type
+        self.refusal = refusal
 
 
 class BrokerError(AgentFailoverError):
@@ -131,3 +156,30 @@ class TaskError(AgentFailoverError):
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)
         self.task_id = task_id
+
+
+# The three classes below give the command line one exit code per class of start-up failure, and
+# let an SDK user tell "fix the address" from "create the topics" from "install the extra".
+
+
+class BrokerUnreachable(BrokerError):
+    """No broker answered a metadata request at the bootstrap address within the connect timeout.
+
+    The message names the address and librdkafka's last reason (refused, unresolvable host,
+    TLS or SASL failure).
+    """
+
+
+class TopicSetupError(BrokerError):
+    """Topics this client needs do not exist, or their partition counts differ from the
+    configuration: run ``agent-failover topics`` (or fix the configuration)."""
+
+    retryable = False
+
+
+class MissingExtraError(AgentFailoverError, ImportError):
+    """An optional part of agent-failover is not installed; the message names the pip extra."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra

@@ -3,8 +3,8 @@
 Environment:
 
 * ``BENCH_PROFILE``: ``quick`` (default, a few minutes) or ``full`` (30+ kills per configuration).
-* ``BENCH_ONLY``: comma-separated subset of ``baseline,failover,sdk,capacity`` (for development;
-  the report then says which parts were not run).
+* ``BENCH_ONLY``: comma-separated subset of ``baseline,failover,takeover,sdk,capacity`` (for
+  development; the report then says which parts were not run).
 * ``KAFKA_BOOTSTRAP_SERVERS``: use that broker instead of the embedded Tansu.
 * ``BENCH_MERGE=1``: keep the other benchmarks' figures from the existing ``results.json`` (same
   profile) and replace only those run now, so a long run can be done in parts.
@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.common import DOCS, ROOT, BenchContext, Profile, broker_for_run, machine_info, say
 
-BENCHMARKS = ("baseline", "failover", "sdk", "capacity")
+BENCHMARKS = ("baseline", "failover", "takeover", "sdk", "capacity")
 
 
 def _runner(name: str) -> Callable[[BenchContext], dict[str, Any]]:
@@ -41,6 +41,10 @@ def _runner(name: str) -> Callable[[BenchContext], dict[str, Any]]:
         from bench import failover
 
         return failover.run
+    if name == "takeover":
+        from bench import takeover
+
+        return takeover.run
     if name == "sdk":
         from bench import sdk_cost
 

@@ -46,6 +46,8 @@ class Profile:
     # SDK cost
     checkpoints: int
     cpu_sample_s: float
+    # monitor takeover: runs per case
+    takeover_runs: int
     # monitor capacity
     capacity_levels: tuple[int, ...]  # simulated agents (= heartbeats/s at 1 Hz)
     capacity_level_s: float
@@ -67,6 +69,7 @@ class Profile:
                 failover_kills=5,
                 graceful_trials=5,
                 redone_kills=2,
+                takeover_runs=3,
                 checkpoints=300,
                 cpu_sample_s=10.0,
                 capacity_levels=(2_000, 8_000, 20_000),
@@ -85,6 +88,7 @@ class Profile:
                 failover_kills=30,
                 graceful_trials=30,
                 redone_kills=10,
+                takeover_runs=12,
                 checkpoints=3000,
                 cpu_sample_s=30.0,
                 capacity_levels=(1_000, 2_500, 5_000, 10_000, 15_000, 20_000, 30_000, 40_000),

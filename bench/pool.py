@@ -120,9 +120,8 @@ class Pool:
                 "the agents to start",
                 interval=0.1,
             )
-            # Wait until the monitor reports every agent healthy (it has their heartbeats), then
-            # for its grace period (= the timeout) after taking its partitions: the first kill
-            # must come after both, or it measures start-up rather than failover.
+            # Wait until the monitor reports every agent healthy (it has their heartbeats): the
+            # first kill must come after that, or it measures start-up rather than failover.
             eventually(
                 lambda: set(self.live_epochs().items()) <= self.rec.monitored(),
                 90,
@@ -133,7 +132,6 @@ class Pool:
             raise RuntimeError(
                 f"pool {self.name}: {exc}; monitor log:\n{self.monitor.log_tail()}"
             ) from None
-        time.sleep(self.timeout)
         self._feeder.start()
         return self
 

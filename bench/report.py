@@ -16,6 +16,8 @@ TARGETS = {
     "steps_redone_per_failover_every_step": 1,
     "checkpoint_p99_ms": 10.0,
     "monitor_heartbeats_per_s_1_worker": 20_000,
+    "takeover_decides_p99_s": 5.0,
+    "takeover_false_fences": 0,
 }
 # True: the figure must be at least the target; False: at most.
 AT_LEAST = {"speedup_vs_min_session", "speedup_vs_default", "monitor_heartbeats_per_s_1_worker"}
@@ -63,6 +65,12 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         ),
         "monitor_heartbeats_per_s_2_workers": _get(
             r, "capacity", "two_workers", "knee_heartbeats_per_s"
+        ),
+        "takeover_decides_p99_s": _get(r, "takeover", "kill", "decides_s", "p99"),
+        "takeover_false_fences": (
+            sum(len(c.get("false_fences", [])) for c in r["takeover"].values())
+            if isinstance(r.get("takeover"), dict) and "error" not in r["takeover"]
+            else None
         ),
     }
     e2e = h["e2e_p99_s"]
@@ -135,6 +143,13 @@ SUMMARY = [
         ">= 20,000/s",
     ),
     ("monitor_heartbeats_per_s_2_workers", "heartbeats/s two monitor workers sustain", "/s", ""),
+    (
+        "takeover_decides_p99_s",
+        "monitor worker SIGKILLed to the survivor deciding again, p99",
+        "s",
+        "<= 5 s",
+    ),
+    ("takeover_false_fences", "live agents fenced during monitor takeovers", "", "0"),
 ]
 
 

@@ -11,8 +11,11 @@
 - :mod:`streams.monitor`: one worker's parts wired together, and the detection tick; the parts:
   :mod:`streams.router`, :mod:`streams.index`, :mod:`streams.suspects`, :mod:`streams.firstseen`,
   :mod:`streams.ownership`, :mod:`streams.writer`, :mod:`streams.decisions`,
-  :mod:`streams.reservations`, :mod:`streams.targets`, :mod:`streams.summaries`, and
-  :mod:`streams.channels` (the Kafka I/O they are given).
+  :mod:`streams.reservations`, :mod:`streams.targets`, :mod:`streams.summaries`,
+  :mod:`streams.recovery`, and :mod:`streams.channels` (the Kafka I/O they are given).
+- :mod:`streams.metrics`: the Prometheus registry (:mod:`streams.metricsdoc` writes
+  docs/metrics.md from it); :mod:`streams.http` serves it with :mod:`streams.probes`' answers;
+  :mod:`streams.kafkastats` and :mod:`streams.lag` measure the consumers' lag.
 - :mod:`streams.app`: ``create_app(config)``; :mod:`streams.runner`: ``run_monitor(config)``.
 
 Nothing Kafka-related is imported here, so the pure modules import without faust.

@@ -81,7 +81,7 @@ class Assigner:
         try:
             rd = Redispatch.decode(msg.value)
         except CodecError as exc:
-            await self._dead_letters.send(msg, str(exc))
+            await self._dead_letters.send(msg, str(exc), exc.refusal)
             return
         reason = invalid_decision(rd, msg.partition)
         if reason is not None:

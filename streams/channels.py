@@ -10,12 +10,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from agent_failover.signing import Headers
+
 log = logging.getLogger(__name__)
 
 #: Seconds between two tries of a step that failed.
 RETRY_AFTER = 1.0
 
-#: send(topic, key, value, partition) -> awaitable acknowledgement (faust producer semantics).
+#: send(topic, key, value, partition) -> awaitable acknowledgement (faust producer semantics). It
+#: signs every record with the fleet's key (:mod:`agent_failover.signing`).
 Send = Callable[[str, bytes, bytes, int], Awaitable[Awaitable[Any]]]
 
 
@@ -27,6 +30,7 @@ class Message(Protocol):
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: Headers | None
 
 
 async def until_done(

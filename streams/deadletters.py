@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import time
 
+from agent_failover.config import Topics
+from agent_failover.errors import Refusal
 from agent_failover.models.deadletter import cut_key, dead_letter
 from streams.channels import Message, Send
-from streams.metrics import MonitorMetrics
+from streams.metrics import MonitorMetrics, logical_topic
 
 __all__ = ["DeadLetters", "cut_key", "dead_letter"]
 
@@ -21,15 +23,15 @@ log = logging.getLogger(__name__)
 
 
 class DeadLetters:
-    """Writes a dead letter for a consumed record (``topic``: the dead-letter topic) and counts
-    it in ``agent_failover_dead_letters_total``."""
+    """Writes a dead letter for a consumed record to ``topics.dead_letter`` and counts it in
+    ``agent_failover_dead_letters_total`` (by the record's logical topic and ``refusal``)."""
 
-    def __init__(self, topic: str, send: Send, metrics: MonitorMetrics) -> None:
-        self._topic = topic
+    def __init__(self, topics: Topics, send: Send, metrics: MonitorMetrics) -> None:
+        self._topics = topics
         self._send = send
         self._metrics = metrics
 
-    async def send(self, msg: Message, reason: str) -> None:
+    async def send(self, msg: Message, reason: str, refusal: Refusal = Refusal.INVALID) -> None:
         """Set ``msg`` aside with ``reason`` (waits for the broker's acknowledgement)."""
         record = dead_letter(
             topic=msg.topic,
@@ -41,6 +43,8 @@ class DeadLetters:
             at=time.time(),
         )
         log.warning("dead letter %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
-        ack = await self._send(self._topic, cut_key(msg.key) or b"", record.encode(), 0)
+        ack = await self._send(
+            self._topics.dead_letter, cut_key(msg.key) or b"", record.encode(), 0
+        )
         await ack
-        self._metrics.dead_letters.labels(topic=msg.topic).inc()
+        self._metrics.dead_letter(logical_topic(self._topics, msg.topic), refusal.value)

@@ -21,7 +21,7 @@ class Health(enum.StrEnum):
     DEGRADED = "degraded"  # heartbeats late, not yet failed
     FAILED = "failed"
     STOPPED = "stopped"  # said agent_stopped, or fenced: no longer part of the fleet
-    UNKNOWN = "unknown"  # known from the table only; no heartbeat since this worker took over
+    UNKNOWN = "unknown"  # not heard since this worker took over, and not overdue yet
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,16 +86,18 @@ def heartbeat_age(
     policy: DetectionPolicy,
     known_since: float | None = None,
 ) -> tuple[float, bool]:
-    """Seconds without a heartbeat from ``epoch``, and whether a heartbeat was seen at all.
+    """Seconds ``epoch`` counts as silent, and whether this worker heard a heartbeat from it.
 
-    An epoch not heard from yet is aged from the later of the end of the grace period and
-    ``known_since`` (when this worker learned of the epoch, e.g. from ``agent_started``): it fails
-    after grace + timeout, never because this worker just arrived, and a new agent has a whole
-    timeout to deliver its first heartbeat.
+    Ageing starts at the latest of: the last heartbeat heard; ``owned_since + grace_period``
+    (when this worker took over the partition, or resumed after a stall, with its heartbeat
+    reader caught up: a live agent is heard within its interval from then, so an epoch never
+    heard counts as silent from there, never from before this worker arrived); and, for an epoch
+    not heard yet, ``known_since`` (when this worker learned of it, e.g. from ``agent_started``:
+    a new agent has a whole timeout to deliver its first heartbeat).
     """
-    if live is not None and live.epoch == epoch:
-        return now - live.last_seen, True
     start = owned_since + policy.grace_period
+    if live is not None and live.epoch == epoch:
+        return now - max(live.last_seen, start), True
     if known_since is not None:
         start = max(start, known_since)
     return now - start, False
@@ -109,7 +111,11 @@ def health_of(
     policy: DetectionPolicy,
     known_since: dict[int, float] | None = None,
 ) -> Health:
-    """Health of an agent id's newest epoch (for metrics and for choosing targets)."""
+    """Health of an agent id's newest epoch (for metrics and for choosing targets).
+
+    An epoch not heard since this worker took over is ``UNKNOWN`` until it is overdue (it ages
+    like a silent one, see :func:`heartbeat_age`).
+    """
     epochs = [e for e in (record.epoch if record else None, live.epoch if live else None) if e]
     if not epochs:
         return Health.UNKNOWN
@@ -118,9 +124,9 @@ def health_of(
         return Health.STOPPED
     known = (known_since or {}).get(newest)
     age, seen = heartbeat_age(newest, live, now, owned_since, policy, known)
-    if not seen and now < owned_since + policy.grace_period:
-        return Health.UNKNOWN
-    return classify(age, policy, live.interval_s if seen and live is not None else 0.0)
+    if not seen:
+        return Health.UNKNOWN if age < policy.degraded_after else classify(age, policy)
+    return classify(age, policy, live.interval_s if live is not None else 0.0)
 
 
 def dead_epochs(
@@ -136,10 +142,10 @@ def dead_epochs(
     - an older epoch that is still open (superseded by ``agent_started``, holding tasks, or still
       heartbeating) once a newer one exists: ``restarted``, at once;
     - a stopped epoch that still holds tasks (it did not release them): ``stopped``, at once;
-    - the newest epoch with no heartbeat for ``heartbeat_timeout``: ``heartbeat_timeout``, but
-      never before ``owned_since + grace_period`` (the worker may have just taken over), and an
-      epoch never heard from not before ``heartbeat_timeout`` after ``known_since[epoch]`` (the
-      monitor's time it learned of the epoch).
+    - the newest epoch silent for ``heartbeat_timeout``: ``heartbeat_timeout``, silence counted
+      as :func:`heartbeat_age` says (never from before ``owned_since + grace_period``, and for an
+      epoch never heard from, not from before ``known_since[epoch]``, the monitor's time it
+      learned of the epoch).
 
     Fenced epochs are never returned again; the caller also keeps decisions already written but
     not yet applied out of the way.
@@ -174,8 +180,6 @@ def dead_epochs(
         if epoch < newest:
             out.append(DeadEpoch(agent_id, epoch, DispatchReason.RESTARTED, live_age))
             continue
-        if now < owned_since + policy.grace_period:
-            continue
         known = (known_since or {}).get(epoch)
         age, _ = heartbeat_age(epoch, live, now, owned_since, policy, known)
         if age >= policy.heartbeat_timeout:
@@ -204,10 +208,11 @@ def timeout_at(
     newest = max(known_epochs)
     if record is not None and (newest in record.stopped or record.is_fenced(newest)):
         return None
-    grace_end = owned_since + policy.grace_period
+    start = owned_since + policy.grace_period
     if live is not None and live.epoch == newest:
-        start = live.last_seen
+        start = max(start, live.last_seen)
     else:
         known = (known_since or {}).get(newest)
-        start = grace_end if known is None else max(grace_end, known)
-    return max(grace_end, start + policy.heartbeat_timeout)
+        if known is not None:
+            start = max(start, known)
+    return start + policy.heartbeat_timeout

@@ -151,14 +151,21 @@ def choose_new(
     return best
 
 
+def free_by_pool(
+    pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None
+) -> dict[Pool, int]:
+    """Free slots of the agents of ``pool`` by their pool: capacity minus tasks held or placed
+    there (``reserved``)."""
+    reserved = reserved or {}
+    free = dict.fromkeys(Pool, 0)
+    for c in pool:
+        free[c.pool] += max(0, c.capacity - c.in_flight - reserved.get(c.key, 0))
+    return free
+
+
 def free_slots(pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None) -> int:
     """Free slots of the ACTIVE agents of ``pool`` (what new work could use now)."""
-    reserved = reserved or {}
-    return sum(
-        max(0, c.capacity - c.in_flight - reserved.get(c.key, 0))
-        for c in pool
-        if c.pool is Pool.ACTIVE
-    )
+    return free_by_pool(pool, reserved)[Pool.ACTIVE]
 
 
 def plan_moves(
@@ -233,6 +240,7 @@ def _redispatch(ctl: Control, slot: TaskSlot, entry: PlanEntry) -> Redispatch:
         # The decision's time, not the wall clock: a re-apply after a crash sends identical bytes.
         dispatched_at=ctl.issued_at,
         checkpoint=entry.checkpoint,
+        last_heartbeat_age_s=ctl.last_heartbeat_age_s,
     )
 
 
@@ -297,9 +305,8 @@ def _apply(rec: AgentRecord, ctl: Control, now: float, *, fence: bool) -> ApplyR
                     slot, status=SlotStatus.QUEUED, reason=reason
                 )
                 queued.append(slot.task_id)
-        fenced = bounded(
-            (*fenced, FencedEpoch(ctl.epoch, ctl.decision_id, ctl.issued_at)), KEEP_FENCED
-        )
+        applied = FencedEpoch(ctl.epoch, ctl.decision_id, ctl.issued_at, ctl.last_heartbeat_age_s)
+        fenced = bounded((*fenced, applied), KEEP_FENCED)
         superseded = tuple(e for e in superseded if e != ctl.epoch)
     elif not sends:
         return ApplyResult(rec, duplicate=True)

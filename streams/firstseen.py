@@ -2,7 +2,7 @@
 
 A new epoch gets a whole heartbeat timeout for its first heartbeat, counted from when this worker
 learned of it: ``agent_started`` can be processed before that heartbeat arrives, and must not
-make the agent look silent since the grace period ended (``known_since`` of
+make the agent look silent since this worker took its partition over (``known_since`` of
 :func:`streams.detection.dead_epochs`).
 """
 

@@ -9,9 +9,9 @@ partitions this worker owns, in offset order, one at a time. For a record at ``(
 2. decode it (bad: dead letter, go on);
 3. wait (woken by record changes, and by the tick at most every :data:`RECHECK` while it waits)
    until this worker has heard its agents (every agent its table knows as running has beaten
-   since it took over their partition, or the grace period of detection has passed), has no
-   failover move waiting for an agent, and an ACTIVE agent has a free slot
-   (:func:`~streams.dispatch.choose_new`);
+   since it took over their partition, or detection would fence it by now: the grace period
+   plus the heartbeat timeout), has no failover move waiting for an agent, and an ACTIVE agent
+   has a free slot (:func:`~streams.dispatch.choose_new`);
 4. write the decision to ``tasks.assigned`` partition ``p``: a ``redispatch`` of attempt 1,
    reason ``new``, naming the target epoch and ``source: {partition: p, offset: o}``; once
    acknowledged, reserve the slot.
@@ -99,7 +99,8 @@ class IntakeStatus:
     waits); ``free_slots``: free slots of active agents; ``stuck``: records not yet placed on
     partitions where nothing was read for ``stuck_after``, while active agents have free slots
     (else 0); ``moves_waiting`` / ``moves_stuck``: this worker's failover moves that found no
-    agent, and those waiting longer than ``stuck_after`` while any agent has a free slot.
+    agent, and those waiting longer than ``stuck_after`` while any agent had a free slot
+    (:meth:`~streams.writer.DecisionWriter.moves_stuck`).
     """
 
     backlog: Mapping[int, int]
@@ -130,7 +131,7 @@ class Intake:
         send: Send,
         *,
         stuck_after: float,
-        grace_period: float,
+        hear_within: float,
         progress: Progress,
         feed: TaskFeed,
         ownership: Ownership,
@@ -145,7 +146,7 @@ class Intake:
         self._topics = topics
         self._send = send
         self._stuck_after = stuck_after
-        self._grace_period = grace_period
+        self._hear_within = hear_within
         self._progress = progress
         self._feed = feed
         self._ownership = ownership
@@ -208,7 +209,7 @@ class Intake:
         try:
             task = Task.decode(msg.value)
         except CodecError as exc:
-            await self._dead_letters.send(msg, str(exc))
+            await self._dead_letters.send(msg, str(exc), exc.refusal)
             self._decided[p] = o + 1
             return
         self._waiting = _Waiting(p, o, task.task_id, self._clock())
@@ -239,11 +240,12 @@ class Intake:
         return choose_new(self._targets.pool(now, POOL_AGE), self._reservations.counts())
 
     def _learning(self, now: float) -> bool:
-        """Whether an agent partition taken over within the grace period holds an agent the
-        table knows as running and that has not beaten since: work placed now would pile on the
-        first agents to beat. After the grace period, detection fences such an agent."""
-        grace = self._grace_period
-        fresh = {p for p, since in self._ownership.since.items() if now - since < grace}
+        """Whether an agent partition taken over less than ``hear_within`` ago holds an agent
+        the table knows as running and that has not beaten since: work placed now would pile on
+        the first agents to beat. After that, detection fences such an agent (it ages an agent
+        never heard from the takeover, docs/architecture.md "Monitor takeover")."""
+        window = self._hear_within
+        fresh = {p for p, since in self._ownership.since.items() if now - since < window}
         if not fresh:
             return False  # the common case: no scan
         for agent_id, rec in self._index.records.items():
@@ -300,7 +302,8 @@ class Intake:
         if self._last_check is not None and now - self._last_check < CHECK_EVERY:
             return
         self._last_check = now
-        if not self._undecided() and not self._writer.moves_waiting():
+        writer = self._writer
+        if not self._undecided() and not writer.moves_waiting() and not writer.moves_stuck():
             return  # the common case: nothing waits, nothing to look at
         status = self.status(now)
         if (status.stuck or status.moves_stuck) and (
@@ -348,17 +351,11 @@ class Intake:
         pool = self._targets.pool(now, POOL_AGE)
         reserved = self._reservations.counts()
         free = free_slots(pool, reserved)
-        moves = self._writer.moves_waiting()
-        since = self._writer.oldest_move_since()
-        # Moves may go to standbys too: any free slot counts.
-        any_free = any(c.capacity - c.in_flight - reserved.get(c.key, 0) > 0 for c in pool)
-        late = since is not None and now - since > self._stuck_after
-        moves_stuck = moves if late and any_free else 0
         return IntakeStatus(
             backlog=backlog,
             oldest_wait_s=now - self._waiting.since if self._waiting is not None else 0.0,
             free_slots=free,
             stuck=stalled if free else 0,
-            moves_waiting=moves,
-            moves_stuck=moves_stuck,
+            moves_waiting=self._writer.moves_waiting(),
+            moves_stuck=self._writer.moves_stuck(),
         )

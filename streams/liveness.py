@@ -10,7 +10,11 @@ because the map is kept in ``last_seen`` order) and the agents whose epoch chang
 
 The thread is assigned by hand (no consumer group) exactly the partitions faust assigned this
 worker for the agent-keyed topics, starting at their end: liveness before the takeover says
-nothing about now, and the grace period covers the first heartbeat interval.
+nothing about now. After each poll it notes its position and the fetched high watermark of each
+(:class:`~streams.catchup.CatchUp`): a partition is :attr:`~LivenessTracker.caught_up` once read to
+its end, and :meth:`~LivenessTracker.behind` and :meth:`~LivenessTracker.lag` say how far the
+thread trails the broker, so that detection neither starts before every live agent can have been
+heard nor decides on a backlog.
 
 The same consumer also reads the one-partition ``fleet`` topic (from its end) into the
 :class:`~streams.fleet.FleetDirectory`: other workers' summaries of their healthy agents, a few
@@ -26,16 +30,34 @@ import uuid
 from collections.abc import Callable, Collection
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.errors import CodecError, LifecycleError
+from agent_failover.errors import CodecError, LifecycleError, Refusal
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
+from agent_failover.signing import Signer
+from streams.catchup import CatchUp, PartitionLag
 from streams.fleet import FleetDirectory
+from streams.kafkastats import STATS_INTERVAL
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
+
+#: The heartbeat consumer's fetch wait. Liveness tolerates 100 ms of latency, and on Apache Kafka
+#: new data ends a waiting fetch early. The development broker does not wake a waiting fetch, so
+#: there the monitor passes a shorter wait (``compat.TANSU_FETCH_MAX_WAIT_MS``): reading newly
+#: assigned partitions to their end took 0.3 s at 100 ms and 0.03-0.05 s at 10 ms, for about 1 %
+#: of a core more while idle (measured 2026-11-30).
+FETCH_WAIT_MS = 100
 
 
 def decode_heartbeat(raw: bytes | None) -> LiveEntry:
@@ -45,7 +67,11 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
     There is no inline fast path: with msgspec the model's own decoder costs about 1.5x an
     inline check, not enough to keep a second validator (``docs/architecture.md``).
     """
-    hb = Heartbeat.decode(raw)
+    return live_entry(Heartbeat.decode(raw))
+
+
+def live_entry(hb: Heartbeat) -> LiveEntry:
+    """A valid heartbeat as a :class:`LiveEntry` (``last_seen`` left at 0)."""
     return LiveEntry(
         hb.agent_id,
         hb.epoch,
@@ -56,14 +82,20 @@ def decode_heartbeat(raw: bytes | None) -> LiveEntry:
         hb.pool,
         hb.draining,
         hb.interval_s,
+        hb.sent_at,
     )
 
 
 class LivenessTracker:
     """Newest heartbeat per agent id for the partitions this worker owns, from a thread.
 
-    ``on_heartbeats(n)`` and ``on_dead_letter(topic)`` are called from the thread (metrics). With
-    a ``directory``, the thread also feeds it the ``fleet`` topic's summaries.
+    Called from the thread, for metrics: ``on_heartbeats(sent_at, received_at)`` once per batch
+    with the valid heartbeats' ``sent_at`` and the wall time they were received;
+    ``on_dead_letter(topic, refusal)`` per bad record; ``on_stats(json)`` with librdkafka's
+    statistics every :data:`~streams.kafkastats.STATS_INTERVAL`. With a ``directory``, the thread
+    also feeds it the ``fleet`` topic's summaries. Records are checked and dead letters signed
+    with ``kafka``'s signer: a heartbeat or summary the fleet did not sign is dead-lettered.
+    ``fetch_wait_ms`` is the consumer's ``fetch.wait.max.ms`` (see :data:`FETCH_WAIT_MS`).
     """
 
     def __init__(
@@ -71,20 +103,25 @@ class LivenessTracker:
         kafka: KafkaConfig,
         topics: Topics,
         *,
-        on_heartbeats: Callable[[int], None] | None = None,
-        on_dead_letter: Callable[[str], None] | None = None,
+        on_heartbeats: Callable[[list[float], float], None] | None = None,
+        on_dead_letter: Callable[[str, str], None] | None = None,
+        on_stats: Callable[[str], None] | None = None,
         directory: FleetDirectory | None = None,
         batch_size: int = 2000,
         poll_timeout: float = 0.1,
+        fetch_wait_ms: int = FETCH_WAIT_MS,
     ) -> None:
         self._kafka = kafka
+        self._signer: Signer = kafka.signer
         self._topics = topics
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
+        self._on_stats = on_stats
         self._directory = directory
         self._own_key = directory.monitor_id.encode() if directory is not None else None
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
+        self._fetch_wait_ms = fetch_wait_ms
         # Newest heartbeat per agent id, in last_seen order (an update moves the key to the end):
         # the silent ones are a prefix, so a tick never walks the whole fleet to find them.
         self._entries: dict[str, LiveEntry] = {}
@@ -93,6 +130,9 @@ class LivenessTracker:
         self._partition_of: dict[str, int] = {}
         self._wanted: frozenset[int] = frozenset()
         self._assigned: frozenset[int] = frozenset()
+        self._heartbeat_tps: list[TopicPartition] = []  # the assigned ones, for position()
+        self._eof: dict[int, int] = {}  # partition -> offset of its last end-of-partition event
+        self._lag = CatchUp()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -151,6 +191,22 @@ class LivenessTracker:
         """The partitions the thread currently consumes."""
         return self._assigned
 
+    @property
+    def caught_up(self) -> frozenset[int]:
+        """The consumed partitions the thread has read to their end at least once since they
+        were assigned: from then on every live agent of theirs is heard within its interval."""
+        return self._lag.caught_up
+
+    def behind(self, now: float) -> float:
+        """Seconds the thread trails the broker at ``now`` (monitor clock) on its most lagging
+        caught-up partition: heartbeats appended since then may not have been read yet."""
+        return self._lag.behind(now)
+
+    def lag(self, now: float | None = None) -> dict[int, PartitionLag]:
+        """Per consumed heartbeat partition, the records not read yet and the seconds behind
+        (``None`` until known), at ``now`` (default: the monitor clock now). For metrics."""
+        return self._lag.lag(time.monotonic() if now is None else now)
+
     # -- the thread -----------------------------------------------------------------------------
 
     def _clients(self) -> tuple[Consumer, Producer]:
@@ -158,17 +214,24 @@ class LivenessTracker:
             **self._kafka.as_librdkafka_dict(),
             "logger": logging.getLogger(__name__ + ".librdkafka"),
         }
+        stats: dict[str, Any] = {}
+        if self._on_stats is not None:
+            stats = {
+                "statistics.interval.ms": int(STATS_INTERVAL * 1000),
+                "stats_cb": self._on_stats,
+            }
         consumer = Consumer(
             {
                 **base,
+                **stats,
                 # Never joins: partitions are assigned by hand. librdkafka still wants an id.
                 "group.id": f"af-liveness-{uuid.uuid4().hex}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "latest",
-                # Liveness tolerates 100 ms of latency; a smaller wait only burns CPU on idle
-                # partitions (Tansu does not wake a waiting fetch on new data).
-                "fetch.wait.max.ms": 100,
+                # A partition read to its end says so: the position of one without records.
+                "enable.partition.eof": True,
+                "fetch.wait.max.ms": self._fetch_wait_ms,
             }
         )
         producer = Producer({**base, "linger.ms": 5, "partitioner": "murmur2_random"})
@@ -177,6 +240,7 @@ class LivenessTracker:
     def _run(self) -> None:
         consumer, producer = self._clients()
         try:
+            self._learn_leaders(consumer)
             if self._directory is not None:
                 # From the end: summaries are republished every half second, older ones are stale.
                 consumer.incremental_assign([TopicPartition(self._topics.fleet, 0, OFFSET_END)])
@@ -191,6 +255,7 @@ class LivenessTracker:
                     now = time.monotonic()
                     self.last_poll = now
                     self._handle(batch, now, producer)
+                    self._measure(consumer, now)
                     producer.poll(0)
                 except Exception:  # never die: a dead thread would stall every decision
                     log.exception("heartbeat consumer failed; retrying")
@@ -198,6 +263,17 @@ class LivenessTracker:
         finally:
             consumer.close()
             producer.flush(5.0)
+
+    def _learn_leaders(self, consumer: Consumer) -> None:
+        """Ask for the topics' metadata before any partition is assigned. librdkafka looks up the
+        start offset of a partition whose leader it does not know yet only after a 500 ms retry
+        timer: without this a freshly started worker took 1.1-1.4 s to read its first partitions
+        to their end, 0.3 s with it (on the development broker). Best effort."""
+        for topic in (self._topics.heartbeats, self._topics.fleet):
+            try:
+                consumer.list_topics(topic, timeout=5.0)
+            except KafkaException as exc:
+                log.warning("metadata of %s not known yet: %s", topic, exc)
 
     def _sync_assignment(self, consumer: Consumer) -> None:
         with self._lock:
@@ -217,8 +293,26 @@ class LivenessTracker:
             consumer.incremental_assign(
                 [TopicPartition(topic, p, OFFSET_END) for p in sorted(added)]
             )
+        for p in added | removed:
+            self._eof.pop(p, None)
+        self._lag.assign(wanted)
+        self._heartbeat_tps = [TopicPartition(topic, p) for p in sorted(wanted)]
         self._assigned = wanted
         log.info("heartbeat partitions: %s", sorted(wanted))
+
+    def _measure(self, consumer: Consumer, now: float) -> None:
+        """Note each consumed partition's position and fetched high watermark (see
+        :mod:`streams.catchup`). ``position()`` counts only records handed over: a partition read to
+        its end without any record is known from its end-of-partition event."""
+        if not self._heartbeat_tps:
+            return
+        for tp in consumer.position(self._heartbeat_tps):
+            position: int | None = tp.offset if tp.offset >= 0 else None
+            eof = self._eof.get(tp.partition)
+            if eof is not None and (position is None or eof > position):
+                position = eof
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            self._lag.observe(tp.partition, position, high if high >= 0 else None, now)
 
     def _handle(self, batch: list[Message], now: float, producer: Producer) -> None:
         partition_of = self._partition_of
@@ -231,14 +325,18 @@ class LivenessTracker:
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
                     log.warning("heartbeat consumer: %s", error)
+                elif msg.topic() != fleet:
+                    partition, offset = msg.partition(), msg.offset()
+                    if partition is not None and offset is not None:
+                        self._eof[partition] = offset  # read to here (streams.catchup)
                 continue
             if msg.topic() == fleet:
                 self._on_fleet(msg, now, producer)
                 continue
             try:
-                entry = decode_heartbeat(msg.value())
+                entry = live_entry(self._signer.open(Heartbeat, msg))
             except CodecError as exc:
-                self._dead_letter(producer, msg, str(exc))
+                self._dead_letter(producer, msg, str(exc), exc.refusal)
                 continue
             agent_id = entry.agent_id
             expected = partition_of.get(agent_id)
@@ -249,13 +347,14 @@ class LivenessTracker:
                     f"heartbeat of {agent_id!r} in partition {msg.partition()}, its key hashes to "
                     f"{expected}: produce keyed by agent id with the murmur2 partitioner"
                 )
-                self._dead_letter(producer, msg, reason)
+                self._dead_letter(producer, msg, reason, Refusal.WRONG_PARTITION)
                 continue
             entry.last_seen = now
             fresh.append(entry)
         if not fresh:
             return
-        count = 0
+        if self._on_heartbeats is not None:
+            self._on_heartbeats([e.sent_at for e in fresh], time.time())
         entries, changed = self._entries, self._changed
         with self._entries_lock:
             for entry in fresh:
@@ -263,9 +362,11 @@ class LivenessTracker:
                 current = entries.get(agent_id)
                 if current is not None:
                     if entry.epoch < current.epoch or (
-                        entry.epoch == current.epoch and entry.seq < current.seq
+                        entry.epoch == current.epoch and entry.seq <= current.seq
                     ):
-                        continue  # an older incarnation still beating: proves nothing about now
+                        # An older incarnation still beating, or a copy of a beat already seen
+                        # (a signed record replayed as is is still signed): nothing about now.
+                        continue
                     if entry.epoch != current.epoch:
                         changed.append(agent_id)
                     # Re-inserted at the end, so the map stays in last_seen order.
@@ -273,9 +374,6 @@ class LivenessTracker:
                 else:
                     changed.append(agent_id)
                 entries[agent_id] = entry
-                count += 1
-        if count and self._on_heartbeats is not None:
-            self._on_heartbeats(count)
 
     def _on_fleet(self, msg: Message, now: float, producer: Producer) -> None:
         if self._directory is None:
@@ -285,13 +383,13 @@ class LivenessTracker:
             # (it lists every healthy agent this worker owns, twice a second).
             return
         try:
-            summary = FleetSummary.decode(msg.value())
+            summary = self._signer.open(FleetSummary, msg)
         except CodecError as exc:
-            self._dead_letter(producer, msg, str(exc))
+            self._dead_letter(producer, msg, str(exc), exc.refusal)
             return
         self._directory.receive(summary, now)
 
-    def _dead_letter(self, producer: Producer, msg: Message, reason: str) -> None:
+    def _dead_letter(self, producer: Producer, msg: Message, reason: str, refusal: str) -> None:
         record: DeadLetter = dead_letter(
             topic=msg.topic() or self._topics.heartbeats,
             partition=msg.partition() or 0,
@@ -301,11 +399,12 @@ class LivenessTracker:
             reason=reason,
             at=time.time(),
         )
-        value, key = record.encode(), cut_key(msg.key())
+        topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
+        headers = self._signer.headers(topic, key, value)
         try:
-            producer.produce(self._topics.dead_letter, value, key)
+            producer.produce(topic, value, key, headers=headers)
         except BufferError:
             producer.poll(0.5)
-            producer.produce(self._topics.dead_letter, value, key)
+            producer.produce(topic, value, key, headers=headers)
         if self._on_dead_letter is not None:
-            self._on_dead_letter(msg.topic() or self._topics.heartbeats)
+            self._on_dead_letter(msg.topic() or self._topics.heartbeats, refusal)

@@ -2,7 +2,7 @@
 
 :class:`Monitor` owns one of each part and runs the tick; the parts do the work:
 
-- :class:`~streams.ownership.Ownership`: the owned partitions and their grace periods;
+- :class:`~streams.ownership.Ownership`: the owned partitions and since when;
 - :class:`~streams.index.RecordIndex`: the owned records, kept where the table is written;
 - :class:`~streams.firstseen.FirstSeen`: when each current epoch was first seen;
 - :class:`~streams.suspects.SuspectScheduler`: who detection must ask about at the next tick;
@@ -11,6 +11,7 @@
 - :class:`~streams.targets.TargetPool`: where tasks may go;
 - :class:`~streams.writer.DecisionWriter`: fences, dispatches, and applying them;
 - :class:`~streams.summaries.SummaryPublisher`: the fleet summary and the health gauges;
+- :class:`~streams.recovery.RecoveryBook`: how moved tasks resume and what their failover lost;
 - :class:`~streams.router.Router`: the faust agent's records, decoded and handed on;
 - :class:`~streams.intake.Intake` and :class:`~streams.assign.Assigner`: new work, placed on free
   agents and forwarded once.
@@ -42,6 +43,7 @@ from streams.index import RecordIndex, Table
 from streams.intake import Intake, TaskFeed
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
+from streams.recovery import RecoveryBook
 from streams.reservations import ReservationBook
 from streams.router import Router
 from streams.state import LiveEntry
@@ -66,6 +68,9 @@ class Liveness(Protocol):
 
     @property
     def assigned(self) -> frozenset[int]: ...
+    @property
+    def caught_up(self) -> frozenset[int]: ...
+    def behind(self, now: float) -> float: ...
     def assign(self, partitions: Collection[int]) -> None: ...
     def get(self, agent_id: str) -> LiveEntry | None: ...
     def snapshot(self) -> dict[str, LiveEntry]: ...
@@ -78,7 +83,8 @@ class Skipped(enum.StrEnum):
 
     BUSY = "busy"  # rebalancing or recovering
     STALLED = "stalled"  # the loop or the heartbeat thread was starved: liveness is stale
-    ASSIGNING = "assigning"  # the heartbeat thread does not read the owned partitions yet
+    ASSIGNING = "assigning"  # the heartbeat thread has not read every owned partition to its end
+    LAGGING = "lagging"  # the heartbeat thread trails its partitions by more than the stall limit
     UNOWNED = "unowned"  # no partition owned: only the (empty) fleet summary goes out
 
 
@@ -124,6 +130,9 @@ class Monitor:
             directory = FleetDirectory(monitor_id(), topics.agent_partitions)
         self.monitor_id = directory.monitor_id
         self.liveness = liveness
+        self.metrics = metrics
+        metrics.heartbeat_timeout.set(timeout)
+        self.recovery = RecoveryBook(metrics)
         self.ownership = Ownership(topics.agent_partitions, self.policy.grace_period)
         self.index = RecordIndex(table)
         self.first_seen = FirstSeen()
@@ -138,7 +147,7 @@ class Monitor:
         self.targets = TargetPool(
             self.policy, self.ownership, liveness.snapshot, liveness.get, self.index, directory
         )
-        dead_letters = DeadLetters(topics.dead_letter, send, metrics)
+        dead_letters = DeadLetters(topics, send, metrics)
         self.writer = DecisionWriter(
             config,
             self.monitor_id,
@@ -149,6 +158,7 @@ class Monitor:
             reservations=self.reservations,
             targets=self.targets,
             metrics=metrics,
+            recovery=self.recovery,
         )
         self.publisher = SummaryPublisher(
             self.monitor_id,
@@ -167,7 +177,8 @@ class Monitor:
             topics,
             send,
             stuck_after=config.stuck_after,
-            grace_period=self.policy.grace_period,
+            # Detection fences an agent not heard since the takeover after this long.
+            hear_within=self.policy.grace_period + timeout,
             progress=progress,
             feed=feed,
             ownership=self.ownership,
@@ -196,8 +207,12 @@ class Monitor:
             dead_letters=dead_letters,
             metrics=metrics,
             on_change=self.intake.wake,
+            recovery=self.recovery,
+            signer=config.kafka.signer,
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled
+        self._skipping: Skipped | None = Skipped.ASSIGNING  # why the last tick decided nothing
+        self._unread: frozenset[int] = frozenset()  # owned, not read to the end at the last tick
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(timeout / 3, 0.5)
 
@@ -217,14 +232,34 @@ class Monitor:
         """One detection round over the ``owned`` partitions at ``now`` (``busy``: rebalancing
         or recovering).
 
-        Decides nothing, and restarts every grace period, while busy, after a stall (a tick or
-        a heartbeat poll longer ago than max(timeout / 3, 0.5 s)) or while the heartbeat thread
-        has not caught up with ``owned``. Every verdict uses ``now``, so a slow tick can only
-        delay a fence, never bring one forward.
+        Decides nothing while busy, while the heartbeat thread has not read every owned
+        partition to its end since it was assigned (those count as owned from then on), while it
+        trails its partitions by more than the stall limit (max(timeout / 3, 0.5 s)), or after a
+        stall (a tick or a heartbeat poll longer ago than that limit: every partition then counts
+        as owned from the stall's end). Every verdict uses ``now``, so a slow tick can only delay
+        a fence, never bring one forward.
         """
-        partitions = frozenset(owned)
+        started = time.perf_counter()
+        try:
+            return await self._tick(frozenset(owned), busy, now)
+        finally:
+            self.metrics.tick_seconds.observe(time.perf_counter() - started)
+
+    def grace_left(self, now: float) -> float:
+        """Seconds until no owned partition is in its grace period any more (0: none is)."""
+        end = max(self.ownership.since.values(), default=now - self.policy.grace_period)
+        return max(0.0, end + self.policy.grace_period - now)
+
+    async def _tick(self, partitions: frozenset[int], busy: bool, now: float) -> TickReport:
+        self.metrics.partitions_owned.set(len(partitions))
         self.ownership.set(partitions, now)
         self.liveness.assign(partitions)
+        unread = partitions - self.liveness.caught_up
+        # Nobody there can have been heard yet; and a partition read to its end since the last
+        # tick counts from this tick, not from that one.
+        if unread or self._unread:
+            self.ownership.rearm(now, unread | self._unread)
+        self._unread = unread
         stalled = self._last_tick is not None and now - self._last_tick > self._stall_limit
         stalled = stalled or now - self.liveness.last_poll > self._stall_limit
         self._last_tick = now
@@ -233,14 +268,16 @@ class Monitor:
             skipped = Skipped.BUSY
         elif stalled:
             skipped = Skipped.STALLED
-        elif self.liveness.assigned != partitions:
+        elif unread:
             skipped = Skipped.ASSIGNING
+        elif self.liveness.behind(now) > self._stall_limit:
+            skipped = Skipped.LAGGING
+        self._note_skipping(skipped, partitions, now)
         if skipped is not None:
             if stalled:
-                log.warning("monitor stalled: no decisions, grace period restarted")
+                self.ownership.rearm(now)  # liveness may be stale everywhere: age from here
             if busy:
                 self.index.invalidate()  # recovery writes the table without us: rebuild after it
-            self.ownership.rearm(now)
             self.intake.wake()  # a record waiting for a slot looks whether it is still ours
             return TickReport(skipped=skipped)
         if not partitions:
@@ -251,12 +288,28 @@ class Monitor:
             self._reindex(partitions)
         self.decisions.expire(now, self.index.get)
         self.reservations.expire(now)
+        self.recovery.settle(time.time())
         examined = await self._detect(now)
         await self.writer.dispatch_queued(now)
         self.intake.tick(now)
         self.publisher.publish_health(now)
         self.publisher.publish_fleet(partitions, now)
         return TickReport(examined)
+
+    def _note_skipping(
+        self, skipped: Skipped | None, partitions: frozenset[int], now: float
+    ) -> None:
+        """Log when decisions stop or resume (once per change, not per tick)."""
+        if skipped is Skipped.STALLED:
+            log.warning("monitor stalled: no decisions; liveness restarts now")
+        elif skipped is Skipped.LAGGING and self._skipping is not Skipped.LAGGING:
+            log.warning(
+                "heartbeat reader %.1fs behind: no decisions until it catches up",
+                self.liveness.behind(now),
+            )
+        elif skipped is None and self._skipping is not None and partitions:
+            log.info("deciding on partitions %s (was %s)", sorted(partitions), self._skipping)
+        self._skipping = skipped
 
     async def _detect(self, now: float) -> tuple[str, ...]:
         """Fence the dead epochs among the agents whose verdict may have changed."""

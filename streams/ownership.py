@@ -1,8 +1,10 @@
 """Which agent partitions this worker owns, since when, and which partition an agent id is in.
 
-faust assigns a worker the agent partitions it decides for. A partition taken over starts its
-grace period (docs/architecture.md, "Monitor clock only"): detection declares nobody of it dead
-before ``owned since + grace_period``, since the new owner has not heard its agents yet.
+faust assigns a worker the agent partitions it decides for. A partition's *owned since* is when
+this worker could first hear every live agent of it: the monitor moves it forward while the
+heartbeat thread has not yet read the partition to its end, and for every partition after a
+stall. Detection ages an agent never heard by this worker from there (plus ``grace_period``),
+never from before this worker arrived (docs/architecture.md, "Monitor takeover").
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ _CACHE_LIMIT = 1 << 20
 
 
 class Ownership:
-    """The owned agent partitions and when each was taken over (monitor clock).
+    """The owned agent partitions and since when each is owned (monitor clock).
 
     ``partitions`` is the agent partition count; ``grace_period`` is only logged here (detection
     applies it).
@@ -38,20 +40,22 @@ class Ownership:
         return self._since
 
     def set(self, partitions: Collection[int], now: float) -> None:
-        """The partitions faust assigned this worker: new ones start their grace period at
-        ``now``; others are forgotten."""
+        """The partitions faust assigned this worker: new ones are owned since ``now``; others
+        are forgotten."""
         wanted = set(partitions)
         for p in [p for p in self._since if p not in wanted]:
             del self._since[p]
         for p in sorted(wanted - self._since.keys()):
             self._since[p] = now
-            log.info("took over partition %d: grace %.1fs", p, self._grace_period)
+            log.info("took over partition %d (grace %.1fs)", p, self._grace_period)
         self._owns_all = len(self._since) == self._partitions
 
-    def rearm(self, now: float) -> None:
-        """Start every grace period again at ``now`` (after a rebalance, recovery or a stall)."""
-        for p in self._since:
-            self._since[p] = now
+    def rearm(self, now: float, partitions: Collection[int] | None = None) -> None:
+        """Count ``partitions`` (default: every owned one) as owned since ``now``: their
+        heartbeats are not read to the end yet, or liveness was stale (a stall)."""
+        for p in self._since if partitions is None else partitions:
+            if p in self._since:
+                self._since[p] = now
 
     def partition_of(self, agent_id: str) -> int:
         """The agent-keyed partition of ``agent_id`` (Kafka's Java partitioner)."""

@@ -31,7 +31,9 @@ KEEP_DECIDED = 1024
 KEEP_DONE = 1024
 
 #: Version of the table's record layout (``"v"``); checked on read, see :func:`decode_record`.
-STATE_VERSION = 2
+#: 3: checkpoint references name their task, attempt and epoch. Records of every version may
+#: hold claims of the agents' former consumer group (``unconfirmed``): they read as held.
+STATE_VERSION = 3
 #: The ``record_type`` of a :class:`CodecError` about a table value.
 TABLE_RECORD = "agent_record"
 
@@ -49,6 +51,9 @@ class TaskSlot:
 
     ``checkpoint`` is the resume point a re-dispatch of this attempt would name: the latest
     checkpoint of this attempt, or, before it has checkpointed, the one it was dispatched with.
+    ``progress_at`` is when a monitor received that checkpoint, or this attempt's claim or
+    re-dispatch before its first one (wall clock, Unix seconds; absent in records written before
+    it was kept): the checkpoint age and progress-lost metrics read it.
     """
 
     task: Task
@@ -57,6 +62,7 @@ class TaskSlot:
     status: SlotStatus
     checkpoint: CheckpointRef | None = None
     reason: DispatchReason | None = None  # why it is queued
+    progress_at: float | None = None
 
     @property
     def task_id(self) -> str:
@@ -66,11 +72,13 @@ class TaskSlot:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FencedEpoch:
-    """An applied fence: the epoch, the decision that fenced it, and when it was issued."""
+    """An applied fence: the epoch, the decision that fenced it, when it was issued, and how long
+    the epoch had been silent then (when known)."""
 
     epoch: int
     decision_id: str
     issued_at: float
+    last_heartbeat_age_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -142,6 +150,25 @@ def _from_v1(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 checkpoint references had no task, attempt and epoch: give them the slot's.
+
+    Right for the checkpoints the slot's attempt wrote; for a resume point of an earlier attempt
+    (an attempt that has not checkpointed yet) it is not, and the agent resuming it refuses the
+    record and starts the task from step 0: nothing is lost, some steps are redone.
+    """
+    if type(data.get("tasks")) is not dict:
+        return data  # malformed: the conversion below names what is wrong
+    tasks = {}
+    for task_id, slot in data["tasks"].items():
+        ref = slot.get("checkpoint") if type(slot) is dict else None
+        if type(ref) is dict:
+            named = {"task_id": task_id, "attempt": slot["attempt"], "epoch": slot["epoch"]}
+            slot = {**slot, "checkpoint": {**named, **ref}}
+        tasks[task_id] = slot
+    return {**data, "tasks": tasks}
+
+
 def _claims_taken(data: dict[str, Any]) -> dict[str, Any]:
     """Records written while agents claimed tasks themselves may hold an ``unconfirmed`` claim
     (its ``source`` is ignored). Nobody reads the agents' old group any more, so the task is held
@@ -156,7 +183,7 @@ def _claims_taken(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def decode_record(raw: bytes) -> AgentRecord:
-    """Inverse of :func:`encode_record`; also reads version 1 records.
+    """Inverse of :func:`encode_record`; also reads version 1 and 2 records.
 
     Raises :class:`CodecError` for anything else, naming the version when it is one this monitor
     does not know (a newer monitor wrote it).
@@ -166,13 +193,16 @@ def decode_record(raw: bytes) -> AgentRecord:
     except orjson.JSONDecodeError as exc:
         raise _error(f"not JSON ({exc})") from exc
     version = data.get("v") if type(data) is dict else None
-    if type(version) is not int or version not in (1, STATE_VERSION):
+    if type(version) is not int or version not in (1, 2, STATE_VERSION):
         raise _error(
-            f"version {version!r} is not supported: this monitor reads versions 1 and "
+            f"version {version!r} is not supported: this monitor reads versions 1 to "
             f"{STATE_VERSION} (a newer monitor wrote it, or it is not a table record)"
         )
     try:
-        fields = data["agent"] if version == STATE_VERSION else _from_v1(data)
+        fields = _from_v1(data) if version == 1 else data["agent"]
+        if version < 3:
+            fields = _from_v2(fields)
+        # Any version written before the monitor placed new work may hold unconfirmed claims.
         return msgspec.convert(_claims_taken(fields), type=AgentRecord, strict=True)
     except msgspec.ValidationError as exc:
         raise _error(str(exc)) from None
@@ -201,3 +231,4 @@ class LiveEntry:
     pool: Pool = Pool.ACTIVE
     draining: bool = False
     interval_s: float = 0.0  # the agent's own heartbeat interval (0: unknown)
+    sent_at: float = 0.0  # the AGENT's clock when it sent the heartbeat: informational only

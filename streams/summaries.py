@@ -10,28 +10,50 @@ starts them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import logging
 import time
 from collections.abc import Callable, Mapping
 
+from agent_failover.models import Pool
 from streams.channels import Send
 from streams.detection import DetectionPolicy, Health, health_of
-from streams.dispatch import AgentEpoch, Candidate
+from streams.dispatch import AgentEpoch, Candidate, free_by_pool
 from streams.firstseen import FirstSeen
 from streams.fleet import PUBLISH_INTERVAL, encode_summary
 from streams.index import RecordIndex
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
 from streams.reservations import ReservationBook
-from streams.state import AgentRecord, LiveEntry
+from streams.state import AgentRecord, LiveEntry, SlotStatus
 from streams.targets import TargetPool
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two health counts.
 HEALTH_INTERVAL = 1.0
+#: A fenced agent counts as failed (not stopped) this long after its fence, unless it came back
+#: with a new epoch: long enough for every scrape and alert to see it.
+FAILED_FOR = 15 * 60.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthCount:
+    """Owned agents by (health, pool), and when the oldest running task last made progress
+    (wall clock; ``None``: no running task with a known time)."""
+
+    agents: dict[tuple[Health, Pool], int]
+    oldest_progress_at: float | None = None
+
+
+def _failed(record: AgentRecord, newest: int, wall: float) -> bool:
+    """Whether ``newest``, the agent's newest epoch, was fenced less than FAILED_FOR ago."""
+    fence = record.fence_of(newest)
+    if fence is None or newest in record.stopped:
+        return False
+    return wall - fence.issued_at < FAILED_FOR
 
 
 def count_health(
@@ -42,19 +64,36 @@ def count_health(
     first_seen: Callable[[str], dict[int, float] | None],
     now: float,
     policy: DetectionPolicy,
-) -> dict[Health, int]:
-    """Owned agents (those of ``owned_since``'s partitions) by the health of their newest epoch."""
-    counts: dict[Health, int] = {}
+    wall: float,
+) -> HealthCount:
+    """Owned agents (those of ``owned_since``'s partitions) by the health of their newest epoch
+    and their pool, and the oldest progress of their running tasks (``wall``: the wall clock).
+
+    A fenced epoch is ``failed`` for :data:`FAILED_FOR` (or until a new epoch appears), then
+    ``stopped``; :func:`health_of` calls it stopped at once, which left ``failed`` at 0 right
+    after a failover.
+    """
+    counts: dict[tuple[Health, Pool], int] = {}
+    oldest: float | None = None
     everyone = itertools.chain(lives, (a for a in records if a not in lives))
     for agent_id in everyone:
         since = owned_since.get(partition_of(agent_id))
         if since is None:
             continue  # not ours
-        h = health_of(
-            records.get(agent_id), lives.get(agent_id), now, since, policy, first_seen(agent_id)
-        )
-        counts[h] = counts.get(h, 0) + 1
-    return counts
+        record, live = records.get(agent_id), lives.get(agent_id)
+        h = health_of(record, live, now, since, policy, first_seen(agent_id))
+        if h is Health.STOPPED and record is not None:
+            newest = max(e for e in (record.epoch, live.epoch if live else None) if e is not None)
+            if _failed(record, newest, wall):
+                h = Health.FAILED
+        pool = live.pool if live is not None else (record.pool if record else Pool.ACTIVE)
+        counts[(h, pool)] = counts.get((h, pool), 0) + 1
+        if record is not None and record.tasks:
+            for slot in record.tasks.values():
+                at = slot.progress_at
+                if slot.status is SlotStatus.OWNED and at is not None:
+                    oldest = at if oldest is None else min(oldest, at)
+    return HealthCount(counts, oldest)
 
 
 class SummaryPublisher:
@@ -129,6 +168,7 @@ class SummaryPublisher:
             log.exception("cannot build the fleet summary")
             return
         self._targets.offer(local, now, version)  # planning reuses it for a while
+        self._metrics.set_free_slots(free_by_pool(local, reserved))
         try:
             await self._send(self._topic, self._monitor_id.encode(), value, 0)
         except Exception:
@@ -152,13 +192,17 @@ class SummaryPublisher:
             return
         # Copies of what the loop mutates; the worker only reads them (records are immutable).
         job = functools.partial(
-            self._count, dict(self._index.records), dict(self._ownership.since), now
+            self._count, dict(self._index.records), dict(self._ownership.since), now, time.time()
         )
         self._health_job = asyncio.ensure_future(self._count_health(job, now))
 
     def _count(
-        self, records: dict[str, AgentRecord], owned_since: dict[int, float], now: float
-    ) -> dict[Health, int]:
+        self,
+        records: dict[str, AgentRecord],
+        owned_since: dict[int, float],
+        now: float,
+        wall: float,
+    ) -> HealthCount:
         """Runs in a worker thread (the liveness map is copied there, not on the loop)."""
         return count_health(
             self._lives(),
@@ -168,13 +212,16 @@ class SummaryPublisher:
             self._first_seen.get,
             now,
             self._policy,
+            wall,
         )
 
-    async def _count_health(self, job: Callable[[], dict[Health, int]], now: float) -> None:
+    async def _count_health(self, job: Callable[[], HealthCount], now: float) -> None:
         try:
-            counts = await asyncio.get_running_loop().run_in_executor(None, job)
+            count = await asyncio.get_running_loop().run_in_executor(None, job)
         except Exception:
             log.exception("cannot count agents by health")
             return
-        self._metrics.set_health(counts)
+        self._metrics.set_health(count.agents)
+        oldest = count.oldest_progress_at
+        self._metrics.oldest_checkpoint_age.set(0.0 if oldest is None else time.time() - oldest)
         self._metrics.fleet_targets.set(self._targets.remote_count(now))

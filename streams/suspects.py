@@ -4,9 +4,9 @@ Asking :func:`streams.detection.dead_epochs` about every owned agent twenty time
 most of a worker's CPU at 10k agents (docs/architecture.md, "Monitor hot path"). An agent's
 verdict changes only when its record is written or its epoch changes (*changed*), when its
 heartbeats stop (*silent*: the liveness map's prefix older than the timeout), when a deadline no
-heartbeat marks passes (the first heartbeat of a new epoch, the end of a grace period: a timer),
-or while a dead epoch found is not yet fenced (*watched*). Silent agents with nothing left to
-decide (fenced or stopped) are *quiet* and skipped until they change.
+heartbeat marks passes (the first heartbeat of a new epoch, a timeout counted from a takeover or
+a stall: a timer), or while a dead epoch found is not yet fenced (*watched*). Silent agents with
+nothing left to decide (fenced or stopped) are *quiet* and skipped until they change.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class SuspectScheduler:
 
     def wake_at(self, agent_id: str, at: float) -> None:
         """Ask again once ``at`` has passed: a deadline the silent scan does not find (no
-        heartbeat yet from the newest epoch, or the grace period)."""
+        heartbeat yet from the newest epoch, or silence counted from a takeover or a stall)."""
         if self._due.get(agent_id) != at:
             self._due[agent_id] = at
             heapq.heappush(self._timers, (at, agent_id))

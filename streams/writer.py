@@ -22,10 +22,11 @@ from agent_failover.models import Control, ControlKind, DispatchReason, PlanEntr
 from streams.channels import Send
 from streams.decisions import DecisionLog, Fence, Move
 from streams.detection import DeadEpoch
-from streams.dispatch import apply_control, plan_moves
+from streams.dispatch import apply_control, free_by_pool, plan_moves
 from streams.index import RecordIndex
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
+from streams.recovery import RecoveryBook
 from streams.reservations import ReservationBook
 from streams.state import AgentRecord, SlotStatus, TaskSlot
 from streams.targets import TargetPool
@@ -52,8 +53,11 @@ class DecisionWriter:
         reservations: ReservationBook,
         targets: TargetPool,
         metrics: MonitorMetrics,
+        recovery: RecoveryBook,
     ) -> None:
         self._topics = config.topics
+        self._timeout = config.heartbeat_timeout
+        self._stuck_after = config.stuck_after
         self._monitor_id = monitor_id
         self._send = send
         self._ownership = ownership
@@ -62,8 +66,12 @@ class DecisionWriter:
         self._reservations = reservations
         self._targets = targets
         self._metrics = metrics
-        # Moves that found no target, and since when (monitor clock): the oldest waits longest.
-        self._unplaced: dict[Move, float] = {}
+        self._recovery = recovery
+        # Moves that found no target at their last try.
+        self._unplaced: set[Move] = set()
+        # Queued moves and since when (monitor clock) each has waited while a slot was free.
+        self._queued_since: dict[Move, float] = {}
+        self._stuck = 0
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -95,8 +103,9 @@ class DecisionWriter:
         self._decisions.wrote(key, now)
         self._reservations.reserve_plan(plan, now, self._ownership.owns)
         self._metrics.failovers.labels(reason=dead.reason.value).inc()
-        if dead.last_heartbeat_age_s is not None:
-            self._metrics.detection_seconds.observe(dead.last_heartbeat_age_s)
+        age = dead.last_heartbeat_age_s
+        if dead.reason is DispatchReason.HEARTBEAT_TIMEOUT and age is not None:
+            self._metrics.detection_delay.observe(max(0.0, age - self._timeout))
         log.warning(
             "fence %s epoch %d (%s, last heartbeat %s s ago): %d task(s), %d placed",
             dead.agent_id,
@@ -132,13 +141,16 @@ class DecisionWriter:
             for e in plan:
                 move = Move.of_entry(agent_id, e)
                 if e.target_agent_id is None:
-                    self._unplaced.setdefault(move, now)
+                    self._unplaced.add(move)
                 else:
-                    self._unplaced.pop(move, None)
+                    self._unplaced.discard(move)
             if not placed:
                 continue
             why = reason or group[0].reason or DispatchReason.QUEUED
-            await self._write(self._control(ControlKind.DISPATCH, agent_id, epoch, why, placed))
+            ctl = self._control(
+                ControlKind.DISPATCH, agent_id, epoch, why, placed, _silence(record, epoch)
+            )
+            await self._write(ctl)
             self._metrics.failovers.labels(reason=why.value).inc()
             for e in placed:
                 self._decisions.wrote(Move.of_entry(agent_id, e), now)
@@ -146,30 +158,41 @@ class DecisionWriter:
         return unplaced
 
     async def dispatch_queued(self, now: float) -> None:
-        """Dispatch every queued task of the owned records; publish how many wait, and how many
-        of them found no healthy agent."""
-        waiting = queued = 0
-        still: set[Move] = set()
+        """Dispatch every queued task of the owned records; publish how many found no healthy
+        agent, and how many have waited longer than ``stuck_after`` while some agent of the fleet
+        had a free slot (placed, but their decision not applied: stuck)."""
+        waiting = 0
+        since: dict[Move, float] = {}
         for rec in self._index.with_queued():
             if not self._ownership.owns(rec.agent_id):
                 continue
             slots = [s for s in rec.tasks.values() if s.status is SlotStatus.QUEUED]
+            for s in slots:
+                move = Move.of_slot(rec.agent_id, s)
+                since[move] = self._queued_since.get(move, now)
             if slots:
-                queued += len(slots)
-                still.update(Move.of_slot(rec.agent_id, s) for s in slots)
                 waiting += await self.dispatch(rec, slots, now)
         # Moves no longer queued here (placed, finished, or their partition lost) wait no more.
-        self._unplaced = {m: t for m, t in self._unplaced.items() if m in still}
-        self._metrics.queued.set(queued)
-        self._metrics.no_healthy_agent.set(waiting)
+        self._unplaced &= since.keys()
+        if since and not self._free_slot(now):
+            since = dict.fromkeys(since, now)  # a wait counts only while some slot is free
+        self._queued_since = since
+        self._stuck = sum(now - t > self._stuck_after for t in since.values())
+        self._metrics.waiting_for_agent.set(waiting)
+        self._metrics.set_stuck_moving(self._stuck)
+
+    def _free_slot(self, now: float) -> bool:
+        """Whether any healthy agent of the fleet has a free slot (moves may go to standbys)."""
+        return any(free_by_pool(self._targets.pool(now), self._reservations.counts()).values())
 
     def moves_waiting(self) -> int:
         """How many of this worker's queued tasks found no agent at their last try."""
         return len(self._unplaced)
 
-    def oldest_move_since(self) -> float | None:
-        """Since when (monitor clock) the longest-waiting of them has waited; None if none."""
-        return min(self._unplaced.values(), default=None)
+    def moves_stuck(self) -> int:
+        """How many of this worker's queued tasks have waited longer than ``stuck_after`` while
+        some agent of the fleet had a free slot (at the last tick)."""
+        return self._stuck
 
     def _control(
         self,
@@ -205,7 +228,8 @@ class DecisionWriter:
         audit record, then record it in the agent's record. Drain and promote are for agents."""
         if ctl.kind not in (ControlKind.FENCE, ControlKind.DISPATCH):
             return
-        res = apply_control(self._index.current(ctl.agent_id), ctl, partition, time.time())
+        before = self._index.current(ctl.agent_id)
+        res = apply_control(before, ctl, partition, time.time())
         if res.duplicate:
             self._metrics.duplicates.inc()
             return
@@ -229,8 +253,11 @@ class DecisionWriter:
         # Only once every re-dispatch is acknowledged is the decision recorded as applied.
         await asyncio.gather(*acks)
         self._index.store(ctl.agent_id, res.record)
-        self._metrics.redispatched.inc(len(res.redispatches))
-        self._metrics.apply_seconds.observe(max(0.0, time.time() - ctl.issued_at))
+        wall = time.time()
+        for rd in res.redispatches:
+            self._metrics.tasks_moved.labels(reason=rd.reason.value).inc()
+        self._recovery.applied(ctl, before, res.redispatches, wall)
+        self._metrics.apply_seconds.observe(max(0.0, wall - ctl.issued_at))
         log.info(
             "applied %s %s of %s epoch %d: %d re-dispatched",
             ctl.kind.value,
@@ -239,3 +266,12 @@ class DecisionWriter:
             ctl.epoch,
             len(res.redispatches),
         )
+
+
+def _silence(record: AgentRecord, epoch: int) -> float | None:
+    """How long a fenced ``epoch`` has been silent now (wall clock), if its fence knew; ``None``
+    for an epoch that is not fenced (its tasks leave a live agent)."""
+    fence = record.fence_of(epoch)
+    if fence is None or fence.last_heartbeat_age_s is None:
+        return None
+    return max(0.0, time.time() - fence.issued_at + fence.last_heartbeat_age_s)

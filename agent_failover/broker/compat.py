@@ -25,10 +25,15 @@ faust fixes, for the monitor (call :func:`faust_patches_for` before creating the
 3. Producer idempotence and transactions. aiokafka sends InitProducerId v0, which Tansu refuses,
    and Tansu's transactions do not isolate anyway: :func:`faust_settings_for` keeps faust at
    ``processing_guarantee="at_least_once"``. Nothing is patched for this.
+4. LeaveGroup. A LeaveGroup that reaches Tansu while its group is rebalancing leaves the group
+   unable to ever complete a rebalance again (every SyncGroup answers REBALANCE_IN_PROGRESS), so
+   a monitor worker stopped gracefully at the wrong moment would stop detection for good. The
+   fix makes aiokafka's group coordinator forget its generation without telling the broker: a
+   stopped member leaves by session expiry, and its partitions wait for its session timeout.
 
-The faust patches are installed into faust's aiokafka driver classes once per process; each
-patched method applies its fix only to consumers whose bootstrap servers were registered as Tansu,
-so a process that also talks to a real Kafka is unaffected there.
+The patches are installed into faust's aiokafka driver and aiokafka's group coordinator once per
+process; each patched method applies its fix only to clients whose bootstrap servers were
+registered as Tansu, so a process that also talks to a real Kafka is unaffected there.
 """
 
 from __future__ import annotations
@@ -191,12 +196,29 @@ def _thread_is_tansu(thread: Any) -> bool:
     return _normalise(server_list(transport.url, transport.default_port)) in _active
 
 
+def _client_is_tansu(client: Any) -> bool:
+    """Whether an aiokafka client's bootstrap servers were registered as Tansu."""
+    if _ALL in _active:
+        return True
+    return bool(_active) and _normalise(client._bootstrap_servers) in _active
+
+
 def _install() -> None:
-    """Wrap faust's aiokafka consumer thread methods once per process."""
+    """Wrap faust's aiokafka consumer thread methods and aiokafka's group leave once per
+    process."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as Thread
 
     if _originals:
         return
+    if not hasattr(GroupCoordinator, "_maybe_leave_group") or not hasattr(
+        GroupCoordinator, "reset_generation"
+    ):
+        raise BrokerError(
+            "aiokafka's GroupCoordinator has no _maybe_leave_group/reset_generation: the Tansu "
+            "LeaveGroup fix needs updating for this aiokafka version"
+        )
+    leave_group: Callable[[Any], Awaitable[None]] = GroupCoordinator._maybe_leave_group
     highwaters: Callable[[Any, list[Any]], Awaitable[Mapping[Any, int]]] = Thread._highwaters
     create_worker_consumer: Callable[[Any, Any], Any] = Thread._create_worker_consumer
 
@@ -222,15 +244,32 @@ def _install() -> None:
             consumer._fetch_max_wait_ms = TANSU_FETCH_MAX_WAIT_MS
         return consumer
 
+    @functools.wraps(leave_group)
+    async def _maybe_leave_group(self: Any) -> None:
+        if not _client_is_tansu(self._client):
+            await leave_group(self)
+            return
+        # What the original does after its LeaveGroup request, without the request.
+        if self.generation > 0:
+            log.info(
+                "group %s: no LeaveGroup on the development broker; the partitions move when "
+                "this member's session expires",
+                self.group_id,
+            )
+        self.reset_generation()
+
     _originals["_highwaters"] = highwaters
     _originals["_create_worker_consumer"] = create_worker_consumer
+    _originals["_maybe_leave_group"] = leave_group
     # setattr: mypy rejects assigning to a method, and faust is untyped here anyway.
     setattr(Thread, "_highwaters", _highwaters)  # noqa: B010
     setattr(Thread, "_create_worker_consumer", _create_worker_consumer)  # noqa: B010
+    setattr(GroupCoordinator, "_maybe_leave_group", _maybe_leave_group)  # noqa: B010
 
 
 def apply_faust_patches(kafka: KafkaConfig | str | None = None) -> None:
-    """Turn the Tansu fixes on for faust consumers of ``kafka`` (``None``: every consumer).
+    """Turn the Tansu fixes on for faust consumers of ``kafka`` (``None``: every consumer), and
+    for every aiokafka consumer-group member of ``kafka`` in this process (no LeaveGroup).
 
     For callers that already know the broker is Tansu; :func:`faust_patches_for` checks first.
     Call it before the faust worker creates its consumer. Idempotent.
@@ -251,13 +290,14 @@ def faust_patches_for(kafka: KafkaConfig | str) -> bool:
 
 
 def remove_faust_patches() -> None:
-    """Turn every fix off and restore faust's original methods (for tests)."""
+    """Turn every fix off and restore the original methods (for tests)."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as Thread
 
     with _lock:
         _active.clear()
         for name, original in _originals.items():
-            setattr(Thread, name, original)
+            setattr(GroupCoordinator if name == "_maybe_leave_group" else Thread, name, original)
         _originals.clear()
 
 

@@ -11,6 +11,7 @@ back from the broker. Exit code 0 only if every task completed exactly once.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import signal
 import statistics
 import sys
@@ -115,7 +116,9 @@ def run_demo(options: DemoOptions | None = None) -> int:
     with broker_from_env(log_dir=log_dir) as broker:
         timeline = Timeline(t0, topics)
         timeline.say(f"broker ready at {broker.bootstrap_servers} ({broker.kind})")
-        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers)
+        # Every process of the demo signs its records with a key of this run (docs/security.md).
+        signing_key = secrets.token_urlsafe(32)
+        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, signing_key=signing_key)
         ensure_topics(kafka, topics)
         ensure_topics(
             kafka,
@@ -132,6 +135,7 @@ def run_demo(options: DemoOptions | None = None) -> int:
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-demo-monitor-{run_id}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(log_dir / "monitor-data"),
+            "AGENT_FAILOVER_SIGNING_KEY": signing_key,
         }
         observer = Observer(kafka, topics, results_topic, on_record=timeline.on_record).start()
         agents = [f"agent-{i + 1}" for i in range(opts.agents)]

@@ -40,6 +40,7 @@ from confluent_kafka import Producer
 from agent_failover.config import AgentConfig
 from agent_failover.dev.ledger import StepResult
 from agent_failover.errors import AgentFailoverError, ConfigError
+from agent_failover.logs import setup_logging
 from agent_failover.sdk import Agent, TaskContext
 
 log = logging.getLogger("agent_failover.dev.worker")
@@ -143,11 +144,8 @@ def make_handler(
 
 def main() -> int:
     """Run one agent until SIGTERM; exit code 2 on bad configuration, 1 if the agent failed."""
-    logging.basicConfig(
-        level=os.environ.get("AGENT_FAILOVER_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        setup_logging()
         config = AgentConfig.from_env()
         step_range = step_seconds_from_env()
     except ConfigError as exc:

@@ -4,7 +4,7 @@ Decoding parses with orjson and validates with ``msgspec.convert(..., strict=Tru
 dataclass itself: field types, ranges and enums come from the annotations
 (:mod:`~agent_failover.models.vocabulary`), cross-field rules from :class:`Needs` and
 :class:`Pins` declarations, and the same declarations generate ``schemas/*.schema.json``
-(:mod:`agent_failover.schemas`).
+(:mod:`agent_failover.models.schemagen`).
 Encoding is orjson's own dataclass serialisation; absent optionals are left out.
 """
 
@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 import msgspec
 import orjson
 
-from agent_failover.errors import CodecError
+from agent_failover.errors import CodecError, Refusal
 from agent_failover.models.vocabulary import MAX_JSON_DEPTH, SCHEMA_VERSION, JsonValue
 
 #: Every top-level record carries this field; it is read before anything else is validated.
@@ -141,11 +141,21 @@ class Record:
             reason = rule.check(self)
             if reason is not None:
                 raise self._error(reason)
+        reason = self._consistency()
+        if reason is not None:
+            raise self._error(reason)
+
+    def _consistency(self) -> str | None:
+        """Why this record breaks a rule the schema cannot state (fields that must agree), or
+        None; checked on construction and on decode, like ``RULES``."""
+        return None
 
     @classmethod
-    def _error(cls, reason: str) -> CodecError:
+    def _error(cls, reason: str, refusal: Refusal = Refusal.INVALID) -> CodecError:
         return CodecError(
-            f"invalid {cls.RECORD_TYPE} record: {_cut(reason)}", record_type=cls.RECORD_TYPE
+            f"invalid {cls.RECORD_TYPE} record: {_cut(reason)}",
+            record_type=cls.RECORD_TYPE,
+            refusal=refusal,
         )
 
     @classmethod
@@ -203,11 +213,11 @@ class Record:
         ignored (newer minor versions of a producer stay readable).
         """
         if raw is None:
-            raise cls._error("empty value (tombstone)")
+            raise cls._error("empty value (tombstone)", Refusal.NOT_JSON)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise cls._error(f"not JSON ({exc})") from exc
+            raise cls._error(f"not JSON ({exc})", Refusal.NOT_JSON) from exc
         if type(data) is not dict:
             raise cls._error(f"expected a JSON object, got {type(data).__name__}")
         check_version(cls, data)
@@ -228,7 +238,8 @@ def check_version(cls: type[Record], data: dict[str, Any]) -> None:
         )
     if not 1 <= version <= SCHEMA_VERSION:
         raise cls._error(
-            f"{VERSION_FIELD} {version} is not supported (this library reads 1..{SCHEMA_VERSION})"
+            f"{VERSION_FIELD} {version} is not supported (this library reads 1..{SCHEMA_VERSION})",
+            Refusal.UNSUPPORTED_VERSION,
         )
 
 

@@ -1,7 +1,7 @@
 """The wire records of agents and the monitor, one frozen dataclass each.
 
 A record's first docstring paragraph and its field annotations are its schema: the generator
-(``python -m agent_failover.schemas``) writes them to ``schemas/*.schema.json``, and
+(``python -m agent_failover.models.schemagen``) writes them to ``schemas/*.schema.json``, and
 :class:`~agent_failover.models.base.Record` validates against the same annotations on decode.
 """
 
@@ -99,12 +99,47 @@ class Checkpoint(Record):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CheckpointRef(Record):
-    """Where a checkpoint lies: partition and offset in the checkpoints topic, and its step."""
+    """Where a checkpoint lies (partition and offset in the checkpoints topic) and which one it
+    is: its task, attempt, epoch and step. A reader uses the record at that offset only if it
+    is that checkpoint.
+    """
 
     RECORD_TYPE: ClassVar[str] = "checkpoint_ref"
     partition: NonNegative
     offset: NonNegative
     step: Step
+    task_id: TaskId
+    attempt: Attempt
+    epoch: Epoch
+
+    def names(self, checkpoint: Checkpoint) -> bool:
+        """Whether ``checkpoint`` is the one this reference names."""
+        return (self.task_id, self.attempt, self.epoch, self.step) == (
+            checkpoint.task_id,
+            checkpoint.attempt,
+            checkpoint.epoch,
+            checkpoint.step,
+        )
+
+
+def _own(ref: CheckpointRef, task_id: str, attempt: int, epoch: int) -> str | None:
+    """Why ``ref`` is not a checkpoint of attempt ``attempt`` of ``task_id`` by ``epoch``."""
+    if (ref.task_id, ref.attempt, ref.epoch) == (task_id, attempt, epoch):
+        return None
+    return (
+        f"its checkpoint is task {ref.task_id!r} attempt {ref.attempt} epoch {ref.epoch}, "
+        f"not this attempt's (task {task_id!r} attempt {attempt} epoch {epoch})"
+    )
+
+
+def _earlier(ref: CheckpointRef, task_id: str, attempt: int) -> str | None:
+    """Why ``ref`` is not a checkpoint of ``task_id`` from an attempt before ``attempt``."""
+    if ref.task_id == task_id and ref.attempt < attempt:
+        return None
+    return (
+        f"its checkpoint is task {ref.task_id!r} attempt {ref.attempt}, not an earlier attempt "
+        f"of task {task_id!r} than {attempt}"
+    )
 
 
 CheckpointLocation = Annotated[
@@ -127,8 +162,9 @@ class TaskEvent(Record):
     """Agent lifecycle and task progress. Topic `task-events`, key: agent_id.
 
     `agent_started` / `agent_stopped` carry no task; every other kind carries `task_id` and
-    `attempt`. `claimed` carries the task itself; `checkpointed` and `released` carry the
-    checkpoint's location.
+    `attempt`. `claimed` carries the task itself; `checkpointed` and `released` carry a
+    checkpoint: for `checkpointed` the attempt's own (same task, attempt and epoch), for
+    `released` its own or the one the attempt resumed from (an earlier attempt of the task).
     """
 
     RECORD_TYPE: ClassVar[str] = "task_event"
@@ -150,10 +186,19 @@ class TaskEvent(Record):
     error: str | None = None
     schema_version: Version = SCHEMA_VERSION
 
+    def _consistency(self) -> str | None:
+        ref, task_id, attempt = self.checkpoint, self.task_id, self.attempt
+        if ref is None or task_id is None or attempt is None:
+            return None
+        if self.kind is EventKind.RELEASED and _earlier(ref, task_id, attempt) is None:
+            return None  # the point this attempt resumed from: it wrote no checkpoint since
+        return _own(ref, task_id, attempt, self.epoch)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlanEntry(Record):
-    """One task's move in a control decision: new attempt, target (or none yet), resume point."""
+    """One task's move in a control decision: new attempt, target (or none yet), resume point
+    (a checkpoint of an earlier attempt of the task)."""
 
     RECORD_TYPE: ClassVar[str] = "plan_entry"
     RULES: ClassVar[tuple[Rule, ...]] = together("target_agent_id", "target_epoch")
@@ -162,6 +207,9 @@ class PlanEntry(Record):
     target_agent_id: TargetAgentId = None
     target_epoch: Epoch | None = None
     checkpoint: CheckpointLocation = None
+
+    def _consistency(self) -> str | None:
+        return _earlier(self.checkpoint, self.task_id, self.attempt) if self.checkpoint else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -204,7 +252,8 @@ class Redispatch(Record):
     decisions on `tasks.assigned` (key: task_id) are the same record.
 
     Identical copies of one `(task_id, attempt)` can appear after a monitor restart; receivers
-    act on the first and ignore the rest.
+    act on the first and ignore the rest. The checkpoint, if any, is of an earlier attempt of the
+    task.
     """
 
     RECORD_TYPE: ClassVar[str] = "redispatch"
@@ -230,12 +279,25 @@ class Redispatch(Record):
         Meta(description="Where new work lies in the task topic (reason `new` only)."),
     ] = None
     checkpoint: CheckpointLocation = None
+    # Monitor to monitor: the worker that sees the task resume measures the end-to-end RTO.
+    last_heartbeat_age_s: Annotated[
+        float | None,
+        Meta(
+            description=(
+                "When the task leaves a failed epoch: seconds between that epoch's last heartbeat "
+                "(monitor clock) and `dispatched_at`; absent for tasks of a live agent."
+            )
+        ),
+    ] = None
     schema_version: Version = SCHEMA_VERSION
 
     @property
     def task_id(self) -> str:
         """The moved task's id."""
         return self.task.task_id
+
+    def _consistency(self) -> str | None:
+        return _earlier(self.checkpoint, self.task_id, self.attempt) if self.checkpoint else None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """The vocabulary of the wire records: their enums and the constrained field types they share.
 
 A field type here carries its range and its description (``msgspec.Meta``), so that the decoder
-and the generated JSON Schemas (``python -m agent_failover.schemas``) read them from one place.
+and the generated JSON Schemas (``python -m agent_failover.models.schemagen``) read them from
+one place.
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from agent_failover.config import CheckpointMode, CheckpointPolicy
 from agent_failover.errors import CodecError
 from agent_failover.models import Checkpoint, CheckpointRef
+from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +49,19 @@ class CheckpointReader:
     """Reads the checkpoint record a redispatch names, by partition and offset.
 
     Owns one consumer that is assigned to one partition at a time (no group); used by one
-    thread at a time (the core serialises the starts of re-dispatched tasks).
+    thread at a time (the core serialises the starts of re-dispatched tasks). The record at the
+    offset is used only if the fleet signed it (``signer``) and it is the checkpoint the
+    reference names: same task, attempt, epoch and step. A reference past the partition's end
+    is refused at once, without waiting for a record that will never come.
     """
 
-    def __init__(self, conf: dict[str, object], topic: str, timeout: float = 10.0) -> None:
-        self._conf = conf
+    def __init__(
+        self, conf: dict[str, object], topic: str, signer: Signer, timeout: float = 10.0
+    ) -> None:
+        # An offset outside the partition is an error at once, never a silent jump to its end.
+        self._conf = {**conf, "auto.offset.reset": "error"}
         self._topic = topic
+        self._signer = signer
         self._timeout = timeout
         self._consumer: Consumer | None = None
 
@@ -64,67 +72,75 @@ class CheckpointReader:
         self._consumer.list_topics(self._topic, timeout=self._timeout)
 
     def read(self, ref: CheckpointRef, task_id: str) -> Checkpoint | None:
-        """The checkpoint at ``ref`` for ``task_id``, or None (logged) if it cannot be used.
+        """The checkpoint ``ref`` names for ``task_id``, or None (logged) if it cannot be used.
 
         Never raises for a bad or missing record: a task must not be lost because its resume
-        point is gone; it restarts from step 0 instead.
+        point is gone or false; it restarts from step 0 instead.
         """
         where = f"{self._topic}[{ref.partition}]@{ref.offset}"
-        try:
-            raw = self._fetch(ref)
-        except KafkaException as exc:
+        checkpoint, why = None, ""
+        if ref.task_id != task_id:
+            why = f"it names task {ref.task_id!r}"
+        else:
+            try:
+                found = self._fetch(ref)
+                if isinstance(found, str):
+                    why = found
+                else:
+                    checkpoint = self._signer.open(Checkpoint, found)
+                    if not ref.names(checkpoint):
+                        why = (
+                            f"it holds task {checkpoint.task_id!r} attempt {checkpoint.attempt} "
+                            f"epoch {checkpoint.epoch} step {checkpoint.step}, the redispatch "
+                            f"named attempt {ref.attempt} epoch {ref.epoch} step {ref.step}"
+                        )
+            except KafkaException as exc:
+                why = f"cannot read it ({exc})"
+            except CodecError as exc:
+                why = f"unreadable ({exc})"
+        if why:
             log.warning(
-                "task %s: cannot read checkpoint %s (%s); starting from step 0", task_id, where, exc
+                "task %s: checkpoint %s refused, %s; starting from step 0", task_id, where, why
             )
             return None
-        if raw is None:
-            log.warning("task %s: checkpoint %s not found; starting from step 0", task_id, where)
-            return None
-        try:
-            checkpoint = Checkpoint.decode(raw)
-        except CodecError as exc:
-            log.warning(
-                "task %s: checkpoint %s unreadable (%s); starting from step 0", task_id, where, exc
-            )
-            return None
-        if checkpoint.task_id != task_id:
-            log.warning(
-                "task %s: checkpoint %s belongs to task %s; starting from step 0",
-                task_id,
-                where,
-                checkpoint.task_id,
-            )
-            return None
-        if checkpoint.step != ref.step:
-            # The record is the authority; the ref's step is only a copy for the monitor's audit.
-            log.warning(
-                "task %s: checkpoint %s has step %d, redispatch said %d",
-                task_id,
-                where,
-                checkpoint.step,
-                ref.step,
-            )
         return checkpoint
 
-    def _fetch(self, ref: CheckpointRef) -> bytes | None:
+    def _fetch(self, ref: CheckpointRef) -> Message | str:
+        """The record at ``ref``'s offset, or why there is none."""
         if self._consumer is None:
             self._consumer = Consumer(self._conf)
         consumer = self._consumer
-        consumer.assign([TopicPartition(self._topic, ref.partition, ref.offset)])
+        tp = TopicPartition(self._topic, ref.partition)
+        low, high = consumer.get_watermark_offsets(tp, timeout=self._timeout, cached=False)
+        if ref.offset < low:
+            return f"the partition now starts at offset {low}"
+        if high <= 0:
+            return "the partition is empty"
+        # Beyond the reported end, start at the last record: its fetch brings the partition's
+        # true end (some brokers report a short end, docs/tansu.md), so a reference past it is
+        # refused after one round trip.
+        start = ref.offset if ref.offset < high else high - 1
+        consumer.assign([TopicPartition(self._topic, ref.partition, start)])
         try:
             deadline = time.monotonic() + self._timeout
             while (left := deadline - time.monotonic()) > 0:
                 msg = consumer.poll(min(left, 0.5))
                 if msg is None:
                     continue
-                if msg.error():
-                    raise KafkaException(msg.error())
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._AUTO_OFFSET_RESET:
+                        return f"the offset is outside the partition ({error.str()})"
+                    raise KafkaException(error)
                 offset = msg.offset()
                 if offset is None or offset < ref.offset:
+                    _low, end = consumer.get_watermark_offsets(tp, cached=True)
+                    if end >= 0 and ref.offset >= end:
+                        return f"the partition ends at offset {end}"
                     continue
                 # Compaction removed it if the first record we get lies past it.
-                return msg.value() if offset == ref.offset else None
-            return None
+                return msg if offset == ref.offset else "not found (compacted away)"
+            return f"not found within {self._timeout:g} s"
         finally:
             consumer.unassign()
 

@@ -241,7 +241,14 @@ class TaskContext:
         return self._sink.send_checkpoint(self.task_id, value)
 
     def _confirmed(self, step: int, delivered: Delivered) -> int:
-        ref = CheckpointRef(partition=delivered.partition, offset=delivered.offset, step=step)
+        ref = CheckpointRef(
+            partition=delivered.partition,
+            offset=delivered.offset,
+            step=step,
+            task_id=self.task_id,
+            attempt=self.attempt,
+            epoch=self.epoch,
+        )
         with self._lock:
             self._last = ref
             if self._pending is not None and self._pending[0] <= step:

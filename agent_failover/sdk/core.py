@@ -61,10 +61,12 @@ from agent_failover.sdk.kafka import (
     DeliveryFuture,
     assigned_consumer_conf,
     broker_error,
+    check_broker,
     producer_conf,
     resolve_fetch_wait,
     wait_delivered,
 )
+from agent_failover.signing import warn_if_unsigned
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +206,15 @@ class AgentCore:
 
     def _start(self) -> None:
         cfg = self.config
+        check_broker(cfg.kafka, cfg.topics)  # fails within seconds, naming address or topics
         topics = cfg.topics
+        signer = cfg.kafka.signer
+        warn_if_unsigned(signer, f"agent {cfg.agent_id}")
         epoch = self._epoch = new_epoch()
         self._filter = RedispatchFilter(cfg.agent_id, epoch)
-        self._producer = ConfirmingProducer(producer_conf(cfg.kafka, self._name), name=self._name)
+        self._producer = ConfirmingProducer(
+            producer_conf(cfg.kafka, self._name), name=self._name, signer=signer
+        )
         self._producer.start()
         # Position the listener before announcing the epoch: the monitor may re-dispatch to it
         # right after agent_started.
@@ -226,6 +233,7 @@ class AgentCore:
         self._reader = CheckpointReader(
             assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", fetch_wait),
             topics.checkpoints,
+            signer,
         )
         try:
             self._reader.warm()  # a failover's resume should not pay for a new connection
@@ -252,6 +260,7 @@ class AgentCore:
             on_control=self._on_control,
             on_redispatch=self._on_redispatch,
             on_failure=self.fail,
+            signer=signer,
             name=self._name,
         )
         self._listener.start()

@@ -20,11 +20,15 @@ from typing import Protocol
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from agent_failover.errors import CodecError
+from agent_failover.logs import rate_limited
 from agent_failover.models import Control, ControlKind, Redispatch
 from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
+from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
+#: Records refused (not decodable, or not signed by the fleet): a stream of them is rate limited.
+refused = rate_limited(f"{__name__}.refused")
 
 # --- pure decisions ---------------------------------------------------------------------------
 
@@ -113,7 +117,11 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
 
 
 class Listener(BackgroundLoop):
-    """Reads control and priority records for this agent and passes them on, decoded."""
+    """Reads control and priority records for this agent and passes them on, decoded.
+
+    Only records signed by the fleet (``signer``) are passed on: a forged fence or re-dispatch is
+    skipped with a (rate-limited) warning.
+    """
 
     def __init__(
         self,
@@ -124,9 +132,11 @@ class Listener(BackgroundLoop):
         on_control: Callable[[Control], None],
         on_redispatch: Callable[[Redispatch], None],
         on_failure: Callable[[BaseException], None],
+        signer: Signer,
         name: str,
     ) -> None:
         self._consumer = consumer
+        self._signer = signer
         self._control_topic = control_topic
         self._priority_topic = priority_topic
         self._on_control = on_control
@@ -150,12 +160,12 @@ class Listener(BackgroundLoop):
         topic = msg.topic()
         try:
             if topic == self._control_topic:
-                self._on_control(Control.decode(msg.value()))
+                self._on_control(self._signer.open(Control, msg))
             elif topic == self._priority_topic:
-                self._on_redispatch(Redispatch.decode(msg.value()))
+                self._on_redispatch(self._signer.open(Redispatch, msg))
         except CodecError as exc:
             # The monitor dead-letters bad records it sees; an agent only skips them.
-            log.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
+            refused.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
 
 
 # --- the queue and the starter thread ------------------------------------------------------

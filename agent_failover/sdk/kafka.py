@@ -1,8 +1,15 @@
-"""librdkafka settings for the SDK's clients, error wrapping, and a producer that confirms writes.
+"""librdkafka settings for the SDK's clients, the start-up probe, error wrapping, and a producer
+that confirms writes.
 
 Every client the SDK builds comes from here, so the settings the protocol depends on (idempotence,
-``acks=all``, the Java-compatible partitioner) are set in one place and cannot be overridden by
-``KafkaConfig.extra``. Configuration dicts hold the password: never log them.
+``acks=all``, the Java-compatible partitioner, no topic auto-creation) are set in one place and
+cannot be overridden by ``KafkaConfig.extra``; their log lines go through Python logging, rate
+limited (:func:`agent_failover.logs.kafka_log_settings`). Configuration dicts hold the password:
+never log them.
+
+:func:`check_broker` is the first thing a client does: one bounded metadata request that fails
+within ``KafkaConfig.connect_timeout`` naming the address (instead of librdkafka retrying for
+half a minute), and names missing topics before anything is written to them.
 """
 
 from __future__ import annotations
@@ -10,13 +17,24 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import re
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
-from agent_failover.config import AgentConfig, KafkaConfig
-from agent_failover.errors import BrokerError, LifecycleError
+from agent_failover.config import BOOTSTRAP_ENV, AgentConfig, KafkaConfig, Topics
+from agent_failover.errors import (
+    BrokerError,
+    BrokerUnreachable,
+    ConfigError,
+    LifecycleError,
+    TopicSetupError,
+)
+from agent_failover.logs import DemotedLogger, kafka_log_settings
+from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +59,7 @@ DeliveryFuture = concurrent.futures.Future[Delivered]
 
 def producer_conf(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
     """Idempotent, ``acks=all`` producer with Kafka's default (Java) partitioner."""
-    soft = {"linger.ms": 2, "client.id": client_id}
+    soft = {"linger.ms": 2, "client.id": client_id, **kafka_log_settings("producer")}
     required = {
         "enable.idempotence": True,
         "acks": "all",
@@ -49,6 +67,9 @@ def producer_conf(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
         # task's checkpoints on one partition whatever client wrote them.
         "partitioner": "murmur2_random",
         "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+        # A topic the broker creates on first write gets the broker's partition count, which
+        # silently breaks co-partitioning, and nobody reads it: writes to a missing topic fail.
+        "allow.auto.create.topics": False,
     }
     return {**soft, **kafka.as_librdkafka_dict(), **required}
 
@@ -83,7 +104,102 @@ def assigned_consumer_conf(
         "fetch.wait.max.ms": fetch_wait_ms,
         "enable.partition.eof": False,
     }
-    return {"client.id": client_id, **kafka.as_librdkafka_dict(), **required}
+    soft = {"client.id": client_id, **kafka_log_settings("consumer")}
+    return {**soft, **kafka.as_librdkafka_dict(), **required}
+
+
+# "host:port/bootstrap: " before, and " (after 0ms in state CONNECT)" after librdkafka's reason.
+_REASON = re.compile(r"^\S+/(?:bootstrap|\d+): |\s*\(after \d+ms in state \w+\)$")
+
+
+def cluster_metadata(kafka: KafkaConfig, timeout: float | None = None) -> ClusterMetadata:
+    """One metadata request, bounded by ``timeout`` (default ``kafka.connect_timeout``).
+
+    Raises :class:`BrokerUnreachable` naming the address and librdkafka's last reason (refused,
+    unknown host, TLS or SASL failure), :class:`ConfigError` if librdkafka rejects the settings.
+    Never creates a topic.
+    """
+    timeout = kafka.connect_timeout if timeout is None else timeout
+    errors: list[KafkaError] = []
+    conf = {
+        **kafka.as_librdkafka_dict(),
+        # The failure is reported once, as the error below: the reconnect lines only at DEBUG.
+        "logger": DemotedLogger(logging.getLogger("agent_failover.librdkafka.probe"), {}),
+        "error_cb": errors.append,
+        "allow.auto.create.topics": False,
+    }
+    try:
+        admin = AdminClient(conf)
+    except KafkaException as exc:
+        raise ConfigError(f"the Kafka client settings are not valid: {exc.args[0].str()}") from exc
+    try:
+        metadata: ClusterMetadata = admin.list_topics(timeout=timeout)
+        return metadata
+    except KafkaException as exc:
+        admin.poll(0)  # serves the error events (and log lines) queued during the wait
+        reasons = [e.str() for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN]
+        reason = _REASON.sub("", reasons[-1]) if reasons else exc.args[0].str()
+        raise BrokerUnreachable(
+            f"cannot connect to {kafka.bootstrap_servers} ({BOOTSTRAP_ENV}) "
+            f"within {timeout:g} s: {reason}{_settings_to_check(reason)}"
+        ) from exc
+
+
+def _settings_to_check(reason: str) -> str:
+    """The settings behind a refusal librdkafka reports (it names no setting, and never a
+    secret): authentication, or TLS."""
+    if "SASL" in reason or "uthenticat" in reason:
+        return (
+            " (check AGENT_FAILOVER_KAFKA_SASL_MECHANISM, AGENT_FAILOVER_KAFKA_SASL_USERNAME "
+            "and AGENT_FAILOVER_KAFKA_SASL_PASSWORD)"
+        )
+    if any(word in reason for word in ("SSL", "TLS", "certificate", "security.protocol")):
+        return (
+            " (check AGENT_FAILOVER_KAFKA_SECURITY_PROTOCOL, AGENT_FAILOVER_KAFKA_SSL_CA_LOCATION, "
+            "and for mutual TLS AGENT_FAILOVER_KAFKA_SSL_CERTIFICATE_LOCATION, "
+            "AGENT_FAILOVER_KAFKA_SSL_KEY_LOCATION and AGENT_FAILOVER_KAFKA_SSL_KEY_PASSWORD)"
+        )
+    return ""
+
+
+def agent_topics(topics: Topics) -> list[str]:
+    """The topics an agent reads or writes (not ``tasks``: the monitor places new work)."""
+    return [
+        topics.heartbeats,
+        topics.task_events,
+        topics.control,
+        topics.priority,
+        topics.checkpoints,
+    ]
+
+
+def check_broker(
+    kafka: KafkaConfig,
+    topics: Topics | None = None,
+    *,
+    need: Collection[str] | None = None,
+    timeout: float | None = None,
+) -> None:
+    """Fail fast and clearly: the broker answers, and the topics in ``need`` (default: an
+    agent's, :func:`agent_topics`) exist with the configured partition counts.
+
+    Raises :class:`BrokerUnreachable` or :class:`TopicSetupError` (whose message says to run
+    ``agent-failover topics``). With ``topics`` None only the broker is checked.
+    """
+    metadata = cluster_metadata(kafka, timeout)
+    if topics is None:
+        return
+    from agent_failover.topics import check_partitions, topic_specs  # topics builds on this
+
+    wanted = set(agent_topics(topics) if need is None else need)
+    specs = [s for s in topic_specs(topics) if s.name in wanted]
+    missing = check_partitions(metadata.topics, specs)
+    if missing:
+        raise TopicSetupError(
+            f"topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing on "
+            f"{kafka.bootstrap_servers}: create the topic set with `agent-failover topics` "
+            f"(prefix {topics.prefix!r}, AGENT_FAILOVER_TOPIC_PREFIX)"
+        )
 
 
 def broker_error(what: str, exc: BaseException) -> BrokerError:
@@ -98,12 +214,14 @@ class ConfirmingProducer:
     """A confluent-kafka producer whose ``send()`` returns a future resolved by the broker's ack.
 
     A background thread serves delivery reports (``poll``), so callers never poll themselves and
-    ``send()`` never blocks. Thread-safe.
+    ``send()`` never blocks. Every record is signed with ``signer`` (nothing is, without a key).
+    Thread-safe.
     """
 
-    def __init__(self, conf: dict[str, Any], *, name: str) -> None:
+    def __init__(self, conf: dict[str, Any], *, name: str, signer: Signer) -> None:
         self._conf = conf
         self._name = name
+        self._signer = signer
         self._producer: Producer | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,7 +262,13 @@ class ConfirmingProducer:
                 future.set_result(Delivered(topic, msg.partition() or 0, msg.offset() or 0))
 
         try:
-            self._producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+            self._producer.produce(
+                topic,
+                value=value,
+                key=key,
+                headers=self._signer.headers(topic, key, value),
+                on_delivery=on_delivery,
+            )
         except BufferError as exc:
             raise BrokerError(f"write to {topic} refused: local queue full") from exc
         except KafkaException as exc:

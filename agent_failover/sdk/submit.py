@@ -11,14 +11,24 @@ from typing import Self
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import LifecycleError
 from agent_failover.models import Task
-from agent_failover.sdk.kafka import ConfirmingProducer, producer_conf, wait_delivered
+from agent_failover.sdk.kafka import (
+    ConfirmingProducer,
+    check_broker,
+    producer_conf,
+    wait_delivered,
+)
+from agent_failover.signing import warn_if_unsigned
 
 
 class TaskSubmitter:
     """Writes :class:`~agent_failover.models.Task` records to ``tasks`` (key: task id).
 
-    Each submit returns once the broker confirmed the write (idempotent producer, ``acks=all``).
-    Nothing connects before the first submit (or ``with``); no reuse after :meth:`close`::
+    Each submit returns once the broker confirmed the write (idempotent producer, ``acks=all``),
+    signed with the fleet's key when ``kafka`` has one (``AGENT_FAILOVER_SIGNING_KEY``).
+    Nothing connects before the first submit (or ``with``); then a probe checks that the broker
+    answers and the task topic exists (:class:`~agent_failover.errors.BrokerUnreachable`,
+    :class:`~agent_failover.errors.TopicSetupError`: nothing is written where nobody reads).
+    No reuse after :meth:`close`::
 
         with TaskSubmitter("localhost:9092") as submitter:
             partition, offset = submitter.submit(Task(task_id="t1", task_type="demo"))
@@ -34,8 +44,12 @@ class TaskSubmitter:
         if self._closed:
             raise LifecycleError("TaskSubmitter is closed")
         if self._producer is None:
+            check_broker(self._kafka, self._topics, need=[self._topics.tasks])
+            warn_if_unsigned(self._kafka.signer, "task submitter")
             producer = ConfirmingProducer(
-                producer_conf(self._kafka, "af-submitter"), name="af-submitter"
+                producer_conf(self._kafka, "af-submitter"),
+                name="af-submitter",
+                signer=self._kafka.signer,
             )
             producer.start()
             self._producer = producer

@@ -67,7 +67,16 @@ def make_context(
     """A context for ``task`` writing to a fresh :class:`InMemorySink`."""
     sink = InMemorySink()
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
-    ref = CheckpointRef(partition=0, offset=0, step=resume.step) if resume is not None else None
+    ref = None
+    if resume is not None:
+        ref = CheckpointRef(
+            partition=0,
+            offset=0,
+            step=resume.step,
+            task_id=resume.task_id,
+            attempt=resume.attempt,
+            epoch=resume.epoch,
+        )
     ctx = TaskContext(
         task=task,
         attempt=attempt,

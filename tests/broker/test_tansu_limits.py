@@ -8,6 +8,8 @@ commit tests assert what the claim protocol relies on and must hold on any broke
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +24,16 @@ from aiokafka.coordinator.protocol import (
 from aiokafka.protocol.commit import OffsetCommitRequest
 from aiokafka.protocol.group import HeartbeatRequest, JoinGroupRequest, SyncGroupRequest
 from confluent_kafka import KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 
-from agent_failover.broker.embedded import EmbeddedBroker
+from agent_failover.broker.embedded import EmbeddedBroker, tansu_binary
 from agent_failover.dev.reading import read_topic
 from tests.broker.conftest import new_topic
 
@@ -291,3 +300,51 @@ def test_tansu_limit_nothing_survives_a_restart(tmp_path: Path) -> None:
             .topics
         )
         assert topic not in topics
+
+
+# -- security ----------------------------------------------------------------------------------
+
+_CREATE_ACL = """
+import sys
+from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient,
+                                   ResourcePatternType, ResourceType)
+acl = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*",
+                 AclOperation.WRITE, AclPermissionType.ALLOW)
+for future in AdminClient({"bootstrap.servers": sys.argv[1]}).create_acls([acl]).values():
+    print("created", future.result(timeout=10))
+"""
+
+
+def test_tansu_limit_acls_are_neither_kept_nor_enforced(tansu: EmbeddedBroker) -> None:
+    """Documents a broker limit (docs/tansu.md): CreateAcls answers nothing librdkafka can read
+    (the client process dies on an assertion, or the call fails), DescribeAcls answers no ACL,
+    and any client writes any topic."""
+    bootstrap = tansu.bootstrap_servers
+    child = subprocess.run(
+        [sys.executable, "-c", _CREATE_ACL, bootstrap], capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode != 0 and "created" not in child.stdout, child.stdout + child.stderr
+    acl_filter = AclBindingFilter(
+        ResourceType.ANY,
+        None,
+        ResourcePatternType.ANY,
+        None,
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    assert admin.describe_acls(acl_filter, request_timeout=10).result() == []
+    producer = Producer({"bootstrap.servers": bootstrap})
+    producer.produce(new_topic(bootstrap), b"anyone may write")
+    assert producer.flush(10) == 0
+
+
+def test_tansu_limit_tls_cannot_be_enabled(tmp_path: Path) -> None:
+    """Documents a broker limit: --cert and --key exclude each other, and TLS needs both."""
+    (tmp_path / "c.pem").write_text("")
+    (tmp_path / "k.pem").write_text("")
+    args = ["broker", "--cert", str(tmp_path / "c.pem"), "--key", str(tmp_path / "k.pem")]
+    done = subprocess.run([str(tansu_binary()), *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "'--cert <CERT>' cannot be used with '--key <KEY>'" in done.stderr, done.stderr

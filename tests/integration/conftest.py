@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,7 +113,9 @@ def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[
             prefix=f"t{run_id}.", agent_partitions=4, task_partitions=4, checkpoint_partitions=4
         )
         results = f"{topics.prefix}results"
-        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers)
+        # The fleet signs: every scenario also shows that signed records flow end to end.
+        signing_key = secrets.token_urlsafe(32)
+        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, signing_key=signing_key)
         ensure_topics(kafka, topics)
         ensure_topics(kafka, topics, specs=[TopicSpec(results, 4, {}, "results")])
         env = {
@@ -124,6 +127,7 @@ def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-test-{run_id}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
+            "AGENT_FAILOVER_SIGNING_KEY": signing_key,
         }
         env.update({f"AGENT_FAILOVER_{k.upper()}": v for k, v in settings.items()})
         cluster = LocalCluster(broker.bootstrap_servers, topics, tmp_path / "logs", env=env)

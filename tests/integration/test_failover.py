@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from agent_failover import models as m
+from agent_failover.dev.reading import read_topic
 from tests.integration.conftest import Scenario
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -23,6 +24,10 @@ def assert_exactly_once(scenario: Scenario) -> None:
     report = scenario.ledger()
     assert report.problems() == []
     assert report.ok
+    # Every process signs (the scenario's fleet has a key): nothing was refused for it.
+    letters = read_topic(scenario.kafka, scenario.topics.dead_letter)
+    refused = [m.DeadLetter.decode(r.value) for r in letters if r.value is not None]
+    assert not [d for d in refused if d.reason.startswith("bad signature")], refused
 
 
 def test_sigkill_mid_task_resumes_from_last_checkpoint(

@@ -201,6 +201,18 @@ def test_example_agent(helm: str) -> None:
         assert env[name] == monitor_env[name]
     assert spec["terminationGracePeriodSeconds"] == 30
     assert spec["automountServiceAccountToken"] is False
+    assert "AGENT_FAILOVER_SIGNING_KEY" not in env  # no key configured: none anywhere
+
+
+def test_the_example_agent_holds_the_monitors_signing_key(helm: str) -> None:
+    """A fleet that signs must sign everywhere: an agent without the key is refused."""
+    docs = render(helm, [*SCENARIOS["example-agent"], "monitor.signingKey.existingSecret=fleet"])
+    agent_env = container_env(find(docs, "Deployment", "-agent"))
+    monitor_env = container_env(find(docs, "Deployment", "-monitor"))
+    assert agent_env["AGENT_FAILOVER_SIGNING_KEY"] == monitor_env["AGENT_FAILOVER_SIGNING_KEY"]
+    assert agent_env["AGENT_FAILOVER_SIGNING_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "fleet", "key": "signing-key"}
+    }
 
 
 def test_every_monitor_variable_is_reachable(helm: str) -> None:

@@ -9,6 +9,7 @@ runs here: work reaches an agent the way the monitor sends it, as a dispatch on 
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from agent_failover.dev.waiting import eventually
 from agent_failover.models import DispatchReason, Record, Redispatch, SourceRef, Task
 from agent_failover.sdk import Agent
 from agent_failover.sdk.agent import Handler
+from agent_failover.signing import Signer
 from agent_failover.topics import ensure_topics
 
 R = TypeVar("R", bound=Record)
@@ -137,38 +139,62 @@ def start_agent(agent_config: Callable[..., AgentConfig]) -> Iterator[Callable[.
 
 
 _offsets = itertools.count()
+#: Signs nothing: what a writer without the fleet's key sends.
+UNSIGNED = Signer()
 
 
-def write(bootstrap: str, topic: str, key: str, record: Record) -> tuple[int, int]:
-    """Write as another party (the monitor, a dead agent) would; returns (partition, offset)."""
+def write(
+    bootstrap: str, topic: str, key: str, record: Record, signer: Signer = UNSIGNED
+) -> tuple[int, int]:
+    """Write as another party (the monitor, a dead agent, a forger) would, signed by ``signer``
+    (default: unsigned); returns (partition, offset)."""
     producer = Producer(
         {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "acks": "all"}
     )
     where: list[tuple[int, int]] = []
+    value = record.encode()
     producer.produce(
         topic,
         key=key,
-        value=record.encode(),
+        value=value,
+        headers=signer.headers(topic, key, value),
         on_delivery=lambda err, msg: where.append((msg.partition() or 0, msg.offset() or 0)),
     )
     assert producer.flush(DEADLINE_S) == 0
     return where[0]
 
 
-def dispatch(bootstrap: str, topics: Topics, agent: Any, task: Task) -> None:
-    """Send ``task`` to ``agent`` as new work, as the monitor's intake does (attempt 1)."""
-    write(
-        bootstrap,
-        topics.priority,
-        agent.agent_id,
-        Redispatch(
-            task=task,
-            attempt=1,
-            target_agent_id=agent.agent_id,
-            target_epoch=agent.epoch,
-            reason=DispatchReason.NEW,
-            decision_id=uuid.uuid4().hex,
-            dispatched_at=time.time(),
-            source=SourceRef(partition=0, offset=next(_offsets)),
-        ),
+def new_work(agent: Any, task: Task) -> Redispatch:
+    """The dispatch of ``task`` to ``agent`` as new work, as the monitor's intake writes it."""
+    return Redispatch(
+        task=task,
+        attempt=1,
+        target_agent_id=agent.agent_id,
+        target_epoch=agent.epoch,
+        reason=DispatchReason.NEW,
+        decision_id=uuid.uuid4().hex,
+        dispatched_at=time.time(),
+        source=SourceRef(partition=0, offset=next(_offsets)),
     )
+
+
+def dispatch(
+    bootstrap: str, topics: Topics, agent: Any, task: Task, signer: Signer = UNSIGNED
+) -> None:
+    """Send ``task`` to ``agent`` as new work (attempt 1), signed by ``signer``."""
+    write(bootstrap, topics.priority, agent.agent_id, new_work(agent, task), signer)
+
+
+def run_in_thread(agent: Agent) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``agent.run()`` in a thread; the list receives what ``run()`` raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            agent.run(handle_signals=False)
+        except BaseException as exc:
+            raised.append(exc)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    return runner, raised

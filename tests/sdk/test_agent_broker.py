@@ -31,7 +31,7 @@ from agent_failover.sdk import Agent, TaskContext, TaskReleased, current_task
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.kafka import assigned_consumer_conf
 
-from .conftest import DEADLINE_S, Reader, dispatch, write
+from .conftest import DEADLINE_S, Reader, dispatch, run_in_thread, write
 
 pytestmark = pytest.mark.broker
 
@@ -108,8 +108,9 @@ def test_dispatched_task_is_claimed_checkpointed_and_completed(
     # Every returned offset holds the checkpoint the event reports.
     refs = [e.checkpoint for e in mine if e.kind is EventKind.CHECKPOINTED]
     assert [r.offset for r in refs if r is not None] == offsets
+    kafka = KafkaConfig(sdk_bootstrap)
     reader_ = CheckpointReader(
-        assigned_consumer_conf(KafkaConfig(sdk_bootstrap), "sdk-test", 10), topics.checkpoints
+        assigned_consumer_conf(kafka, "sdk-test", 10), topics.checkpoints, kafka.signer
     )
     try:
         for ref in refs:
@@ -187,7 +188,9 @@ def test_queued_failover_work_starts_before_queued_new_work_and_resumes_from_its
             from_epoch=1,
             decision_id="d1",
             dispatched_at=time.time(),
-            checkpoint=CheckpointRef(partition=partition, offset=offset, step=4),
+            checkpoint=CheckpointRef(
+                partition=partition, offset=offset, step=4, task_id="moved", attempt=1, epoch=1
+            ),
         ),
     )
     eventually(lambda: "moved" in agent.in_flight(), DEADLINE_S, "the redispatch to be queued")
@@ -255,16 +258,7 @@ def test_fence_stops_the_task_and_nothing_more_is_written(
 
     agent = Agent(agent_config(), handler)
     agent.start()
-    stopped: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            agent.run(handle_signals=False)
-        except BaseException as exc:
-            stopped.append(exc)
-
-    runner = threading.Thread(target=run)
-    runner.start()
+    runner, stopped = run_in_thread(agent)
     t = task()
     dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)

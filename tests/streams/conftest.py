@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import socket
 import threading
 import time
@@ -27,6 +28,7 @@ from agent_failover.dev.processes import Proc, spawn, stop_all
 from agent_failover.dev.reading import TopicReader
 from agent_failover.dev.waiting import eventually
 from agent_failover.models import Record
+from agent_failover.signing import Signer
 from agent_failover.topics import ensure_topics
 
 
@@ -41,6 +43,7 @@ class MonitorHarness:
     """A topic set on the test broker, a producer acting as agents, and monitor processes.
 
     Workers are named; the first is ``monitor`` unless named otherwise, and logs to ``log_path``.
+    The producer signs with ``signer`` (by default: nothing, like a fleet without a key).
     """
 
     bootstrap: str
@@ -49,13 +52,21 @@ class MonitorHarness:
     log_path: Path
     producer: Producer
     procs: dict[str, Proc] = dataclasses.field(default_factory=dict)
+    signer: Signer = dataclasses.field(default_factory=Signer)
     _readers: dict[str, tuple[TopicReader, list[Any]]] = dataclasses.field(default_factory=dict)
 
-    def send(self, topic: str, key: str, record: Record | bytes) -> None:
-        """Produce as an agent would: keyed, murmur2 (Java) partitioner, acknowledged."""
-        value = record if isinstance(record, bytes) else record.encode()
-        self.producer.produce(topic, value, key.encode())
+    def send(
+        self, topic: str, key: str, record: Record | bytes, signer: Signer | None = None
+    ) -> None:
+        """Produce as an agent would: keyed, murmur2 (Java) partitioner, acknowledged; signed
+        by ``signer`` (default: the harness's)."""
+        self.produce(topic, key, record.encode() if isinstance(record, Record) else record, signer)
         assert self.producer.flush(30) == 0
+
+    def produce(self, topic: str, key: str, value: bytes, signer: Signer | None = None) -> None:
+        """Queue one record, signed by ``signer`` (default: the harness's)."""
+        headers = (signer or self.signer).headers(topic, key, value)
+        self.producer.produce(topic, value, key.encode(), headers=headers)
 
     @property
     def proc(self) -> Proc | None:
@@ -79,6 +90,7 @@ class MonitorHarness:
             "AGENT_FAILOVER_TASK_PARTITIONS": str(self.topics.task_partitions),
             "AGENT_FAILOVER_CHECKPOINT_PARTITIONS": str(self.topics.checkpoint_partitions),
             "AGENT_FAILOVER_MONITOR_APP_ID": self.app_id,
+            "AGENT_FAILOVER_METRICS_HOST": "127.0.0.1",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_path.parent / f"{self.app_id}-{name}"),
             **env,
@@ -96,9 +108,50 @@ class MonitorHarness:
 
         return eventually(alive_check, timeout, what)
 
+    def summaries(self) -> dict[str, m.FleetSummary]:
+        """Each worker's newest fleet summary, in log order (what every worker's directory
+        holds)."""
+        return {s.monitor_id: s for s in self.records(self.topics.fleet, m.FleetSummary.decode)}
+
+    def lists(self, worker: str, agent_id: str) -> bool:
+        """Whether worker id ``worker``'s newest summary lists ``agent_id`` as healthy."""
+        summary = self.summaries().get(worker)
+        return summary is not None and any(a.agent_id == agent_id for a in summary.agents)
+
+    def start_two_workers(
+        self, timeout: float, **env: str
+    ) -> tuple[tuple[str, frozenset[int]], tuple[str, frozenset[int]]]:
+        """Start ``w1``, wait until it owns every partition, start ``w2`` and wait until the two
+        split them; returns each one's id and partitions."""
+        every = frozenset(range(self.topics.agent_partitions))
+        self.start_monitor("w1", **env)
+        w1 = self.monitor_id("w1")
+        self.eventually(
+            lambda: w1 in (now := self.summaries()) and set(now[w1].partitions) == every,
+            timeout,
+            "w1 owning every partition",
+        )
+        self.start_monitor("w2", **env)
+        w2 = self.monitor_id("w2")
+
+        def split() -> tuple[frozenset[int], frozenset[int]] | None:
+            now = self.summaries()
+            if w1 not in now or w2 not in now:
+                return None
+            p1, p2 = frozenset(now[w1].partitions), frozenset(now[w2].partitions)
+            return (p1, p2) if p1 and p2 and not p1 & p2 and p1 | p2 == every else None
+
+        mine, theirs = self.eventually(split, timeout, "the two workers splitting the partitions")
+        return (w1, mine), (w2, theirs)
+
     def log_text(self, name: str = "monitor") -> str:
         path = self.log_file(name)
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def http_base(self, name: str = "monitor") -> str | None:
+        """``http://host:port`` of worker ``name``'s endpoints, once its log names them."""
+        found = re.search(r"metrics and probes on (http://[\w.:]+)", self.log_text(name))
+        return found.group(1) if found else None
 
     def records(
         self, topic: str, decode: Callable[[bytes], Any], *, to_end: bool = False
@@ -183,7 +236,7 @@ class Fleet:
                 beating = dict(self.beating)
             for agent_id, (epoch, capacity, pool) in beating.items():
                 hb = m.Heartbeat(agent_id, epoch, self.seq, time.time(), 0.2, capacity, pool=pool)
-                self.harness.producer.produce(topic, hb.encode(), agent_id.encode())
+                self.harness.produce(topic, agent_id, hb.encode())
             self.seq += 1
             self.harness.producer.poll(0)
 
@@ -219,3 +272,17 @@ def task_event(
         task=task if with_task else None,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def claimed_and_checkpointed(
+    harness: MonitorHarness, agent: str, epoch: int, task_id: str
+) -> m.CheckpointRef:
+    """``agent`` claims ``task_id`` and checkpoints step 3; then a record that is not JSON
+    follows on its partition (bad input must not stop anything). Returns the checkpoint."""
+    ref = m.CheckpointRef(partition=1, offset=7, step=3, task_id=task_id, attempt=1, epoch=epoch)
+    topic = harness.topics.task_events
+    harness.send(topic, agent, task_event(m.EventKind.CLAIMED, agent, epoch, task_id))
+    checkpointed = task_event(m.EventKind.CHECKPOINTED, agent, epoch, task_id, checkpoint=ref)
+    harness.send(topic, agent, checkpointed)
+    harness.send(topic, agent, b"{not json")
+    return ref

@@ -6,15 +6,31 @@ from agent_failover import models as m
 from streams.detection import DetectionPolicy
 from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
 
-POLICY = DetectionPolicy(heartbeat_timeout=3.0, degraded_after=1.0, grace_period=3.0)
+POLICY = DetectionPolicy(heartbeat_timeout=3.0, degraded_after=1.0, grace_period=0.0)
 
 
 def task(task_id: str = "t-1") -> m.Task:
     return m.Task(task_id=task_id, task_type="demo", payload={"steps": 3})
 
 
-def ref(offset: int = 10, step: int = 2, partition: int = 0) -> m.CheckpointRef:
-    return m.CheckpointRef(partition=partition, offset=offset, step=step)
+def ref(
+    offset: int = 10,
+    step: int = 2,
+    partition: int = 0,
+    *,
+    task_id: str = "t-1",
+    attempt: int = 1,
+    epoch: int = 1,
+) -> m.CheckpointRef:
+    """A checkpoint reference; by default of the default event's attempt (``t-1``, 1, epoch 1)."""
+    return m.CheckpointRef(
+        partition=partition,
+        offset=offset,
+        step=step,
+        task_id=task_id,
+        attempt=attempt,
+        epoch=epoch,
+    )
 
 
 def event(
@@ -51,8 +67,9 @@ def slot(
     status: SlotStatus = SlotStatus.OWNED,
     checkpoint: m.CheckpointRef | None = None,
     reason: m.DispatchReason | None = None,
+    progress_at: float | None = None,
 ) -> TaskSlot:
-    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, reason)
+    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, reason, progress_at)
 
 
 def record(
@@ -113,4 +130,33 @@ def new_work(
         decision_id=decision_id,
         dispatched_at=1.0,
         source=m.SourceRef(partition=partition, offset=offset),
+    )
+
+
+def redispatch(
+    task_id: str = "t-1",
+    *,
+    attempt: int = 2,
+    target: str = "b",
+    target_epoch: int = 5,
+    source: tuple[str, int] = ("a", 1),
+    checkpoint: m.CheckpointRef | None = None,
+    dispatched_at: float = 1000.0,
+    age: float | None = None,
+    reason: m.DispatchReason = m.DispatchReason.HEARTBEAT_TIMEOUT,
+) -> m.Redispatch:
+    """A re-dispatch of ``task_id`` from ``source`` (agent, epoch) to ``target``;
+    ``age``: its ``last_heartbeat_age_s``."""
+    return m.Redispatch(
+        task=task(task_id),
+        attempt=attempt,
+        target_agent_id=target,
+        target_epoch=target_epoch,
+        reason=reason,
+        from_agent_id=source[0],
+        from_epoch=source[1],
+        decision_id="d-9",
+        dispatched_at=dispatched_at,
+        checkpoint=checkpoint,
+        last_heartbeat_age_s=age,
     )

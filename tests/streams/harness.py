@@ -13,6 +13,7 @@ from typing import Any
 from agent_failover.config import KafkaConfig, MonitorConfig, Topics
 from agent_failover.models import Control, Pool
 from agent_failover.partitioner import partition_for
+from agent_failover.signing import Signer
 from streams.fleet import FleetDirectory
 from streams.metrics import MonitorMetrics
 from streams.monitor import Monitor, TickReport
@@ -63,11 +64,13 @@ class LiveMap:
 
     Same contract: entries in ``last_seen`` order (a heartbeat moves its agent to the end), an
     agent listed by :meth:`drain_changed` when it first appears or changes epoch, an older epoch's
-    heartbeat ignored, and a new assignment taken at the thread's next :meth:`poll`.
+    heartbeat ignored, and a new assignment taken (and read to its end) at the thread's next
+    :meth:`poll`. ``lag_s`` is how far behind the thread is, as the test sets it.
     """
 
     def __init__(self) -> None:
         self.last_poll = 0.0
+        self.lag_s = 0.0
         self._entries: dict[str, LiveEntry] = {}
         self._changed: list[str] = []
         self._wanted: frozenset[int] = frozenset()
@@ -103,6 +106,13 @@ class LiveMap:
     def assigned(self) -> frozenset[int]:
         return self._assigned
 
+    @property
+    def caught_up(self) -> frozenset[int]:
+        return self._assigned
+
+    def behind(self, now: float) -> float:
+        return self.lag_s
+
     def assign(self, partitions: Collection[int]) -> None:
         self._wanted = frozenset(partitions)
 
@@ -131,6 +141,7 @@ class Msg:
     offset: int
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, str | bytes | None]] | None = None
 
 
 class Feed:
@@ -169,7 +180,8 @@ class Clock:
 
 
 class Worker:
-    """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`."""
+    """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`; ``kafka`` may
+    carry a signing key (records delivered are then signed with it unless told otherwise)."""
 
     def __init__(
         self,
@@ -177,13 +189,14 @@ class Worker:
         *,
         topics: Topics,
         timeout: float = 3.0,
-        grace: float | None = 0.0,
+        grace: float = 0.0,
         directory: FleetDirectory | None = None,
         stuck_after: float = 30.0,
+        kafka: KafkaConfig | None = None,
     ) -> None:
         self.topics = topics
         self.config = MonitorConfig(
-            kafka=KafkaConfig("127.0.0.1:9"),
+            kafka=kafka or KafkaConfig("127.0.0.1:9"),
             topics=topics,
             heartbeat_timeout=timeout,
             grace_period=grace,
@@ -217,7 +230,7 @@ class Worker:
         caught_up: bool = True,
     ) -> TickReport:
         """A tick at ``now``, and the summaries it started. The heartbeat thread polled just
-        before; ``caught_up``: it already reads ``owned``."""
+        before; ``caught_up``: it has already read ``owned`` to their end."""
         return asyncio.run(self.atick(now, owned, busy=busy, caught_up=caught_up))
 
     async def atick(
@@ -237,28 +250,57 @@ class Worker:
         await self.monitor.publisher.wait()
         return report
 
-    def deliver(
-        self, topic: str, key: str, value: bytes | None, now: float, partition: int = 0
-    ) -> None:
-        """One record of the faust agent's topics handed to the monitor."""
-        asyncio.run(self.adeliver(topic, key, value, now, partition))
+    def deliver(self, *args: Any, **kwargs: Any) -> None:
+        """One record of the faust agent's topics handed to the monitor: :meth:`adeliver`, run
+        on a loop of its own."""
+        asyncio.run(self.adeliver(*args, **kwargs))
 
     async def adeliver(
-        self, topic: str, key: str, value: bytes | None, now: float, partition: int = 0
+        self,
+        topic: str,
+        key: str,
+        value: bytes | None,
+        now: float,
+        partition: int = 0,
+        signer: Signer | None = None,
     ) -> None:
-        """:meth:`deliver` inside a running loop."""
-        msg = Msg(topic, partition, 1, key.encode(), value)
-        await self.monitor.on_message(msg, now)
+        """One record of the faust agent's topics handed to the monitor inside a running loop,
+        signed by ``signer`` (default: the fleet's, this worker's own key)."""
+        await self.monitor.on_message(self._msg(topic, partition, 1, key, value, signer), now)
 
-    async def place(self, value: bytes | None, partition: int = 0, offset: int = 0) -> None:
-        """A record of ``tasks`` handed to the intake; returns once it is placed (or left)."""
-        msg = Msg(self.topics.tasks, partition, offset, b"k", value)
+    async def place(self, value: bytes | None, partition: int = 0, **at: Any) -> None:
+        """A record of ``tasks`` handed to the intake; returns once it is placed (or left).
+        ``at``: its ``offset`` (default 0) and the ``signer`` (default: the fleet's)."""
+        msg = self._at(self.topics.tasks, partition, value, **at)
         await self.monitor.on_task(msg, lambda: self.feed.current(partition))
 
-    async def assign(self, value: bytes | None, partition: int = 0, offset: int = 0) -> None:
-        """A record of ``tasks.assigned`` handed to the assigner."""
-        msg = Msg(self.topics.assigned, partition, offset, b"k", value)
-        await self.monitor.on_decision(msg)
+    async def assign(self, value: bytes | None, partition: int = 0, **at: Any) -> None:
+        """A record of ``tasks.assigned`` handed to the assigner (``at`` as for :meth:`place`)."""
+        await self.monitor.on_decision(self._at(self.topics.assigned, partition, value, **at))
+
+    def _at(
+        self,
+        topic: str,
+        partition: int,
+        value: bytes | None,
+        offset: int = 0,
+        signer: Signer | None = None,
+    ) -> Msg:
+        return self._msg(topic, partition, offset, "k", value, signer)
+
+    def _msg(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: str,
+        value: bytes | None,
+        signer: Signer | None,
+    ) -> Msg:
+        """A consumed record, signed by ``signer`` (default: the fleet's, this worker's own
+        key)."""
+        headers = (signer or self.config.kafka.signer).headers(topic, key, value)
+        return Msg(topic, partition, offset, key.encode(), value, headers)
 
     def apply(self, ctl: Control, now: float) -> None:
         """A decision read back from ``control``."""

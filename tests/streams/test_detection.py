@@ -1,15 +1,24 @@
-"""Detection rules: timeouts on the monitor's clock, grace after takeover, restarts, stops."""
+"""Detection rules: timeouts on the monitor's clock, ageing after a takeover, restarts, stops."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from agent_failover.models import DispatchReason
-from streams.detection import DeadEpoch, Health, classify, dead_epochs, health_of, timeout_at
+from streams.detection import (
+    DeadEpoch,
+    DetectionPolicy,
+    Health,
+    classify,
+    dead_epochs,
+    health_of,
+    timeout_at,
+)
 from streams.state import FencedEpoch, SlotStatus
 from tests.streams.factories import POLICY, live, record, slot
 
-OWNED_SINCE = 0.0  # grace ends at 3.0
+OWNED_SINCE = 0.0
+GRACE = dataclasses.replace(POLICY, grace_period=2.0)  # an extra margin after each takeover
 
 
 def test_classify_thresholds() -> None:
@@ -33,17 +42,43 @@ def test_degraded_is_reported_but_not_dead() -> None:
     assert dead_epochs(rec, hb, 100.0, OWNED_SINCE, POLICY) == []
 
 
-def test_no_timeout_decision_during_grace() -> None:
-    # The worker took the partition over at 99: a stale heartbeat must not fail anyone yet.
-    assert dead_epochs(record(), live(last_seen=90.0), 100.0, 99.0, POLICY) == []
-    assert dead_epochs(record(), live(last_seen=90.0), 102.0, 99.0, POLICY)  # grace over
-
-
-def test_known_epoch_without_heartbeat_fails_after_grace_plus_timeout() -> None:
+def test_an_epoch_never_heard_here_is_silent_from_the_takeover_not_from_before() -> None:
+    # The worker owns the partition since 99 (its heartbeat reader read it to its end then): a
+    # live agent is heard within its interval from there, so a silent one fails at 99 + timeout.
     rec = record(slots=(slot(),))
-    assert dead_epochs(rec, None, 5.9, OWNED_SINCE, POLICY) == []
-    assert health_of(rec, None, 1.0, OWNED_SINCE, POLICY) is Health.UNKNOWN
-    dead = dead_epochs(rec, None, 6.0, OWNED_SINCE, POLICY)
+    assert dead_epochs(rec, None, 101.9, 99.0, POLICY) == []
+    assert health_of(rec, None, 99.5, 99.0, POLICY) is Health.UNKNOWN
+    assert health_of(rec, None, 101.0, 99.0, POLICY) is Health.DEGRADED  # overdue now
+    dead = dead_epochs(rec, None, 102.0, 99.0, POLICY)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, None)]
+    assert timeout_at(rec, None, 99.0, POLICY) == 102.0
+
+
+def test_a_grace_period_adds_a_margin_to_every_takeover() -> None:
+    rec = record(slots=(slot(),))
+    assert dead_epochs(rec, None, 103.9, 99.0, GRACE) == []
+    assert dead_epochs(rec, None, 104.0, 99.0, GRACE)
+    # A heartbeat heard after the takeover ages as usual once the margin is over.
+    assert dead_epochs(rec, live(last_seen=101.5), 104.4, 99.0, GRACE) == []
+    assert dead_epochs(rec, live(last_seen=101.5), 104.5, 99.0, GRACE)
+
+
+def test_after_a_stall_a_heard_epoch_is_silent_from_the_stalls_end() -> None:
+    # The worker stalled; liveness restarted at 99 (owned since moves there): the heartbeat
+    # heard at 90 may have a successor still unread, so silence counts from 99.
+    hb = live(last_seen=90.0)
+    assert dead_epochs(record(), hb, 101.9, 99.0, POLICY) == []
+    assert health_of(record(), hb, 99.5, 99.0, POLICY) is Health.HEALTHY
+    dead = dead_epochs(record(), hb, 102.0, 99.0, POLICY)
+    assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, 12.0)]  # the true age
+    assert timeout_at(record(), hb, 99.0, POLICY) == 102.0
+
+
+def test_known_epoch_without_heartbeat_fails_a_timeout_after_the_takeover() -> None:
+    rec = record(slots=(slot(),))
+    assert dead_epochs(rec, None, 2.9, OWNED_SINCE, POLICY) == []
+    assert health_of(rec, None, 0.5, OWNED_SINCE, POLICY) is Health.UNKNOWN
+    dead = dead_epochs(rec, None, 3.0, OWNED_SINCE, POLICY)
     assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, None)]
 
 
@@ -53,7 +88,7 @@ def test_a_new_epoch_gets_a_full_timeout_for_its_first_heartbeat() -> None:
     rec = record(slots=(slot(),))
     known = {1: 100.0}
     assert dead_epochs(rec, None, 102.9, OWNED_SINCE, POLICY, known) == []
-    assert health_of(rec, None, 100.5, OWNED_SINCE, POLICY, known) is Health.HEALTHY
+    assert health_of(rec, None, 100.5, OWNED_SINCE, POLICY, known) is Health.UNKNOWN
     dead = dead_epochs(rec, None, 103.0, OWNED_SINCE, POLICY, known)
     assert dead == [DeadEpoch("a", 1, DispatchReason.HEARTBEAT_TIMEOUT, None)]
     # Without knowing when the epoch appeared it would have been failed at once.
@@ -62,7 +97,7 @@ def test_a_new_epoch_gets_a_full_timeout_for_its_first_heartbeat() -> None:
 
 def test_new_epoch_fails_the_old_one_at_once_even_in_grace() -> None:
     rec = record(epoch=2, slots=(slot(epoch=1),))
-    dead = dead_epochs(rec, live(epoch=2, last_seen=100.0), 100.0, 99.9, POLICY)
+    dead = dead_epochs(rec, live(epoch=2, last_seen=100.0), 100.0, 99.9, GRACE)
     assert dead == [DeadEpoch("a", 1, DispatchReason.RESTARTED, None)]
 
 
@@ -105,6 +140,7 @@ def test_agent_known_only_from_heartbeats_is_detected() -> None:
 TIMEOUT_CASES = [
     ("heard", record(), live(last_seen=100.0), 0.0, None),
     ("heard, in grace", record(), live(last_seen=100.0), 99.0, None),
+    ("heard before the stall's end", record(), live(last_seen=100.0), 101.5, None),
     ("table only", record(), None, 0.0, None),
     ("table only, known late", record(), None, 0.0, {1: 50.0}),
     ("newer epoch in the table", record(epoch=2), live(epoch=1, last_seen=100.0), 0.0, {2: 80.0}),
@@ -112,11 +148,13 @@ TIMEOUT_CASES = [
 ]
 
 
-def _first_timeout(case: tuple[object, ...], step: float = 0.01) -> float | None:
+def _first_timeout(
+    case: tuple[object, ...], policy: DetectionPolicy, step: float = 0.01
+) -> float | None:
     _, rec, lv, since, known = case
     for n in range(0, 40000):
         now = n * step
-        dead = dead_epochs(rec, lv, now, since, POLICY, known)  # type: ignore[arg-type]
+        dead = dead_epochs(rec, lv, now, since, policy, known)  # type: ignore[arg-type]
         if any(d.reason is DispatchReason.HEARTBEAT_TIMEOUT for d in dead):
             return now
     return None
@@ -125,10 +163,11 @@ def _first_timeout(case: tuple[object, ...], step: float = 0.01) -> float | None
 def test_timeout_at_is_when_dead_epochs_first_times_out() -> None:
     for case in TIMEOUT_CASES:
         name, rec, lv, since, known = case
-        at = timeout_at(rec, lv, since, POLICY, known)  # type: ignore[arg-type]
-        first = _first_timeout(case)
-        assert at is not None and first is not None, name
-        assert first - 0.011 < at <= first, (name, at, first)
+        for policy in (POLICY, GRACE):
+            at = timeout_at(rec, lv, since, policy, known)  # type: ignore[arg-type]
+            first = _first_timeout(case, policy)
+            assert at is not None and first is not None, name
+            assert first - 0.011 < at <= first, (name, at, first)
 
 
 def test_timeout_at_is_none_for_a_closed_newest_epoch() -> None:
@@ -143,8 +182,8 @@ def test_a_record_known_only_from_a_redispatch_is_judged_not_crashed() -> None:
     # A re-dispatch reached this worker before the target's agent_started: no record epoch, no
     # heartbeat yet. Detection treats the slot's epoch as the agent's, with the usual timings.
     rec = dataclasses.replace(record(slots=(slot(),)), epoch=None)
-    assert dead_epochs(rec, None, 5.9, OWNED_SINCE, POLICY) == []
-    dead = dead_epochs(rec, None, 6.0, OWNED_SINCE, POLICY)
+    assert dead_epochs(rec, None, 2.9, OWNED_SINCE, POLICY) == []
+    dead = dead_epochs(rec, None, 3.0, OWNED_SINCE, POLICY)
     assert [(d.agent_id, d.epoch) for d in dead] == [("a", 1)]
     assert (
         dead_epochs(dataclasses.replace(record(), epoch=None), None, 9.0, OWNED_SINCE, POLICY) == []

@@ -116,6 +116,16 @@ def test_fence_moves_tasks_with_attempt_plus_one_and_checkpoint() -> None:
     assert out.failover.queued == ("t-2",) and out.failover.moved[0].resume_step == 2
 
 
+def test_a_fence_passes_on_how_long_the_epoch_was_silent() -> None:
+    rec = record(slots=(slot("t-1", checkpoint=ref()),))
+    ctl = dataclasses.replace(
+        control(FENCE, plan=(PlanEntry("t-1", 2, "b", 9, ref()),)), last_heartbeat_age_s=3.4
+    )
+    out = apply_control(rec, ctl, 0, 60.0)
+    assert out.redispatches[0].last_heartbeat_age_s == 3.4
+    assert out.record.fence_of(1) == FencedEpoch(1, "d-1", 50.0, 3.4)
+
+
 def test_first_fence_wins() -> None:
     rec = record(slots=(slot(),))
     first = apply_control(rec, control(FENCE, plan=(PlanEntry("t-1", 2, "b", 9),)), 0, 60.0)

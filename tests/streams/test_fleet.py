@@ -159,17 +159,22 @@ class FleetMessage:
 class Produced:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
 
 
 def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
     topics = Topics(prefix="x.", agent_partitions=PARTITIONS)
     directory = FleetDirectory("me", PARTITIONS)
-    letters: list[str] = []
+    letters: list[tuple[str, str]] = []
     tracker = LivenessTracker(
-        KafkaConfig("127.0.0.1:9"), topics, directory=directory, on_dead_letter=letters.append
+        KafkaConfig("127.0.0.1:9"),
+        topics,
+        directory=directory,
+        on_dead_letter=lambda topic, why: letters.append((topic, why)),
     )
     producer = Produced()
     batch = [
@@ -179,7 +184,7 @@ def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
     tracker._handle(batch, 5.0, producer)  # type: ignore[arg-type]
     assert [c.agent_id for c in directory.candidates(5.1, owned=(0,))] == [A1]
     assert tracker.snapshot() == {}  # a summary is not a heartbeat
-    assert letters == [topics.fleet]
+    assert letters == [(topics.fleet, "invalid")]
     assert [t for t, _, _ in producer.sent] == [topics.dead_letter]
 
 

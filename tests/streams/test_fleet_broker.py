@@ -24,45 +24,18 @@ def test_a_worker_without_healthy_agents_moves_tasks_to_another_workers_agent(
     monitor_harness: MonitorHarness, fleet: Fleet
 ) -> None:
     h, t = monitor_harness, monitor_harness.topics
-    every = frozenset(range(t.agent_partitions))
     env = {"AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "2", "AGENT_FAILOVER_TICK_INTERVAL": "0.05"}
-
-    def latest() -> dict[str, m.FleetSummary]:
-        """Each worker's newest summary, in log order (what every worker's directory holds)."""
-        return {s.monitor_id: s for s in h.records(t.fleet, m.FleetSummary.decode)}
-
-    h.start_monitor("w1", **env)
-    w1 = h.monitor_id("w1")
-    h.eventually(
-        lambda: w1 in latest() and set(latest()[w1].partitions) == every,
-        TIMEOUT,
-        "w1 owning every partition",
-    )
-    h.start_monitor("w2", **env)
-    w2 = h.monitor_id("w2")
-
-    def split() -> tuple[frozenset[int], frozenset[int]] | None:
-        now = latest()
-        if w1 not in now or w2 not in now:
-            return None
-        p1, p2 = frozenset(now[w1].partitions), frozenset(now[w2].partitions)
-        return (p1, p2) if p1 and p2 and not p1 & p2 and p1 | p2 == every else None
-
     # Agents are chosen only once the workers have split the partitions: the victim's worker
     # owns no other agent, the only healthy agent belongs to the other worker.
-    mine, theirs = h.eventually(split, TIMEOUT, "the two workers splitting the partitions")
+    (w1, mine), (w2, theirs) = h.start_two_workers(TIMEOUT, **env)
     victim = agent_in(mine, "victim", t.agent_partitions)
     target = agent_in(theirs, "target", t.agent_partitions)
     fleet.start(victim, 101, 2, m.Pool.ACTIVE)
     fleet.start(target, 202, 2, m.Pool.ACTIVE)
     h.send(t.task_events, victim, task_event(m.EventKind.CLAIMED, victim, 101, "t-1"))
 
-    def listed(worker: str, agent_id: str) -> bool:
-        summary = latest().get(worker)
-        return summary is not None and any(a.agent_id == agent_id for a in summary.agents)
-
-    h.eventually(lambda: listed(w2, target), TIMEOUT, f"{w2} listing {target} as healthy")
-    h.eventually(lambda: listed(w1, victim), TIMEOUT, f"{w1} seeing {victim}'s heartbeats")
+    h.eventually(lambda: h.lists(w2, target), TIMEOUT, f"{w2} listing {target} as healthy")
+    h.eventually(lambda: h.lists(w1, victim), TIMEOUT, f"{w1} seeing {victim}'s heartbeats")
     fleet.kill(victim)
 
     (rd,) = h.eventually(

@@ -123,9 +123,10 @@ def test_a_completion_frees_the_slot_at_once_without_a_tick_or_heartbeat() -> No
 def test_nothing_is_placed_before_the_worker_has_heard_its_agents() -> None:
     # Just after taking over agent partitions, only the first agents to beat are known: work
     # placed then would pile on them. Placement waits until every agent the table knows as
-    # running has beaten, or for the grace period of detection (c never beats again).
+    # running has beaten, or for as long as detection gives an agent not heard since the
+    # takeover (the grace period plus the timeout: 1 s here; c never beats again).
     known = {a: record(a) for a in ("a", "b", "c")}
-    w = Worker(known, topics=TOPICS, grace=1.0)
+    w = Worker(known, topics=TOPICS, timeout=1.0)
     w.feed.partitions = frozenset({0, 1})
 
     async def run() -> None:
@@ -147,7 +148,7 @@ def test_nothing_is_placed_before_the_worker_has_heard_its_agents() -> None:
 
 def test_placement_starts_once_every_known_agent_has_beaten() -> None:
     known = {a: record(a) for a in ("a", "b")}
-    w = Worker(known, topics=TOPICS, grace=10.0)
+    w = Worker(known, topics=TOPICS, timeout=5.0, grace=5.0)
     w.feed.partitions = frozenset({0, 1})
 
     async def run() -> None:
@@ -260,7 +261,8 @@ def test_a_bad_task_record_is_dead_lettered_and_the_next_one_placed() -> None:
     assert (letter.topic, letter.partition, letter.offset) == (TOPICS.tasks, 0, 0)
     assert "not JSON" in letter.reason
     assert [(d.task_id, d.source) for d in decisions(w)] == [("t-1", SourceRef(0, 1))]
-    assert w.gauge("agent_failover_dead_letters_total", {"topic": TOPICS.tasks}) == 1
+    labels = {"topic": "tasks", "reason": "not_json", "source": "monitor"}
+    assert w.gauge("agent_failover_dead_letters_total", labels) == 1
 
 
 def test_records_already_forwarded_are_skipped_and_reading_jumps_past_them() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -47,9 +48,11 @@ class FakeMessage:
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None]] = []
+        self.headers: list[Any] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
         self.sent.append((topic, value, key))
+        self.headers.append(headers)
 
     def poll(self, timeout: float) -> int:
         return 0
@@ -105,9 +108,13 @@ def test_invalid_heartbeats_raise_with_a_reason(raw: bytes | None, reason: str) 
     assert reason in str(info.value)
 
 
-def tracker() -> tuple[LivenessTracker, FakeProducer, list[str]]:
-    letters: list[str] = []
-    t = LivenessTracker(KafkaConfig("127.0.0.1:9"), TOPICS, on_dead_letter=letters.append)
+def tracker() -> tuple[LivenessTracker, FakeProducer, list[tuple[str, str]]]:
+    letters: list[tuple[str, str]] = []
+    t = LivenessTracker(
+        KafkaConfig("127.0.0.1:9"),
+        TOPICS,
+        on_dead_letter=lambda topic, why: letters.append((topic, why)),
+    )
     return t, FakeProducer(), letters
 
 
@@ -124,7 +131,7 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
     t._handle(batch, 42.0, producer)  # type: ignore[arg-type]
     entry = t.snapshot()["a"]
     assert (entry.epoch, entry.seq, entry.last_seen) == (2, 4, 42.0)
-    assert letters == [TOPICS.heartbeats, TOPICS.heartbeats]
+    assert letters == [(TOPICS.heartbeats, "not_json"), (TOPICS.heartbeats, "wrong_partition")]
     reasons = [orjson.loads(v)["reason"] for _, v, _ in producer.sent]
     assert "not JSON" in reasons[0] and "murmur2" in reasons[1]
     assert all(topic == TOPICS.dead_letter for topic, _, _ in producer.sent)
@@ -133,9 +140,9 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
 def test_a_dead_letter_of_a_huge_record_fits_the_record_limit() -> None:
     t, producer, letters = tracker()
     huge = FakeMessage(b"x" * 900_000, 0, key=b"k" * 900_000)
-    t._handle([huge], 1.0, producer)  # type: ignore[list-item]
+    t._handle([huge], 1.0, producer)  # type: ignore[arg-type]
     ((topic, value, key),) = producer.sent
-    assert topic == TOPICS.dead_letter and letters == [TOPICS.heartbeats]
+    assert topic == TOPICS.dead_letter and letters == [(TOPICS.heartbeats, "not_json")]
     assert key == b"k" * MAX_KAFKA_KEY_BYTES
     assert len(value) + len(key) < 1_000_000  # librdkafka's default message.max.bytes
     letter = DeadLetter.decode(value)
@@ -153,7 +160,7 @@ def test_the_map_stays_in_last_seen_order_so_silent_agents_are_a_prefix() -> Non
 
     def beat(agent: str, seq: int, now: float, epoch: int = 1) -> None:
         msg = FakeMessage(hb(agent, epoch, seq), partition_for(agent, TOPICS.agent_partitions))
-        t._handle([msg], now, producer)  # type: ignore[list-item]
+        t._handle([msg], now, producer)  # type: ignore[arg-type]
 
     a, b, c = ids
     beat(a, 0, 1.0)
@@ -171,3 +178,33 @@ def test_the_map_stays_in_last_seen_order_so_silent_agents_are_a_prefix() -> Non
     beat(c, 0, 6.0, epoch=0)  # an older incarnation: ignored, keeps its place
     assert [e.agent_id for e in t.expired(4.5)] == [c, a]
     assert t.get(c) is not None and t.get(c).epoch == 1  # type: ignore[union-attr]
+
+
+def test_each_batch_reports_its_valid_heartbeats_sent_times() -> None:
+    batches: list[tuple[list[float], float]] = []
+    t = LivenessTracker(
+        KafkaConfig("127.0.0.1:9"), TOPICS, on_heartbeats=lambda s, at: batches.append((s, at))
+    )
+    p = partition_for("a", TOPICS.agent_partitions)
+    before = time.time()
+    batch = [FakeMessage(hb(seq=1), p), FakeMessage(hb(seq=0), p), FakeMessage(b"{", p)]
+    t._handle(batch, 42.0, FakeProducer())  # type: ignore[arg-type]
+    ((sent, received),) = batches
+    assert sent == [1.5, 1.5]  # both valid, the older one too; the bad record is not counted
+    assert before <= received <= time.time()
+    t._handle([FakeMessage(b"{", p)], 43.0, FakeProducer())  # type: ignore[list-item]
+    assert len(batches) == 1  # nothing valid: not called
+
+
+def test_a_heartbeat_seen_before_proves_nothing_about_now() -> None:
+    """A copy of a heartbeat (replayed as is, signature and all) must not keep a dead agent
+    alive: only a newer sequence number of the epoch refreshes it."""
+    t, producer, _ = tracker()
+    p = partition_for("a", TOPICS.agent_partitions)
+    for seq, at in ((4, 42.0), (4, 50.0)):
+        batch = [FakeMessage(hb(epoch=2, seq=seq), p)]
+        t._handle(batch, at, producer)  # type: ignore[arg-type]
+    assert t.snapshot()["a"].last_seen == 42.0
+    batch = [FakeMessage(hb(epoch=2, seq=5), p)]
+    t._handle(batch, 51.0, producer)  # type: ignore[arg-type]
+    assert t.snapshot()["a"].last_seen == 51.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_failover import models as m
-from tests.streams.conftest import Fleet, MonitorHarness, task_event
+from tests.streams.conftest import Fleet, MonitorHarness, claimed_and_checkpointed, task_event
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -19,14 +19,7 @@ def test_dead_agent_is_fenced_once_and_its_task_resumes_from_its_checkpoint(
     fleet.start("agent-a", 101, 2, m.Pool.ACTIVE)
     fleet.start("agent-b", 202, 2, m.Pool.STANDBY)
     fleet.start("agent-c", 303, 2, m.Pool.ACTIVE)
-    ref = m.CheckpointRef(partition=1, offset=7, step=3)
-    h.send(t.task_events, "agent-a", task_event(m.EventKind.CLAIMED, "agent-a", 101, "t-1"))
-    h.send(
-        t.task_events,
-        "agent-a",
-        task_event(m.EventKind.CHECKPOINTED, "agent-a", 101, "t-1", checkpoint=ref),
-    )
-    h.send(t.task_events, "agent-a", b"{not json")  # bad input must not stop anything
+    ref = claimed_and_checkpointed(h, "agent-a", 101, "t-1")
 
     h.start_monitor(AGENT_FAILOVER_HEARTBEAT_TIMEOUT="2", AGENT_FAILOVER_TICK_INTERVAL="0.05")
     h.eventually(lambda: "heartbeat partitions: [0" in h.log_text(), TIMEOUT, "monitor up")
@@ -42,7 +35,7 @@ def test_dead_agent_is_fenced_once_and_its_task_resumes_from_its_checkpoint(
     assert rd.reason is m.DispatchReason.HEARTBEAT_TIMEOUT
 
     # Graceful hand-off from agent-c: re-dispatched at once, with the released checkpoint.
-    c_ref = m.CheckpointRef(partition=0, offset=9, step=1)
+    c_ref = m.CheckpointRef(partition=0, offset=9, step=1, task_id="t-2", attempt=1, epoch=303)
     h.send(t.task_events, "agent-c", task_event(m.EventKind.CLAIMED, "agent-c", 303, "t-2"))
     h.send(
         t.task_events,

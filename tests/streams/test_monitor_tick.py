@@ -13,7 +13,7 @@ from agent_failover.models import ControlKind, DispatchReason, FleetSummary
 from streams.monitor import Skipped
 from streams.state import AgentRecord
 from tests.streams.factories import slot
-from tests.streams.harness import T0, Worker
+from tests.streams.harness import T0, Worker, agent_in
 
 TOPICS = Topics(prefix="x.", agent_partitions=1)  # one partition: every agent is ours
 TIMEOUT = 3.0
@@ -28,10 +28,17 @@ def worker(agents: int, *, grace: float | None = 0.0) -> tuple[Worker, list[str]
 def test_after_the_first_tick_only_changed_or_silent_agents_are_asked() -> None:
     w, ids = worker(200)
     dead, *alive = ids
-    w.live.beat([dead], T0 - 5 * TIMEOUT)  # silent for five timeouts
+    start = T0 - TIMEOUT
+    w.live.beat(ids, start)  # everyone heard as the worker takes over
+    report = w.tick(start)  # the first tick indexes the table and asks about everyone once
+    assert len(report.examined) == 200 and w.controls() == []
+    for step in range(1, 6):  # the others keep beating; nobody changed, nobody silent yet
+        now = start + step * 0.5
+        w.live.beat(alive, now)
+        assert w.tick(now).examined == ()
     w.live.beat(alive, T0)
-    report = w.tick(T0)  # the first tick indexes the table and asks about everyone once
-    assert len(report.examined) == 200
+    report = w.tick(T0)  # silent for a whole timeout: asked, and fenced
+    assert report.examined == (dead,)
     (fence,) = w.controls()
     assert (fence.kind, fence.agent_id, fence.epoch) == (ControlKind.FENCE, dead, 1)
     assert fence.reason is DispatchReason.HEARTBEAT_TIMEOUT
@@ -45,6 +52,20 @@ def test_after_the_first_tick_only_changed_or_silent_agents_are_asked() -> None:
     assert report.examined == (dead,) and w.controls() == []
     report = w.tick(T0 + 0.15)  # fenced and silent: left alone
     assert report.examined == () and w.controls() == []
+
+
+def test_a_tick_reports_its_duration_the_partitions_owned_and_the_timeout() -> None:
+    w, _ = worker(3, grace=2.0)
+    w.tick(T0)
+    w.tick(T0 + 0.05)
+    assert w.gauge("agent_failover_tick_duration_seconds_count") == 2
+    assert w.gauge("agent_failover_partitions_owned") == 1
+    assert w.gauge("agent_failover_heartbeat_timeout_seconds") == TIMEOUT
+    assert w.monitor.grace_left(T0 + 0.5) == 1.5
+    assert w.monitor.grace_left(T0 + 2.5) == 0.0
+    w.tick(T0 + 0.1, owned=())
+    assert w.gauge("agent_failover_partitions_owned") == 0
+    assert w.monitor.grace_left(T0 + 0.1) == 0.0
 
 
 def test_a_new_epoch_and_a_table_write_are_asked_about_at_the_next_tick() -> None:
@@ -91,19 +112,62 @@ def test_a_first_heartbeat_that_never_comes_is_found_by_its_deadline() -> None:
     assert (ctl.agent_id, ctl.reason) == (late, DispatchReason.HEARTBEAT_TIMEOUT)
 
 
-def test_a_stalled_tick_decides_nothing_and_restarts_the_grace_period() -> None:
-    w, ids = worker(5, grace=TIMEOUT)
+def test_a_stalled_tick_decides_nothing_and_liveness_restarts_at_its_end() -> None:
+    w, ids = worker(5)
     w.live.beat(ids, T0 - 5 * TIMEOUT)
     w.tick(T0 - 5 * TIMEOUT)
     report = w.tick(T0)  # everyone looks silent because the loop was starved for five timeouts
     assert report.skipped is Skipped.STALLED and report.examined == ()
     assert w.controls() == []
-    assert w.monitor.ownership.since == {0: T0}  # grace period restarted
-    for step in range(1, 6):  # a tick every half second: the grace period holds...
+    assert w.monitor.ownership.since == {0: T0}  # silence now counts from the stall's end
+    for step in range(1, 6):  # a tick every half second: no heartbeat unread can be missed...
         w.tick(T0 + step * 0.5)
         assert w.controls() == []
-    w.tick(T0 + TIMEOUT + 0.25)  # ...until it is over
+    w.tick(T0 + TIMEOUT)  # ...until a whole timeout has passed since the stall
     assert sorted(c.agent_id for c in w.controls()) == ids
+
+
+def test_a_lagging_heartbeat_reader_stops_decisions_without_restarting_liveness() -> None:
+    w, ids = worker(2)
+    dead, alive = ids
+    w.live.beat(ids, T0)
+    w.tick(T0)
+    w.live.lag_s = 1.5  # more than the stall limit (1 s at a 3 s timeout) behind the topic
+    for now in (T0 + 1.0, T0 + 2.0, T0 + 3.0, T0 + 3.5):
+        assert w.tick(now).skipped is Skipped.LAGGING
+    assert w.controls() == []
+    w.live.lag_s = 0.2  # caught up: what it read is current, the silent agent is fenced at once
+    w.live.beat([alive], T0 + 3.9)
+    w.tick(T0 + 4.0)
+    (ctl,) = w.controls()
+    assert (ctl.agent_id, ctl.reason) == (dead, DispatchReason.HEARTBEAT_TIMEOUT)
+    assert w.monitor.ownership.since == {0: T0}
+
+
+def test_a_partition_counts_as_taken_over_once_its_heartbeats_are_read_to_the_end() -> None:
+    topics = Topics(prefix="x.", agent_partitions=2)
+    mine, taken = agent_in(0, 2), agent_in(1, 2)
+    table = {a: AgentRecord(a, p, epoch=1) for a, p in ((mine, 0), (taken, 1))}
+    w = Worker(table, topics=topics, timeout=TIMEOUT)
+    w.live.beat([mine], T0)
+    for now in (T0, T0 + 0.5, T0 + 1.0, T0 + 1.5):
+        w.tick(now, owned=(0,))
+    # The other worker died; its partition comes at T0 + 2, read to its end by the next tick.
+    assert w.tick(T0 + 2.0, owned=(0, 1), caught_up=False).skipped is Skipped.ASSIGNING
+    assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.0}
+    w.tick(T0 + 2.05, owned=(0, 1))  # read to its end since the last tick: owned from now
+    assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.05}
+    w.tick(T0 + 2.5, owned=(0, 1))
+    assert w.monitor.ownership.since == {0: T0, 1: T0 + 2.05}
+    w.tick(T0 + 3.0, owned=(0, 1))  # this worker's own dead agent: fenced on time
+    assert [c.agent_id for c in w.controls()] == [mine]
+    for now in (T0 + 3.5, T0 + 4.0, T0 + 4.5, T0 + 5.0):
+        w.tick(now, owned=(0, 1))
+    # The taken agent could still be heard: it is silent from when this worker could first hear
+    # it (the tick at T0 + 2.05).
+    assert w.controls() == []
+    w.tick(T0 + 5.05, owned=(0, 1))
+    assert [c.agent_id for c in w.controls()] == [taken]
 
 
 def test_a_busy_or_unassigned_worker_decides_nothing_and_indexes_again_after() -> None:

@@ -1,4 +1,4 @@
-"""Owned partitions and their grace periods; when each current epoch was first seen."""
+"""Owned partitions and since when; when each current epoch was first seen."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from tests.streams.factories import live, record
 from tests.streams.harness import agent_in
 
 
-def test_new_partitions_start_their_grace_period_and_lost_ones_are_forgotten() -> None:
-    own = Ownership(4, grace_period=3.0)
+def test_new_partitions_are_owned_from_now_and_lost_ones_are_forgotten() -> None:
+    own = Ownership(4, grace_period=0.0)
     own.set({0, 1}, 10.0)
     own.set({1, 2}, 11.0)
     assert own.since == {1: 10.0, 2: 11.0}
-    own.rearm(12.0)
+    own.rearm(11.5, {2, 3})  # one not read to its end yet (3 is not owned: ignored)
+    assert own.since == {1: 10.0, 2: 11.5}
+    own.rearm(12.0)  # a stall: everything
     assert own.since == {1: 12.0, 2: 12.0}
 
 

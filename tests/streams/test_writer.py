@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
+
+import pytest
 
 from agent_failover.config import Topics
 from agent_failover.models import (
@@ -14,7 +18,7 @@ from agent_failover.models import (
 )
 from streams.decisions import Fence
 from streams.detection import DeadEpoch
-from streams.state import AgentRecord, SlotStatus
+from streams.state import AgentRecord, FencedEpoch, SlotStatus
 from streams.targets import POOL_TTL
 from tests.streams.factories import record, ref, slot
 from tests.streams.harness import T0, Worker
@@ -86,8 +90,8 @@ def test_queued_tasks_of_owned_records_are_dispatched_and_counted() -> None:
     w = worker({"q": rec})
     w.monitor.index.rebuild(frozenset({0}))
     asyncio.run(w.monitor.writer.dispatch_queued(T0))
-    assert counter(w, "agent_failover_tasks_queued") == 1
-    assert counter(w, "agent_failover_no_healthy_agent") == 1
+    assert counter(w, "agent_failover_tasks_waiting_for_agent") == 1
+    assert counter(w, "agent_failover_tasks_stuck") == 0  # no agent has a free slot
     assert w.controls() == []
 
 
@@ -115,4 +119,68 @@ def test_applying_a_fence_sends_its_moves_then_records_it_and_a_copy_is_a_duplic
     assert w.monitor.index.get("dead") is stored
     w.apply(ctl, T0 + 0.2)
     assert w.outbox.sent == []
-    assert counter(w, "agent_failover_duplicate_decisions_total") == 1
+    assert counter(w, "agent_failover_decisions_duplicate_total") == 1
+    assert counter(w, "agent_failover_tasks_moved_total", reason="heartbeat_timeout") == 1
+
+
+def histogram(w: Worker, name: str) -> tuple[float, float]:
+    return counter(w, f"{name}_count"), counter(w, f"{name}_sum")
+
+
+def test_detection_delay_is_the_overhead_above_the_timeout() -> None:
+    dead = record("dead")
+    w = worker({"dead": dead})
+    asyncio.run(w.monitor.writer.fence(dead, TIMEOUT, T0))  # silent 4.0 s, timeout 3.0 s
+    restarted = DeadEpoch("dead", 2, DispatchReason.RESTARTED, 0.4)  # not a timeout: not counted
+    asyncio.run(w.monitor.writer.fence(dead, restarted, T0))
+    name = "agent_failover_detection_delay_seconds"
+    assert histogram(w, name) == (1, 1.0)
+    assert counter(w, f"{name}_bucket", le="0.5") == 0
+    assert counter(w, f"{name}_bucket", le="1.0") == 1
+
+
+def test_a_dispatch_off_a_fenced_epoch_says_how_long_it_has_been_silent() -> None:
+    fenced_at = time.time() - 10.0
+    rec = dataclasses.replace(
+        record("z", slots=(slot("t-1", status=SlotStatus.QUEUED, checkpoint=REF),)),
+        fenced=(FencedEpoch(1, "d-1", fenced_at, 3.5),),
+    )
+    live_rec = record("y", slots=(slot("t-2", status=SlotStatus.QUEUED),))
+    w = worker({"z": rec, "y": live_rec})
+    w.live.beat(["b"], T0, epoch=5)
+    asyncio.run(w.monitor.writer.dispatch(rec, list(rec.tasks.values()), T0))
+    asyncio.run(w.monitor.writer.dispatch(live_rec, list(live_rec.tasks.values()), T0))
+    off_fenced, off_live = w.controls()
+    assert off_fenced.last_heartbeat_age_s == pytest.approx(13.5, abs=1.0)
+    assert off_live.last_heartbeat_age_s is None
+    w.apply(off_fenced, T0)
+    (sent,) = w.outbox.take(TOPICS.priority)
+    assert Redispatch.decode(sent.value).last_heartbeat_age_s == off_fenced.last_heartbeat_age_s
+
+
+def test_a_task_waiting_to_move_while_a_slot_is_free_counts_as_stuck() -> None:
+    rec = record("q", slots=(slot("t-1", status=SlotStatus.QUEUED),))
+    w = worker({"q": rec})
+    w.monitor.index.rebuild(frozenset({0}))
+    writer = w.monitor.writer
+    stuck_after = w.config.stuck_after
+
+    def stuck() -> float:
+        return counter(w, "agent_failover_tasks_stuck")
+
+    asyncio.run(writer.dispatch_queued(T0))
+    asyncio.run(writer.dispatch_queued(T0 + stuck_after + 1))
+    assert stuck() == 0  # it waited, but no agent had a free slot
+    w.live.beat(["b"], T0 + stuck_after + 1, epoch=5)
+    asyncio.run(writer.dispatch_queued(T0 + stuck_after + 1 + POOL_TTL))
+    (ctl,) = w.controls()  # placed on b; until the decision is applied it still waits
+    assert counter(w, "agent_failover_tasks_waiting_for_agent") == 0
+    assert stuck() == 0
+    late = T0 + 2 * stuck_after + 2
+    w.live.beat(["b"], late, epoch=5)
+    asyncio.run(writer.dispatch_queued(late))
+    assert stuck() == 1  # b has had a free slot all along and the decision is not applied
+    w.apply(ctl, late)
+    w.monitor.index.rebuild(frozenset({0}))
+    asyncio.run(writer.dispatch_queued(late))
+    assert stuck() == 0

@@ -7,7 +7,8 @@ from agent_failover import models as m
 TASK = m.Task(
     task_id="t-1", task_type="summarise", payload={"doc": "a", "steps": 3}, submitted_at=1.5
 )
-REF = m.CheckpointRef(partition=2, offset=41, step=4)
+#: Attempt 1's step 4 of task t-1, by agent a-1's epoch 7.
+REF = m.CheckpointRef(partition=2, offset=41, step=4, task_id="t-1", attempt=1, epoch=7)
 
 SAMPLES: list[tuple[str, m.Record]] = [
     (

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from agent_failover import models as m
-from agent_failover.errors import AgentFailoverError, CodecError
+from agent_failover.errors import AgentFailoverError, CodecError, Refusal
 from streams.state import AgentRecord, SlotStatus, TaskSlot, decode_record, encode_record
 from tests.unit.samples import SAMPLES, TASK
 
@@ -227,16 +227,22 @@ def task_with_payload(depth: int) -> bytes:
 
 
 def test_a_payload_at_the_depth_limit_decodes_and_is_writable_wherever_it_is_embedded() -> None:
-    task = m.Task.decode(task_with_payload(m.MAX_JSON_DEPTH))
+    task = m.Task.decode(task_with_payload(m.MAX_JSON_DEPTH).replace(b'"t"', b'"t-1"', 1))
     assert m.Task.decode(task.encode()) == task
     claimed = m.TaskEvent(
-        kind=m.EventKind.CLAIMED, agent_id="a", epoch=1, at=1.0, task_id="t", attempt=1, task=task
+        kind=m.EventKind.CLAIMED,
+        agent_id="a",
+        epoch=1,
+        at=1.0,
+        task_id="t-1",
+        attempt=1,
+        task=task,
     )
     assert m.TaskEvent.decode(claimed.encode()) == claimed
     moved = dataclasses.replace(SAMPLES[7][1], task=task)
     assert m.Redispatch.decode(moved.encode()) == moved
     slot = TaskSlot(task, 1, 1, SlotStatus.OWNED)
-    record = AgentRecord("a", 0, epoch=1, tasks={"t": slot})
+    record = AgentRecord("a", 0, epoch=1, tasks={"t-1": slot})
     assert decode_record(encode_record(record)) == record
 
 
@@ -298,3 +304,21 @@ def test_task_accepts_any_json_payload() -> None:
     for payload in payloads:
         task = dataclasses.replace(TASK, payload=payload)
         assert m.Task.decode(task.encode()) == task
+
+
+@pytest.mark.parametrize(
+    ("raw", "refusal"),
+    [
+        (b"{oops", Refusal.NOT_JSON),
+        (None, Refusal.NOT_JSON),
+        (b"[1, 2]", Refusal.INVALID),
+        (hb(epoch=-1), Refusal.INVALID),
+        (hb(schema_version=...), Refusal.INVALID),
+        (hb(schema_version="1"), Refusal.INVALID),
+        (hb(schema_version=99), Refusal.UNSUPPORTED_VERSION),
+    ],
+)
+def test_a_refused_record_says_why_in_a_word(raw: bytes | None, refusal: Refusal) -> None:
+    with pytest.raises(CodecError) as info:
+        m.Heartbeat.decode(raw)
+    assert info.value.refusal is refusal

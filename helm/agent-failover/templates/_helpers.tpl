@@ -160,6 +160,19 @@ handoffWait: HANDOFF_WAIT
 {{- include "agent-failover.settingsEnv" (dict "values" .Values.topics "variables" (include "agent-failover.topicVariables" .)) }}
 {{- end -}}
 
+{{/* The fleet's signing key from its Secret: the monitor and every agent hold the same one. */}}
+{{- define "agent-failover.signingKeyEnv" -}}
+{{- with .Values.monitor.signingKey }}
+{{- if .existingSecret }}
+- name: AGENT_FAILOVER_SIGNING_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* The TLS Secret as a volume and its mount, when one is configured. */}}
 {{- define "agent-failover.tlsVolume" -}}
 {{- if .Values.kafka.tls.existingSecret }}

@@ -29,7 +29,7 @@ from agent_failover.models.base import VERSION_FIELD, Pins, Rule
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://agent-failover.dev/schemas/"
 #: The committed files, at the repository root (next to this package when installed editable).
-DEFAULT_DIR = Path(__file__).resolve().parents[1] / "schemas"
+DEFAULT_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 def _record_classes(root: type[Record] = Record) -> Iterator[type[Record]]:
@@ -174,7 +174,7 @@ def write(directory: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write the schema files, or with ``--check`` report the stale ones."""
     parser = argparse.ArgumentParser(
-        prog="python -m agent_failover.schemas",
+        prog="python -m agent_failover.models.schemagen",
         description="Generate schemas/*.schema.json from the record classes.",
     )
     parser.add_argument(
