@@ -16,6 +16,10 @@ writes them in offset order, acknowledged one by one, so the first decision abou
 comes before any decision about a later one: skipping everything below ``applied_upto[p]`` skips
 only duplicates. A crash between the forward and the table write forwards the same bytes again;
 the agent and the monitor de-duplicate by ``(task_id, attempt)``.
+
+A decision is read like every record: signed by the fleet (when it has a key) or dead-lettered.
+The forwarded copy is signed again, by ``send``, for its own topic and key: a signature covers
+topic, key and value, and both the topic and the key change on the way.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import MutableMapping
 from agent_failover.config import Topics
 from agent_failover.errors import CodecError
 from agent_failover.models import DispatchReason, Redispatch
+from agent_failover.signing import Signer
 from streams.channels import Message, Send, until_done
 from streams.deadletters import DeadLetters
 from streams.ownership import Ownership
@@ -63,9 +68,11 @@ class Assigner:
         ownership: Ownership,
         reservations: ReservationBook,
         dead_letters: DeadLetters,
+        signer: Signer,
     ) -> None:
         self._topics = topics
         self._send = send
+        self._signer = signer
         self._progress = progress
         self._ownership = ownership
         self._reservations = reservations
@@ -79,7 +86,7 @@ class Assigner:
 
     async def _apply(self, msg: Message) -> None:
         try:
-            rd = Redispatch.decode(msg.value)
+            rd = self._signer.open(Redispatch, msg)
         except CodecError as exc:
             await self._dead_letters.send(msg, str(exc), exc.refusal)
             return

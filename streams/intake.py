@@ -6,7 +6,7 @@ partitions this worker owns, in offset order, one at a time. For a record at ``(
 
 1. skip it if ``o`` is below the partition's progress: ``applied_upto[p]`` (the ``intake``
    table, written by :mod:`streams.assign`) or a decision this process already wrote for it;
-2. decode it (bad: dead letter, go on);
+2. check its signature and decode it (bad: dead letter, go on);
 3. wait (woken by record changes, and by the tick at most every :data:`RECHECK` while it waits)
    until this worker has heard its agents (every agent its table knows as running has beaten
    since it took over their partition, or detection would fence it by now: the grace period
@@ -36,6 +36,7 @@ from typing import Protocol
 from agent_failover.config import Topics
 from agent_failover.errors import CodecError
 from agent_failover.models import DispatchReason, Redispatch, SourceRef, Task
+from agent_failover.signing import Signer
 from streams.channels import Message, Send, until_done
 from streams.deadletters import DeadLetters
 from streams.dispatch import Candidate, choose_new, free_slots
@@ -141,10 +142,12 @@ class Intake:
         reservations: ReservationBook,
         writer: DecisionWriter,
         dead_letters: DeadLetters,
+        signer: Signer,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._topics = topics
         self._send = send
+        self._signer = signer
         self._stuck_after = stuck_after
         self._hear_within = hear_within
         self._progress = progress
@@ -207,7 +210,7 @@ class Intake:
                 await self._feed.skip_to(p, start)
             return
         try:
-            task = Task.decode(msg.value)
+            task = self._signer.open(Task, msg)
         except CodecError as exc:
             await self._dead_letters.send(msg, str(exc), exc.refusal)
             self._decided[p] = o + 1

@@ -188,6 +188,7 @@ class Monitor:
             reservations=self.reservations,
             writer=self.writer,
             dead_letters=dead_letters,
+            signer=config.kafka.signer,
             clock=clock,
         )
         self.assigner = Assigner(
@@ -197,6 +198,7 @@ class Monitor:
             ownership=self.ownership,
             reservations=self.reservations,
             dead_letters=dead_letters,
+            signer=config.kafka.signer,
         )
         self.router = Router(
             topics,
