@@ -12,7 +12,7 @@ The faust parts are thin, each handing records to :class:`~streams.monitor.Monit
 
 They pass the monitor's clock, ``time.monotonic()``. Heartbeats bypass faust
 (:mod:`streams.liveness`). Beside them: ``/metrics``, ``/healthz`` and ``/readyz``
-(:mod:`streams.http`), and a timer measuring the faust agent's consumer lag each second.
+(:mod:`streams.http`), and a timer measuring the three agents' consumer lag each second.
 
 ``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
 first access from the environment (:meth:`MonitorConfig.from_env`).
@@ -224,8 +224,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     monitor = Monitor(
         config, table, liveness, metrics, send, directory, progress=progress, feed=feed
     )
-    # The task topic too: measured as soon as an agent handles its records.
-    consumed = (topics.task_events, topics.priority, topics.control, topics.tasks)
+    consumed = (topics.task_events, topics.priority, topics.control, topics.tasks, topics.assigned)
     lag = ConsumerLag({t: logical_topic(topics, t) for t in consumed})
 
     def raw(*names: str, partitions: int, acks: bool = True) -> Any:
@@ -252,14 +251,18 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     @app.agent(tasks, name="intake")
     async def intake(stream: Any) -> None:
         async for event in stream.events():
-            await monitor.on_task(event.message, feed.current(event.message))
+            msg = event.message
+            await monitor.on_task(msg, feed.current(msg))
+            lag.handled(msg.topic, msg.partition, msg.offset)
 
     assigned = raw(topics.assigned, partitions=topics.task_partitions)
 
     @app.agent(assigned, name="assign")
     async def assign(stream: Any) -> None:
         async for event in stream.events():
-            await monitor.on_decision(event.message)
+            msg = event.message
+            await monitor.on_decision(msg)
+            lag.handled(msg.topic, msg.partition, msg.offset)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_side_services() -> None:

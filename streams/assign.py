@@ -11,15 +11,15 @@ decision about source offset ``o`` of partition ``p``:
   id, its partition by the Java partitioner), wait for the acknowledgement, then set
   ``applied_upto[p] = o + 1``.
 
+A decision is read like every record: signed by the fleet (when it has a key) or dead-lettered.
+The forwarded copy is signed again, by ``send``, for its own topic and key: a signature covers
+topic, key and value, and both the topic and the key change on the way.
+
 Decisions about one partition are ordered (one partition of ``tasks.assigned``) and every decider
 writes them in offset order, acknowledged one by one, so the first decision about each record
 comes before any decision about a later one: skipping everything below ``applied_upto[p]`` skips
 only duplicates. A crash between the forward and the table write forwards the same bytes again;
 the agent and the monitor de-duplicate by ``(task_id, attempt)``.
-
-A decision is read like every record: signed by the fleet (when it has a key) or dead-lettered.
-The forwarded copy is signed again, by ``send``, for its own topic and key: a signature covers
-topic, key and value, and both the topic and the key change on the way.
 """
 
 from __future__ import annotations
@@ -28,26 +28,30 @@ import logging
 from collections.abc import MutableMapping
 
 from agent_failover.config import Topics
-from agent_failover.errors import CodecError
+from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import DispatchReason, Redispatch
 from agent_failover.signing import Signer
 from streams.channels import Message, Send, until_done
 from streams.deadletters import DeadLetters
+from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
 from streams.reservations import ReservationBook
 
 log = logging.getLogger(__name__)
 
 
-def invalid_decision(rd: Redispatch, partition: int) -> str | None:
-    """Why ``rd``, read from ``tasks.assigned[partition]``, is no intake decision; None if it is."""
+def invalid_decision(rd: Redispatch, partition: int) -> tuple[str, Refusal] | None:
+    """Why ``rd``, read from ``tasks.assigned[partition]``, is no intake decision, and the
+    dead-letter reason it counts under; None if it is one."""
     if rd.reason is not DispatchReason.NEW or rd.source is None:
-        return f"not an intake decision (reason {rd.reason.value!r}, attempt {rd.attempt})"
+        why = f"not an intake decision (reason {rd.reason.value!r}, attempt {rd.attempt})"
+        return why, Refusal.INVALID
     if rd.source.partition != partition:
-        return (
+        why = (
             f"decision about tasks[{rd.source.partition}] in partition {partition}: write it to "
             "the partition of its source"
         )
+        return why, Refusal.WRONG_PARTITION
     return None
 
 
@@ -68,16 +72,17 @@ class Assigner:
         ownership: Ownership,
         reservations: ReservationBook,
         dead_letters: DeadLetters,
+        metrics: MonitorMetrics,
         signer: Signer,
     ) -> None:
         self._topics = topics
         self._send = send
         self._signer = signer
+        self._metrics = metrics
         self._progress = progress
         self._ownership = ownership
         self._reservations = reservations
         self._dead_letters = dead_letters
-        self.duplicates = 0  # decisions skipped because an earlier one was forwarded
 
     async def on_decision(self, msg: Message) -> None:
         """Handle one record of ``tasks.assigned``; an unexpected error is retried (faust would
@@ -92,12 +97,12 @@ class Assigner:
             return
         reason = invalid_decision(rd, msg.partition)
         if reason is not None:
-            await self._dead_letters.send(msg, reason)
+            await self._dead_letters.send(msg, *reason)
             return
         assert rd.source is not None
         p, o = rd.source.partition, rd.source.offset
         if o < self._progress.get(p, 0):
-            self.duplicates += 1
+            self._metrics.duplicates.inc()
             self._reservations.release((rd.target_agent_id, rd.target_epoch), rd.task_id)
             log.info("task %s: decision %s is not the first, skipped", rd.task_id, rd.decision_id)
             return
@@ -112,3 +117,4 @@ class Assigner:
         await ack
         # Only now: a crash before this line forwards the same bytes again, never nothing.
         self._progress[p] = o + 1
+        self._metrics.tasks_dispatched.inc()

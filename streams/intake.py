@@ -42,6 +42,7 @@ from streams.deadletters import DeadLetters
 from streams.dispatch import Candidate, choose_new, free_slots
 from streams.fleet import PUBLISH_INTERVAL
 from streams.index import RecordIndex
+from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
 from streams.reservations import ReservationBook
 from streams.state import LiveEntry
@@ -142,6 +143,7 @@ class Intake:
         reservations: ReservationBook,
         writer: DecisionWriter,
         dead_letters: DeadLetters,
+        metrics: MonitorMetrics,
         signer: Signer,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -159,6 +161,7 @@ class Intake:
         self._reservations = reservations
         self._writer = writer
         self._dead_letters = dead_letters
+        self._metrics = metrics
         self._clock = clock
         self._decided: dict[int, int] = {}  # partition -> offset after our last decision there
         self._last_read: dict[int, int] = {}  # partition -> offset of the last record read
@@ -298,7 +301,9 @@ class Intake:
     def tick(self, now: float) -> None:
         """From the detection tick: let a waiting record look at heartbeats and summaries again
         (at most every :data:`RECHECK`, at once while the worker is busy, so that a record of a
-        partition being taken away stops waiting), and warn about stuck work once a minute."""
+        partition being taken away stops waiting); every :data:`CHECK_EVERY` publish the backlog
+        and the stuck new work (``agent_failover_tasks_backlog``, ``..._tasks_stuck``), and warn
+        about stuck work once a minute."""
         if self._waiting is not None and (self._feed.busy() or now - self._last_recheck >= RECHECK):
             self._last_recheck = now
             self._wake.set()
@@ -307,8 +312,13 @@ class Intake:
         self._last_check = now
         writer = self._writer
         if not self._undecided() and not writer.moves_waiting() and not writer.moves_stuck():
-            return  # the common case: nothing waits, nothing to look at
+            # The common case: nothing waits, nothing to look at but the backlog (records
+            # decided and not yet forwarded).
+            self._behind_since.clear()
+            self._metrics.set_backlog(sum(self._backlog().values()), 0)
+            return
         status = self.status(now)
+        self._metrics.set_backlog(sum(status.backlog.values()), status.stuck)
         if (status.stuck or status.moves_stuck) and (
             self._last_warning is None or now - self._last_warning >= WARN_EVERY
         ):
@@ -336,11 +346,7 @@ class Intake:
         is stuck: records not placed on a partition where nothing was read for ``stuck_after``
         (the record being placed waits for a slot, or none arrives) while agents have free slots.
         """
-        backlog = {}
-        for p in sorted(self._feed.owned()):
-            high = self._feed.highwater(p)
-            if high is not None:
-                backlog[p] = max(0, high - (self._progress.get(p) or 0))
+        backlog = self._backlog()
         stalled = 0
         undecided = self._undecided()
         for p, n in undecided.items():
@@ -362,3 +368,13 @@ class Intake:
             moves_waiting=self._writer.moves_waiting(),
             moves_stuck=self._writer.moves_stuck(),
         )
+
+    def _backlog(self) -> dict[int, int]:
+        """Owned task partition -> records not forwarded yet (end offset minus applied_upto),
+        for the partitions whose end offset the consumer knows."""
+        backlog = {}
+        for p in sorted(self._feed.owned()):
+            high = self._feed.highwater(p)
+            if high is not None:
+                backlog[p] = max(0, high - (self._progress.get(p) or 0))
+        return backlog

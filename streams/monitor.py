@@ -188,6 +188,7 @@ class Monitor:
             reservations=self.reservations,
             writer=self.writer,
             dead_letters=dead_letters,
+            metrics=metrics,
             signer=config.kafka.signer,
             clock=clock,
         )
@@ -198,6 +199,7 @@ class Monitor:
             ownership=self.ownership,
             reservations=self.reservations,
             dead_letters=dead_letters,
+            metrics=metrics,
             signer=config.kafka.signer,
         )
         self.router = Router(

@@ -168,3 +168,4 @@ def test_forged_tasks_and_intake_decisions_are_dead_lettered_and_change_nothing(
     for topic in ("tasks", "tasks.assigned"):
         labels = {"topic": topic, "reason": "bad_signature", "source": "monitor"}
         assert w.gauge("agent_failover_dead_letters_total", labels) == 2
+    assert w.gauge("agent_failover_tasks_dispatched_total") == 1

@@ -295,7 +295,8 @@ def test_the_first_decision_per_record_is_forwarded_once_later_ones_are_skipped(
     (forwarded,) = w.outbox.take(TOPICS.priority)
     assert (forwarded.key, forwarded.partition, forwarded.value) == (b"a", 0, first.encode())
     assert w.progress == {0: 5}
-    assert w.monitor.assigner.duplicates == 1
+    assert w.gauge("agent_failover_decisions_duplicate_total") == 1
+    assert w.gauge("agent_failover_tasks_dispatched_total") == 1
     assert w.monitor.reservations.counts() == {}  # the slot the losing decision held is free
 
 
@@ -310,9 +311,14 @@ def test_a_crash_before_the_progress_write_forwards_the_same_bytes_again() -> No
 
 
 @pytest.mark.parametrize(
-    ("value", "partition", "reason"),
+    ("value", "partition", "reason", "refusal"),
     [
-        (new_work(partition=1).encode(), 0, "decision about tasks[1] in partition 0"),
+        (
+            new_work(partition=1).encode(),
+            0,
+            "decision about tasks[1] in partition 0",
+            "wrong_partition",
+        ),
         (
             dataclasses.replace(
                 new_work(),
@@ -324,18 +330,22 @@ def test_a_crash_before_the_progress_write_forwards_the_same_bytes_again() -> No
             ).encode(),
             0,
             "not an intake decision",
+            "invalid",
         ),
-        (b"{", 0, "not JSON"),
+        (b"{", 0, "not JSON", "not_json"),
     ],
 )
 def test_what_is_no_intake_decision_is_dead_lettered(
-    value: bytes, partition: int, reason: str
+    value: bytes, partition: int, reason: str, refusal: str
 ) -> None:
     w = worker()
     asyncio.run(w.assign(value, partition=partition))
     (letter,) = [DeadLetter.decode(s.value) for s in w.outbox.take(TOPICS.dead_letter)]
     assert reason in letter.reason and letter.topic == TOPICS.assigned
     assert w.outbox.take(TOPICS.priority) == [] and w.progress == {}
+    labels = {"topic": "tasks.assigned", "reason": refusal, "source": "monitor"}
+    assert w.gauge("agent_failover_dead_letters_total", labels) == 1
+    assert w.gauge("agent_failover_tasks_dispatched_total") == 0
 
 
 def test_the_forwarded_dispatch_gives_the_target_the_task_and_settles_its_reservation() -> None:
@@ -381,9 +391,33 @@ def test_work_waiting_while_slots_are_free_is_reported_once_a_minute(
                 w.live.beat(["a"], now)
                 w.monitor.intake.tick(now)  # what each detection tick does
         assert w.monitor.intake.status(T0 + 92).stuck == 5
+        # What the metrics show: the backlog of the owned partitions and the stuck new work.
+        assert w.gauge("agent_failover_tasks_backlog") == 5
+        assert w.gauge("agent_failover_tasks_stuck") == 5
         placing.cancel()
 
     asyncio.run(run())
     warnings = [r for r in caplog.records if r.name == stuck.name]
     assert len(warnings) == 2  # at +31 and +92 s
     assert "2 free slot(s): 5 new task(s)" in warnings[0].getMessage()
+
+
+def test_the_backlog_counts_records_until_their_decision_is_forwarded() -> None:
+    w = worker()
+    w.feed.high = {0: 2}
+
+    async def run() -> None:
+        w.live.beat(["a", "b"], T0)
+        await w.atick(T0)
+        await w.place(task("t-1").encode(), offset=0)
+        await w.place(task("t-2").encode(), offset=1)
+        await w.atick(T0 + 1.0)  # both decided, neither forwarded
+        assert w.gauge("agent_failover_tasks_backlog") == 2
+        for decided in w.outbox.take(TOPICS.assigned):
+            await w.assign(decided.value)
+        await w.atick(T0 + 2.0)
+
+    asyncio.run(run())
+    assert w.gauge("agent_failover_tasks_backlog") == 0
+    assert w.gauge("agent_failover_tasks_stuck") == 0
+    assert w.gauge("agent_failover_tasks_dispatched_total") == 2

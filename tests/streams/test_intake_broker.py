@@ -1,5 +1,6 @@
-"""The monitor's intake on a real broker: new work placed on active agents only, and the first
-decision per task record forwarded once, however many decisions were written."""
+"""The monitor's intake on a real broker: new work placed on active agents only, the first
+decision per task record forwarded once, however many decisions were written, and in a signing
+fleet only what the fleet signed placed, each hop signed for its own topic and key."""
 
 from __future__ import annotations
 
@@ -9,31 +10,50 @@ import uuid
 import pytest
 
 from agent_failover import models as m
+from agent_failover.dev.reading import Rec, TopicReader
+from agent_failover.errors import CodecError
+from agent_failover.signing import Signer
+from tests.streams import factories
 from tests.streams.conftest import Fleet, MonitorHarness
+from tests.streams.test_metrics_broker import bad_signatures, sample, scrape
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
 TIMEOUT = 60.0  # generous deadlines: a loaded 2-core box is slow, never wrong
 ENV = {"AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "2", "AGENT_FAILOVER_TICK_INTERVAL": "0.05"}
+KEY = "the-fleet-signing-key-0123456789"
+FLEET = Signer(KEY.encode())
+ROGUE = Signer(b"a-key-of-someone-else-0123456789")
 
 
-def produce(h: MonitorHarness, topic: str, key: str, value: bytes, partition: int) -> int:
-    """Write one record to ``topic[partition]``; returns its offset."""
+def produce(
+    h: MonitorHarness,
+    topic: str,
+    key: str,
+    value: bytes,
+    partition: int,
+    signer: Signer | None = None,
+) -> int:
+    """Write one record to ``topic[partition]``, signed by ``signer`` (default: the harness's);
+    returns its offset."""
     where: list[int] = []
     h.producer.produce(
         topic,
         value,
         key.encode(),
         partition=partition,
+        headers=(signer or h.signer).headers(topic, key, value),
         on_delivery=lambda err, msg: where.append(msg.offset()),
     )
     assert h.producer.flush(30) == 0
     return where[0]
 
 
-def submit(h: MonitorHarness, task_id: str, partition: int = 0) -> tuple[m.Task, int]:
+def submit(
+    h: MonitorHarness, task_id: str, partition: int = 0, signer: Signer | None = None
+) -> tuple[m.Task, int]:
     task = m.Task(task_id=task_id, task_type="demo", payload={"steps": 1})
-    return task, produce(h, h.topics.tasks, task_id, task.encode(), partition)
+    return task, produce(h, h.topics.tasks, task_id, task.encode(), partition, signer)
 
 
 def new_work(h: MonitorHarness, *, to_end: bool = False) -> list[m.Redispatch]:
@@ -154,3 +174,59 @@ def test_two_workers_taking_over_task_partitions_place_every_task_once(
     counts = {k: v for k, v in placed().items() if k in everything}
     assert counts == dict.fromkeys(everything, 1)
     assert all(p.alive for p in h.procs.values())
+
+
+def raw(h: MonitorHarness, topic: str) -> list[Rec]:
+    """Every record of ``topic`` so far, with its key and headers."""
+    reader = TopicReader(h.bootstrap, topic)
+    try:
+        return reader.read_to_end()
+    finally:
+        reader.close()
+
+
+def test_a_signing_fleet_places_only_signed_work_and_signs_each_hop_for_its_topic_and_key(
+    monitor_harness: MonitorHarness, fleet: Fleet
+) -> None:
+    h, t = monitor_harness, monitor_harness.topics
+    h.signer = FLEET  # the fleet's agents and submitters sign
+    fleet.start("worker", 101, 4, m.Pool.ACTIVE)
+    submit(h, "forged", partition=0, signer=Signer())  # offset 0: nobody of the fleet wrote it
+    _, offset = submit(h, "t-1", partition=0)  # offset 1
+    # A decision about t-1's record, sending it elsewhere: it would win if it were believed.
+    intruder = factories.new_work("t-1", target="intruder", offset=offset, decision_id="forged")
+    produce(h, t.assigned, "t-1", intruder.encode(), 0, ROGUE)
+    h.start_monitor(AGENT_FAILOVER_SIGNING_KEY=KEY, **ENV)
+
+    (placed,) = h.eventually(lambda: new_work(h), TIMEOUT, "t-1 dispatched")
+    assert (placed.task_id, placed.target_agent_id) == ("t-1", "worker")
+    forwarded = [r for r in raw(h, t.priority) if r.value is not None]
+    decided = [r for r in raw(h, t.assigned) if r.key == b"t-1" and r.offset > 0]
+    assert len(forwarded) == 1 and len(decided) == 1
+    # The same decision on both topics, each copy signed for its own topic and key.
+    assert forwarded[0].value == decided[0].value
+    assert forwarded[0].key == b"worker"
+    for rec in (*forwarded, *decided):
+        FLEET.check(rec.topic, rec.key, rec.value, rec.headers)
+    with pytest.raises(CodecError, match="signature does not match"):
+        FLEET.check(t.priority, forwarded[0].key, forwarded[0].value, decided[0].headers)
+
+    def refused() -> dict[str, m.DeadLetter] | None:
+        letters = h.records(t.dead_letter, m.DeadLetter.decode)
+        found = {d.topic: d for d in letters if d.reason.startswith("bad signature")}
+        return found if len(found) == 2 else None
+
+    found = h.eventually(refused, TIMEOUT, "the forged task and decision dead-lettered")
+    assert (found[t.tasks].offset, found[t.assigned].offset) == (0, 0)
+    base = h.http_base()
+    assert base is not None
+
+    def counted() -> dict[str, float | None] | None:
+        _, samples = scrape(base)
+        figures = bad_signatures(samples, "tasks", "tasks.assigned")
+        figures["dispatched"] = sample(samples, "agent_failover_tasks_dispatched_total")
+        figures["backlog"] = sample(samples, "agent_failover_tasks_backlog")
+        return figures if figures["backlog"] == 0 else None
+
+    figures = h.eventually(counted, TIMEOUT, "the backlog published as empty")
+    assert figures == {"tasks": 1, "tasks.assigned": 1, "dispatched": 1, "backlog": 0}
