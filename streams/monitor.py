@@ -285,7 +285,9 @@ class Monitor:
             self.intake.wake()  # a record waiting for a slot looks whether it is still ours
             return TickReport(skipped=skipped)
         if not partitions:
-            # Still publish: an empty summary retracts this worker's claims at once.
+            # Still publish: an empty summary retracts this worker's claims at once. The intake
+            # may own task partitions all the same: it places on other workers' agents.
+            self.intake.tick(now)
             self.publisher.publish_fleet(partitions, now)
             return TickReport(skipped=Skipped.UNOWNED)
         if self.index.stale(partitions):

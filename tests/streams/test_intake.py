@@ -16,10 +16,13 @@ from agent_failover.models import (
     DeadLetter,
     DispatchReason,
     EventKind,
+    FleetAgent,
+    FleetSummary,
     Pool,
     Redispatch,
     SourceRef,
 )
+from streams.fleet import FleetDirectory
 from streams.state import AgentRecord, FencedEpoch, SlotStatus
 from tests.streams.factories import event, new_work, record, slot, task
 from tests.streams.harness import T0, Worker
@@ -421,3 +424,24 @@ def test_the_backlog_counts_records_until_their_decision_is_forwarded() -> None:
     assert w.gauge("agent_failover_tasks_backlog") == 0
     assert w.gauge("agent_failover_tasks_stuck") == 0
     assert w.gauge("agent_failover_tasks_dispatched_total") == 2
+
+
+def test_a_worker_without_agent_partitions_still_places_on_other_workers_agents() -> None:
+    # faust may give a worker task partitions and no agent partition: it places new work on the
+    # agents other workers list, and its tick still wakes the waiting record.
+    directory = FleetDirectory("w1", TOPICS.agent_partitions)
+    w = Worker({}, topics=TOPICS, directory=directory)
+    w.feed.partitions = frozenset({0, 1})
+
+    async def run() -> None:
+        await w.atick(T0, owned=())
+        placing = asyncio.ensure_future(w.place(task("t-1").encode()))
+        await idle()
+        assert not placing.done()
+        agent = FleetAgent("remote", 7, 2, 0, Pool.ACTIVE)
+        directory.receive(FleetSummary("w2", T0, (0,), (agent,)), T0 + 0.5)
+        await w.atick(T0 + 0.6, owned=())
+        await placed(placing)
+
+    asyncio.run(run())
+    assert [(d.target_agent_id, d.target_epoch) for d in decisions(w)] == [("remote", 7)]
