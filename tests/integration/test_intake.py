@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from agent_failover import models as m
 from agent_failover.dev.reading import read_topic
+from agent_failover.models.deadletter import MAX_KEY_CHARS
 from tests.integration.conftest import Scenario
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -37,8 +38,21 @@ def test_work_waits_for_an_agent_then_for_a_free_slot_and_bad_records_are_set_as
     s.cluster.start_monitor()
     s.wait_monitor_ready()
     producer = Producer({"bootstrap.servers": s.kafka.bootstrap_servers})
-    producer.produce(s.topics.tasks, b"{not a task", b"bad", partition=0)
-    producer.produce(s.topics.tasks, b"[]", b"k" * 500_000, partition=0)
+    topic, fleet = s.topics.tasks, s.kafka.signer
+
+    def produce(key: bytes, value: bytes, signed: bool = True) -> None:
+        headers = fleet.headers(topic, key, value) if signed else None
+        producer.produce(topic, value, key, partition=0, headers=headers)
+
+    # Signed by the fleet, so refused for what they hold: a payload nested deeper than any
+    # record may carry (it decodes, but could not be written in a dispatch), and a 900 KB key.
+    depth = 300
+    deep = b'{"task_id":"deep","task_type":"demo","schema_version":1,"payload":'
+    produce(b"deep", deep + b"[" * depth + b"]" * depth + b"}")
+    produce(b"k" * 900_000, b"{not json")
+    # A well-formed task nobody of the fleet signed: never placed, never run.
+    forged = m.Task(task_id="forged", task_type="demo", payload={"steps": 1})
+    produce(b"forged", forged.encode(), signed=False)
     assert producer.flush(30) == 0
     (early,) = s.submit(1, steps=8)  # nobody runs yet
     s.start_agents(["agent-a"])
@@ -57,8 +71,15 @@ def test_work_waits_for_an_agent_then_for_a_free_slot_and_bad_records_are_set_as
     assert [e.task_id for e in events if e.kind is m.EventKind.CLAIMED] == [early, late]
     dead = read_topic(s.kafka, s.topics.dead_letter)
     letters = [m.DeadLetter.decode(r.value) for r in dead]
-    letters = [d for d in letters if d.topic == s.topics.tasks]
-    assert sorted(d.offset for d in letters) == [0, 1]
+    by_offset = {d.offset: d for d in letters if d.topic == s.topics.tasks}
+    assert sorted(by_offset) == [0, 1, 2]
+    assert f"'payload' nests deeper than {m.MAX_JSON_DEPTH} levels" in by_offset[0].reason
+    huge = by_offset[1]
+    assert "not JSON" in huge.reason
+    assert (huge.key_size, huge.key_cut, huge.value_cut) == (900_000, True, False)
+    assert huge.key is not None and len(huge.key) == MAX_KEY_CHARS
+    assert by_offset[2].reason.startswith("bad signature: unsigned record")
+    assert "forged" not in {r.task_id for r in s.observer.new_work()}
     assert_exactly_once(s)
 
 
