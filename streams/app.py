@@ -1,4 +1,4 @@
-"""The faust app of the monitor: ``create_app(config)`` wires the tables, three agents and a timer.
+"""The faust app of the monitor: ``create_app(config)`` wires the tables, three agents, two timers.
 
 The faust parts are thin, each handing records to :class:`~streams.monitor.Monitor`:
 
