@@ -255,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
         "monitor",
         _cmd_monitor,
         "run a monitor worker (faust)",
-        "Run one monitor worker: detection, fencing and re-dispatch. Start several for high "
-        "availability; they split the agents.",
+        "Run one monitor worker: placing new work, detection, fencing and re-dispatch. Start "
+        "several for high availability; they split the agents and the task partitions.",
     )
     p.add_argument(
         "--metrics-port",
@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(
         "submit",
         _cmd_submit,
-        "submit tasks to the normal task topic",
+        "submit tasks to the task topic (the monitor places them on agents)",
         "Submit one task (--type/--payload) or JSON lines ({task_type, payload[, task_id]}) "
         "from a file or '-' for stdin. The task topic must exist (`agent-failover topics`).",
     )

@@ -111,7 +111,7 @@ SETTINGS = Registry([
     _s("AGENT_PARTITIONS", "topics.agent_partitions", count(10_000), "8",
        "partitions of heartbeats, task-events, control, tasks.priority"),
     _s("TASK_PARTITIONS", "topics.task_partitions", count(10_000), "8",
-       "partitions of the normal task topic"),
+       "partitions of tasks and tasks.assigned (how many monitor workers share the intake)"),
     _s("CHECKPOINT_PARTITIONS", "topics.checkpoint_partitions", count(10_000), "8",
        "partitions of the checkpoints topic"),
     _s("REPLICATION_FACTOR", "topics.replication_factor", count(100), "1",
@@ -126,11 +126,7 @@ SETTINGS = Registry([
        Custom("every_step, on_demand or every:<seconds> (0.001 to 86400)", _policy),
        "`every_step`", "when `ctx.progress()` writes a durable checkpoint"),
     _s("POOL", "agent.pool", Choice(("active", "standby")), "`active`",
-       "`standby` agents take only failover work"),
-    _s("GROUP_ID", "agent.group_id monitor.agents_group_id", Text(249), "`af-agents`",
-       "the agents' consumer group on the task topic"),
-    _s("SESSION_TIMEOUT_MS", "agent.session_timeout_ms", Number(1000, 1_800_000, integer=True),
-       "6000", "session timeout in that group (milliseconds)"),
+       "`standby` agents get only failover work, never new work"),
     _s("HANDOFF_WAIT", "agent.handoff_wait", seconds(0, 3600), "0",
        "on SIGTERM, seconds running handlers get to reach their next checkpoint before their "
        "tasks are released (0: release at once)"),
@@ -145,8 +141,6 @@ SETTINGS = Registry([
     _s("GRACE_PERIOD", "monitor.grace_period", seconds(0, 3600), "0",
        "extra seconds before silence counts after taking over partitions or a stall (an agent "
        "not heard yet is silent from the takeover anyway)"),
-    _s("AGENTS_SESSION_TIMEOUT", "monitor.agents_session_timeout", seconds(1, 1800), "6.0",
-       "the agents' group session timeout, to settle unconfirmed claims"),
     _s("MONITOR_APP_ID", "monitor.app_id", Text(249), "`agent-failover-monitor`",
        "faust app id (group and changelog names)"),
     _s("MONITOR_SESSION_TIMEOUT", "monitor.broker_session_timeout", seconds(1, 1800),
@@ -158,7 +152,7 @@ SETTINGS = Registry([
     _s("METRICS_PORT", "monitor.metrics_port", PORT, "9108",
        "port of /metrics, /healthz and /readyz (`--metrics-port`; 0: any free port)"),
     _s("STUCK_AFTER", "monitor.stuck_after", seconds(0.001, 86400), "30",
-       "a task waiting this long while agents have free slots counts as stuck"),
+       "new work (or a move) waiting this long while agents have free slots counts as stuck"),
     _s("WEB_PORT", "monitor.web_port", PORT, "off", "faust's web server port"),
     _s("MONITOR_DATA_DIR", "monitor.data_dir", Text(), "`.agent-failover-monitor`",
        "faust data directory"),
@@ -305,7 +299,7 @@ class Topics:
 
     ``heartbeats``, ``task_events``, ``control`` and ``priority`` are keyed by agent id and must
     have the same partition count (``agent_partitions``) so one monitor worker owns an agent's
-    whole story.
+    whole story; ``tasks`` and ``assigned`` share ``task_partitions`` for the same reason.
     """
 
     prefix: str = "af."
@@ -329,7 +323,13 @@ class Topics:
 
     @property
     def tasks(self) -> str:
+        """Submitted work (key: task id); read only by the monitor's intake."""
         return f"{self.prefix}tasks"
+
+    @property
+    def assigned(self) -> str:
+        """The intake's decisions, one partition per task partition (key: task id)."""
+        return f"{self.prefix}tasks.assigned"
 
     @property
     def priority(self) -> str:
@@ -433,8 +433,6 @@ class AgentConfig:
     heartbeat_interval: float = 1.0
     checkpoint_policy: CheckpointPolicy = dataclasses.field(default_factory=CheckpointPolicy)
     pool: str = "active"
-    group_id: str = "af-agents"
-    session_timeout_ms: int = 6000
     # Fetch wait of the latency-critical consumers (priority, control, checkpoint reads). None:
     # 500 ms, or 10 ms on a broker that does not wake a waiting fetch on new data (Tansu; see
     # docs/tansu.md), detected at start.
@@ -477,9 +475,6 @@ class MonitorConfig:
     # Extra seconds before silence counts after this worker takes over partitions or resumes
     # after a stall (0: none; an agent never heard is silent from the takeover anyway).
     grace_period: float = 0.0
-    # Session timeout of the agents' task consumer group, to settle unconfirmed claims.
-    agents_session_timeout: float = 6.0
-    agents_group_id: str = "af-agents"
     # Address and port of /metrics, /healthz and /readyz (port None: no server, 0: any free port).
     metrics_host: str = "0.0.0.0"
     metrics_port: int | None = 9108

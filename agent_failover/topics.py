@@ -44,18 +44,19 @@ def topic_specs(topics: Topics) -> list[TopicSpec]:
     def keyed(name: str, retention_ms: int, purpose: str) -> TopicSpec:
         return TopicSpec(name, agent, delete(retention_ms), purpose, by_agent)
 
+    def by_task(name: str, purpose: str) -> TopicSpec:
+        return TopicSpec(
+            name, topics.task_partitions, delete(7 * DAY_MS), purpose, Topics.ENV["task_partitions"]
+        )
+
     return [
         keyed(topics.heartbeats, HOUR_MS, "agent liveness and load"),
         keyed(topics.task_events, 7 * DAY_MS, "agent and task lifecycle"),
         keyed(topics.control, 7 * DAY_MS, "monitor decisions: fence, dispatch"),
-        keyed(topics.priority, 7 * DAY_MS, "re-dispatched tasks, by target"),
-        TopicSpec(
-            topics.tasks,
-            topics.task_partitions,
-            delete(7 * DAY_MS),
-            "normal task queue",
-            Topics.ENV["task_partitions"],
-        ),
+        keyed(topics.priority, 7 * DAY_MS, "dispatched tasks, by target"),
+        by_task(topics.tasks, "submitted work"),
+        # The intake's decisions: as many partitions as `tasks`, so faust co-partitions them.
+        by_task(topics.assigned, "intake decisions"),
         TopicSpec(
             topics.checkpoints,
             topics.checkpoint_partitions,

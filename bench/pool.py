@@ -91,7 +91,6 @@ class Pool:
             "AGENT_FAILOVER_DEMO_STEP_SECONDS": STEP_SECONDS,
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-bench-{name}-{uuid.uuid4().hex[:6]}",
             # A group of its own: SIGKILLed members of another pool's group would hold up joins.
-            "AGENT_FAILOVER_GROUP_ID": f"af-bench-agents-{name}-{uuid.uuid4().hex[:6]}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_dir / "monitor-data"),
             "AGENT_FAILOVER_LOG_LEVEL": "INFO",

@@ -3,7 +3,9 @@
 - :mod:`streams.state`: table values (agent records, task slots) and the liveness entry.
 - :mod:`streams.detection`: health and dead-epoch detection.
 - :mod:`streams.dispatch`: planning moves and applying control decisions.
-- :mod:`streams.events`: applying task events and re-dispatches.
+- :mod:`streams.events`: applying task events and dispatches.
+- :mod:`streams.intake` and :mod:`streams.assign`: new work, placed on free agents and forwarded
+  once.
 - :mod:`streams.liveness`: the heartbeat fast path (a plain confluent-kafka consumer thread).
 - :mod:`streams.fleet`: the fleet directory: other workers' healthy agents, as targets.
 - :mod:`streams.monitor`: one worker's parts wired together, and the detection tick; the parts:

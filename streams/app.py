@@ -1,10 +1,18 @@
-"""The faust app of the monitor: ``create_app(config)`` wires the table, one agent and a timer.
+"""The faust app of the monitor: ``create_app(config)`` wires the tables, three agents, two timers.
 
-The faust parts are thin: one agent consumes task-events, tasks.priority and control (raw bytes,
-co-partitioned by agent id) and hands each record to :class:`~streams.monitor.Monitor`; one timer
-runs detection every ``tick_interval``. Both pass the monitor's clock, ``time.monotonic()``.
-Heartbeats bypass faust (:mod:`streams.liveness`). Beside them: ``/metrics``, ``/healthz`` and
-``/readyz`` (:mod:`streams.http`), and a timer measuring the agent's consumer lag each second.
+The faust parts are thin, each handing records to :class:`~streams.monitor.Monitor`:
+
+- ``monitor-records`` consumes task-events, tasks.priority and control (raw bytes, co-partitioned
+  by agent id; table ``agents``);
+- ``intake`` consumes ``tasks`` (new work) and decides where each task runs: it is read without
+  acknowledgements, positioned by the ``intake`` table instead (:mod:`streams.intake`);
+- ``assign`` consumes ``tasks.assigned`` (co-partitioned with ``tasks``; table ``intake``) and
+  forwards the first decision per task record (:mod:`streams.assign`);
+- a timer runs detection every ``tick_interval``.
+
+They pass the monitor's clock, ``time.monotonic()``. Heartbeats bypass faust
+(:mod:`streams.liveness`). Beside them: ``/metrics``, ``/healthz`` and ``/readyz``
+(:mod:`streams.http`), and a timer measuring the three agents' consumer lag each second.
 
 ``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
 first access from the environment (:meth:`MonitorConfig.from_env`).
@@ -15,12 +23,11 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
+from faust.types import TP
 
 from agent_failover.broker import compat
 from agent_failover.config import KafkaConfig, MonitorConfig
@@ -34,7 +41,7 @@ from streams.liveness import FETCH_WAIT_MS, LivenessTracker
 from streams.metrics import MonitorMetrics, logical_topic
 from streams.monitor import Monitor, monitor_id
 from streams.probes import Probes, not_ready
-from streams.tables import agents_table
+from streams.tables import agents_table, intake_table
 
 log = logging.getLogger(__name__)
 
@@ -98,24 +105,50 @@ def broker_credentials(kafka: KafkaConfig) -> Any:
     return faust.SSLCredentials(context) if context is not None else None
 
 
-def _committed_reader(config: MonitorConfig) -> Any:
-    """A blocking function reading the agents group's committed offsets (runs in an executor)."""
-    admin: list[AdminClient] = []
+class FaustTaskFeed:
+    """The task partitions as the faust worker holds them: the intake's
+    :class:`~streams.intake.TaskFeed`."""
 
-    def committed(partitions: Collection[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-        if not admin:
-            admin.append(AdminClient(config.kafka.as_librdkafka_dict()))
-        request = ConsumerGroupTopicPartitions(
-            config.agents_group_id, [TopicPartition(t, p) for t, p in sorted(partitions)]
-        )
-        futures = admin[0].list_consumer_group_offsets([request], request_timeout=5.0)
-        result = futures[config.agents_group_id].result(timeout=10.0)
-        return {
-            (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
-            for tp in result.topic_partitions
-        }
+    def __init__(self, app: faust.App, topic: str) -> None:
+        self._app = app
+        self._topic = topic
 
-    return committed
+    def owned(self) -> frozenset[int]:
+        """The task partitions assigned to this worker."""
+        actives = self._app.assignor.assigned_actives()
+        return frozenset(tp.partition for tp in actives if tp.topic == self._topic)
+
+    def busy(self) -> bool:
+        """Rebalancing or recovering the tables."""
+        return bool(self._app.rebalancing or getattr(self._app, "in_recovery", False))
+
+    def highwater(self, partition: int) -> int | None:
+        """The end offset the consumer last saw for a task partition, if it knows one."""
+        try:
+            high = self._app.consumer.highwater(TP(self._topic, partition))
+        except Exception:  # not assigned (any more), or nothing fetched yet
+            return None
+        return high if isinstance(high, int) else None
+
+    async def skip_to(self, partition: int, offset: int) -> None:
+        """Fetch the task partition from ``offset`` on (if it is still assigned here)."""
+        tp = TP(self._topic, partition)
+        if tp in self._app.assignor.assigned_actives():
+            await self._app.consumer.seek(tp, offset)
+
+    def current(self, message: Any) -> Callable[[], bool]:
+        """Whether ``message`` is still this worker's: same assignment, partition still owned."""
+        generation, tp = message.generation_id, message.tp
+        app = self._app
+
+        def check() -> bool:
+            return (
+                not self.busy()
+                and generation == app.consumer_generation_id
+                and tp in app.assignor.assigned_actives()
+            )
+
+        return check
 
 
 def create_app(config: MonitorConfig) -> faust.App:
@@ -164,6 +197,8 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     settings.update(broker_settings)
     app = faust.App(config.app_id, **settings)
     table = agents_table(app, topics.agent_partitions)
+    progress = intake_table(app, topics.task_partitions)
+    feed = FaustTaskFeed(app, topics.tasks)
     metrics = MonitorMetrics()
     probes = Probes()
     metrics.bind_probes(lambda: probes.ready().ok, probes.broker_up)
@@ -186,17 +221,19 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         headers = cast("list[tuple[str, bytes]] | None", signer.headers(topic, key, value))
         return await app.producer.send(topic, key, value, partition, None, headers)
 
-    monitor = Monitor(config, table, liveness, metrics, send, _committed_reader(config), directory)
-    # The normal task topic too: measured as soon as the agent consumes it.
-    consumed = (topics.task_events, topics.priority, topics.control, topics.tasks)
+    monitor = Monitor(
+        config, table, liveness, metrics, send, directory, progress=progress, feed=feed
+    )
+    consumed = (topics.task_events, topics.priority, topics.control, topics.tasks, topics.assigned)
     lag = ConsumerLag({t: logical_topic(topics, t) for t in consumed})
-    source = app.topic(
-        topics.task_events,
-        topics.priority,
-        topics.control,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=topics.agent_partitions,
+
+    def raw(*names: str, partitions: int, acks: bool = True) -> Any:
+        return app.topic(
+            *names, key_serializer="raw", value_serializer="raw", partitions=partitions, acks=acks
+        )
+
+    source = raw(
+        topics.task_events, topics.priority, topics.control, partitions=topics.agent_partitions
     )
 
     @app.agent(source, name="monitor-records")
@@ -204,6 +241,27 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         async for event in stream.events():
             msg = event.message
             await monitor.on_message(msg, time.monotonic())
+            lag.handled(msg.topic, msg.partition, msg.offset)
+
+    # No acknowledgements, hence no committed offsets: where reading starts is the intake
+    # table's business (a record is done once its decision is forwarded), and a record may wait
+    # for a free slot without holding up a rebalance.
+    tasks = raw(topics.tasks, partitions=topics.task_partitions, acks=False)
+
+    @app.agent(tasks, name="intake")
+    async def intake(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await monitor.on_task(msg, feed.current(msg))
+            lag.handled(msg.topic, msg.partition, msg.offset)
+
+    assigned = raw(topics.assigned, partitions=topics.task_partitions)
+
+    @app.agent(assigned, name="assign")
+    async def assign(stream: Any) -> None:
+        async for event in stream.events():
+            msg = event.message
+            await monitor.on_decision(msg)
             lag.handled(msg.topic, msg.partition, msg.offset)
 
     @app.task  # type: ignore[untyped-decorator]

@@ -1,21 +1,25 @@
-"""The Kafka I/O the monitor's parts are given: how they send, what a consumed record looks like,
-and how the agents' committed offsets are read. faust and confluent-kafka provide them in
-:mod:`streams.app`; the parts never import a Kafka client themselves.
+"""The Kafka I/O the monitor's parts are given: how they send and what a consumed record looks
+like (faust provides them in :mod:`streams.app`; the parts never import a Kafka client
+themselves), and how a step that must not be skipped is tried until it is done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from agent_failover.signing import Headers
 
+log = logging.getLogger(__name__)
+
+#: Seconds between two tries of a step that failed.
+RETRY_AFTER = 1.0
+
 #: send(topic, key, value, partition) -> awaitable acknowledgement (faust producer semantics). It
 #: signs every record with the fleet's key (:mod:`agent_failover.signing`).
 Send = Callable[[str, bytes, bytes, int], Awaitable[Awaitable[Any]]]
-#: committed(partitions) -> the agents group's committed offset per (topic, partition); blocking,
-#: run in an executor.
-Committed = Callable[[Collection[tuple[str, int]]], dict[tuple[str, int], int | None]]
 
 
 class Message(Protocol):
@@ -27,3 +31,26 @@ class Message(Protocol):
     key: bytes | None
     value: bytes | None
     headers: Headers | None
+
+
+async def until_done(
+    step: Callable[[], Awaitable[None]],
+    what: str,
+    keep_going: Callable[[], bool] = lambda: True,
+    retry_after: float = RETRY_AFTER,
+) -> bool:
+    """Run ``step`` until it succeeds (True), or until ``keep_going()`` says to stop after a
+    failure (False); every failure is logged.
+
+    For steps whose record must not be left behind: faust moves on to the next record after an
+    error, and a task record skipped that way would be lost.
+    """
+    while True:
+        try:
+            await step()
+            return True
+        except Exception:
+            log.exception("%s failed; trying again in %.1f s", what, retry_after)
+        if not keep_going():
+            return False
+        await asyncio.sleep(retry_after)

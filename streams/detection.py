@@ -13,8 +13,6 @@ from agent_failover.config import MonitorConfig
 from agent_failover.models import DispatchReason
 from streams.state import AgentRecord, LiveEntry, SlotStatus
 
-_HOLDING = (SlotStatus.OWNED, SlotStatus.UNCONFIRMED)
-
 
 class Health(enum.StrEnum):
     """Health of an agent's newest epoch."""
@@ -158,7 +156,7 @@ def dead_epochs(
     holding: set[int] = set()
     open_epochs: set[int] = set()
     if record is not None:
-        holding = {s.epoch for s in record.tasks.values() if s.status in _HOLDING}
+        holding = {s.epoch for s in record.tasks.values() if s.status is SlotStatus.OWNED}
         open_epochs |= holding | set(record.superseded)
         if record.epoch is not None:
             open_epochs.add(record.epoch)

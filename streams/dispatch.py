@@ -1,7 +1,8 @@
 """Planning where tasks go, and applying control decisions to the table: pure functions.
 
-Planning runs in the detection timer (and in the events handler for released tasks); applying
-runs in the faust agent that consumes ``control``. Applying is deterministic and the first
+Planning runs in the detection timer (and in the events handler for released tasks), and in the
+intake for new work (:func:`choose_new`); applying runs in the faust agent that consumes
+``control``. Applying is deterministic and the first
 decision wins: the first ``fence`` for an epoch and the first placed plan entry for a
 ``(task_id, attempt)`` are applied, later duplicates change nothing (see docs/protocol.md).
 """
@@ -9,7 +10,6 @@ decision wins: the first ``fence`` for an epoch and the first placed plan entry 
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from agent_failover.models import (
@@ -53,6 +53,27 @@ class Candidate:
         return (self.agent_id, self.epoch)
 
 
+def load_of(record: AgentRecord | None, live: LiveEntry) -> int:
+    """The tasks ``live``'s epoch holds: those its record gives it (a heartbeat lags a dispatch)
+    and those its newest heartbeat lists, minus those the record shows finished since (a
+    completion frees its slot at once, not at the next heartbeat)."""
+    if record is None or not record.tasks:  # most agents hold nothing: no sets for them
+        if not live.in_flight:
+            return 0
+        held: set[str] = set()
+    else:
+        held = {
+            s.task_id
+            for s in record.tasks.values()
+            if s.epoch == live.epoch and s.status is not SlotStatus.QUEUED
+        }
+    extra = [t for t in live.in_flight if t not in held]
+    if extra and record is not None and record.done:
+        done = {t for t, _ in record.done}
+        extra = [t for t in extra if t not in done]
+    return len(held) + len(extra)
+
+
 def candidates(
     lives: Iterable[LiveEntry],
     records: Mapping[str, AgentRecord],
@@ -60,8 +81,7 @@ def candidates(
     policy: DetectionPolicy,
 ) -> list[Candidate]:
     """Agent epochs that can take work: healthy (monitor clock), not draining, not stopped,
-    not fenced, not superseded. Load is the larger of the heartbeat's in-flight count and the
-    tasks the table already assigns to that epoch (a heartbeat lags a re-dispatch)."""
+    not fenced, not superseded; each with its load (:func:`load_of`)."""
     out: list[Candidate] = []
     # classify(age) is HEALTHY exactly below degraded_after(); compared inline because this runs
     # for every owned agent twice a second (the fleet summary).
@@ -72,7 +92,6 @@ def candidates(
         age = now - live.last_seen
         if age >= healthy_below and age >= degraded_after(policy, live.interval_s):
             continue
-        held = 0
         record = records.get(live.agent_id)
         if record is not None:
             # Tested for emptiness first: a call per agent was a tenth of a summary's cost.
@@ -82,18 +101,71 @@ def candidates(
                 continue
             if record.epoch is not None and live.epoch < record.epoch:
                 continue
-            if record.tasks:  # most agents hold nothing: no generator for them
-                held = sum(
-                    1
-                    for s in record.tasks.values()
-                    if s.epoch == live.epoch and s.status is not SlotStatus.QUEUED
-                )
-        out.append(
-            Candidate(
-                live.agent_id, live.epoch, live.pool, live.capacity, max(held, len(live.in_flight))
-            )
-        )
+        load = load_of(record, live) if record is not None or live.in_flight else 0
+        out.append(Candidate(live.agent_id, live.epoch, live.pool, live.capacity, load))
     return out
+
+
+def _least_loaded(free: Iterable[Candidate], load: Mapping[AgentEpoch, int]) -> Candidate | None:
+    """The candidate with the lowest share of its capacity in use; ties: fewer tasks, agent id."""
+    return min(
+        free,
+        key=lambda c: (load[c.key] / c.capacity, load[c.key], c.agent_id, c.epoch),
+        default=None,
+    )
+
+
+def choose_new(
+    pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None
+) -> Candidate | None:
+    """Where new work goes: the least-loaded ACTIVE agent with a free slot (capacity - in flight
+    - ``reserved``), ties broken on agent id (what :func:`plan_moves` would pick among active
+    agents); None if none has one. Standbys never get new work: they are kept free for
+    failovers.
+
+    One pass, no key tuple per agent: it runs for every task placed, over the whole pool.
+    """
+    by_agent: dict[str, dict[int, int]] = {}
+    for (agent_id, epoch), n in (reserved or {}).items():
+        by_agent.setdefault(agent_id, {})[epoch] = n
+    best: Candidate | None = None
+    best_share = best_load = 0.0
+    for c in pool:
+        if c.pool is not Pool.ACTIVE:
+            continue
+        load = c.in_flight
+        if by_agent and (mine := by_agent.get(c.agent_id)) is not None:
+            load += mine.get(c.epoch, 0)
+        if c.capacity - load <= 0:
+            continue
+        share = load / c.capacity
+        if (
+            best is None
+            or share < best_share
+            or (
+                share == best_share
+                and (load, c.agent_id, c.epoch) < (best_load, best.agent_id, best.epoch)
+            )
+        ):
+            best, best_share, best_load = c, share, load
+    return best
+
+
+def free_by_pool(
+    pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None
+) -> dict[Pool, int]:
+    """Free slots of the agents of ``pool`` by their pool: capacity minus tasks held or placed
+    there (``reserved``)."""
+    reserved = reserved or {}
+    free = dict.fromkeys(Pool, 0)
+    for c in pool:
+        free[c.pool] += max(0, c.capacity - c.in_flight - reserved.get(c.key, 0))
+    return free
+
+
+def free_slots(pool: Sequence[Candidate], reserved: Mapping[AgentEpoch, int] | None = None) -> int:
+    """Free slots of the ACTIVE agents of ``pool`` (what new work could use now)."""
+    return free_by_pool(pool, reserved)[Pool.ACTIVE]
 
 
 def plan_moves(
@@ -116,11 +188,7 @@ def plan_moves(
     for slot in sorted(slots, key=lambda s: s.task_id):
         free = [c for c in pool if c.key not in exclude and c.capacity - load[c.key] > 0]
         standby = [c for c in free if c.pool is Pool.STANDBY]
-        choice = min(
-            standby or free,
-            key=lambda c: (load[c.key] / c.capacity, load[c.key], c.agent_id, c.epoch),
-            default=None,
-        )
+        choice = _least_loaded(standby or free, load)
         if choice is None:
             entries.append(PlanEntry(slot.task_id, slot.attempt + 1, checkpoint=slot.checkpoint))
             continue
@@ -135,30 +203,6 @@ def plan_moves(
             )
         )
     return tuple(entries)
-
-
-class Settlement(enum.StrEnum):
-    """Outcome of an unconfirmed claim (``claiming`` without ``claimed``) of a dead epoch."""
-
-    TOOK_EFFECT = "took_effect"  # the group's offset moved past it: the task is ours to move
-    NOT_TAKEN = "not_taken"  # the group will deliver the task again: move nothing
-    WAIT = "wait"  # undecided until the agents' session timeout has passed
-
-
-def settle_claim(
-    source_offset: int, committed: int | None, waited_s: float, session_timeout_s: float
-) -> Settlement:
-    """Settle an unconfirmed claim with the agents' committed offset of its source partition.
-
-    A committed offset is the next record to read, so ``committed > source_offset`` means the
-    claiming agent committed past the task. Otherwise, once the agents' session timeout has passed
-    since the epoch died, the claim can no longer commit and the group re-delivers the task.
-    """
-    if committed is not None and committed > source_offset:
-        return Settlement.TOOK_EFFECT
-    if waited_s >= session_timeout_s:
-        return Settlement.NOT_TAKEN
-    return Settlement.WAIT
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -229,9 +273,7 @@ def _apply(rec: AgentRecord, ctl: Control, now: float, *, fence: bool) -> ApplyR
         if fence:
             ok = slot.epoch == ctl.epoch and slot.status is not SlotStatus.QUEUED
         else:
-            ok = slot.status is SlotStatus.QUEUED or (
-                slot.status is SlotStatus.UNCONFIRMED and rec.is_fenced(slot.epoch)
-            )
+            ok = slot.status is SlotStatus.QUEUED
         if not ok:
             continue
         if entry.target_agent_id is None:
@@ -255,8 +297,8 @@ def _apply(rec: AgentRecord, ctl: Control, now: float, *, fence: bool) -> ApplyR
     fenced = rec.fenced
     superseded = rec.superseded
     if fence:
-        # Tasks the epoch got after the plan was made (a re-dispatch in flight) move too: queue
-        # them for the next dispatch. Unconfirmed claims stay until the agents' offsets settle them.
+        # Tasks the epoch got after the plan was made (a dispatch in flight) move too: queue
+        # them for the next dispatch.
         for slot in rec.slots_of(ctl.epoch):
             if slot.task_id in tasks and slot.status is SlotStatus.OWNED:
                 tasks[slot.task_id] = dataclasses.replace(

@@ -1,6 +1,7 @@
-"""Applying task events and re-dispatch records to an agent's record: pure functions.
+"""Applying task events and dispatch records to an agent's record: pure functions.
 
-Task events (``task-events``) and re-dispatches (``tasks.priority``) reach the monitor on two
+Task events (``task-events``) and dispatches (``tasks.priority``: new work and moved tasks alike)
+reach the monitor on two
 topics whose relative order is not guaranteed, so every update is ordered by epoch and attempt
 instead of arrival: an event about an older attempt than the one held never overwrites it, a
 re-dispatch seen after the ``claimed`` it caused only fills in what is missing, and events from a
@@ -112,21 +113,12 @@ def apply_event(record: AgentRecord | None, ev: TaskEvent, partition: int) -> Ev
         return EventResult(rec, SUPERSEDED_ATTEMPT)
     held = rec.tasks.get(ev.task_id)
     same = held if held is not None and held.attempt == ev.attempt else None
-    if ev.kind in (EventKind.CLAIMING, EventKind.CLAIMED):
+    if ev.kind is EventKind.CLAIMED:
         assert ev.task is not None
-        if same is not None and same.status is SlotStatus.QUEUED:
-            return EventResult(rec, DUPLICATE)
-        status = SlotStatus.UNCONFIRMED if ev.kind is EventKind.CLAIMING else SlotStatus.OWNED
-        if same is not None and same.status is SlotStatus.OWNED:
-            status = SlotStatus.OWNED  # a re-dispatch (other topic) already made it ours
-        slot = TaskSlot(
-            task=ev.task,
-            attempt=ev.attempt,
-            epoch=ev.epoch,
-            status=status,
-            checkpoint=same.checkpoint if same else None,
-            source=ev.source or (same.source if same else None),
-        )
+        if same is not None:
+            # The dispatch (other topic) already made it ours, or it is queued to move on.
+            return EventResult(rec, DUPLICATE if same.status is SlotStatus.QUEUED else None)
+        slot = TaskSlot(task=ev.task, attempt=ev.attempt, epoch=ev.epoch, status=SlotStatus.OWNED)
         return EventResult(_with_slot(rec, slot))
     if same is None:
         return EventResult(rec, UNKNOWN_TASK)
@@ -150,10 +142,9 @@ def apply_event(record: AgentRecord | None, ev: TaskEvent, partition: int) -> Ev
 
 
 def _late(rec: AgentRecord, ev: TaskEvent) -> EventResult:
-    """An event from a fenced epoch. Its writes do not count; but a claim that reached the
-    epoch after the fence means the task has nobody: queue it (``claimed``), or keep it
-    unconfirmed for the offsets to settle (``claiming``: its commit may have failed)."""
-    if ev.kind not in (EventKind.CLAIMING, EventKind.CLAIMED):
+    """An event from a fenced epoch. Its writes do not count; but a ``claimed`` of a task that
+    reached the epoch after the fence means the task has nobody: queue it to move on."""
+    if ev.kind is not EventKind.CLAIMED:
         return EventResult(rec, FENCED_EPOCH)
     assert ev.task_id is not None and ev.attempt is not None and ev.task is not None
     if _stale(rec, ev.task_id, ev.attempt):
@@ -162,14 +153,7 @@ def _late(rec: AgentRecord, ev: TaskEvent) -> EventResult:
     same = held if held is not None and held.attempt == ev.attempt else None
     if same is not None and same.status is SlotStatus.QUEUED:
         return EventResult(rec, FENCED_EPOCH)
-    if ev.kind is EventKind.CLAIMING:
-        if same is not None:
-            return EventResult(rec, FENCED_EPOCH)
-        slot = TaskSlot(ev.task, ev.attempt, ev.epoch, SlotStatus.UNCONFIRMED, source=ev.source)
-        return EventResult(_with_slot(rec, slot), FENCED_EPOCH)
     slot = _queued(ev.task, ev.attempt, ev.epoch, same.checkpoint if same else None)
-    if same is not None:
-        slot = dataclasses.replace(slot, source=same.source)
     return EventResult(_with_slot(rec, slot), FENCED_EPOCH, (ev.task_id,))
 
 
@@ -180,7 +164,8 @@ def _queued(task: Task, attempt: int, epoch: int, checkpoint: CheckpointRef | No
 
 
 def apply_redispatch(record: AgentRecord | None, rd: Redispatch, partition: int) -> EventResult:
-    """Apply a re-dispatch (from ``tasks.priority``) to its TARGET agent's record.
+    """Apply a dispatch (from ``tasks.priority``) to its TARGET agent's record: the task is held
+    by the target epoch from now on, new work (attempt 1) and moved tasks alike.
 
     Copies of one ``(task_id, attempt)`` are ignored; one that reaches an epoch already fenced is
     a late assignment and is queued for a new decision at once.

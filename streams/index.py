@@ -4,16 +4,20 @@ The detection tick must not walk the faust table (docs/architecture.md, "Monitor
 :class:`RecordIndex` keeps the records of the owned partitions in a plain dict, updated by every
 write that goes through it, and rebuilt from the table when the owned partitions change, after a
 rebalance or recovery (faust writes the table itself then), or when the table's size changed
-behind its back. It also knows which agents hold queued tasks or unconfirmed claims, so the tick
-visits only those for dispatch and settlement.
+behind its back. It also knows which agents hold queued tasks, so the tick visits only those for
+dispatch, and which agents were written after a given :attr:`RecordIndex.version`, so that a
+cached view of the fleet's load can be brought up to date agent by agent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from streams.state import AgentRecord, SlotStatus
+
+#: How many recent writes :meth:`RecordIndex.written_since` can list; beyond, it lists None.
+_RECENT_LIMIT = 4096
 
 
 class Table(Protocol):
@@ -34,8 +38,10 @@ class RecordIndex:
         self._partitions: frozenset[int] | None = None  # of the index; None: rebuild
         self._table_len = 0  # len(table) after our last write: another change means rebuild
         self._queued: set[str] = set()  # agents whose record holds queued tasks
-        self._unconfirmed: set[str] = set()  # agents whose record holds unconfirmed claims
         self._written: set[str] = set()  # stored since the last drain_written()
+        self._version = 0  # counts stores and rebuilds
+        self._recent: dict[str, int] = {}  # agent -> version of its last store, oldest first
+        self._floor = 0  # written_since() knows nothing before this version
 
     # -- the table ------------------------------------------------------------------------------
 
@@ -50,6 +56,11 @@ class RecordIndex:
         self._records[agent_id] = record
         self._classify(record)
         self._written.add(agent_id)
+        self._version += 1
+        self._recent.pop(agent_id, None)
+        self._recent[agent_id] = self._version
+        if len(self._recent) > _RECENT_LIMIT:
+            del self._recent[next(iter(self._recent))]
 
     # -- keeping the index true -----------------------------------------------------------------
 
@@ -67,17 +78,38 @@ class RecordIndex:
             a: r for a, r in self._table.items() if r is not None and r.partition in partitions
         }
         self._records = records
-        self._queued, self._unconfirmed = set(), set()
+        self._queued = set()
         for record in records.values():
             self._classify(record)
         self._partitions, self._table_len = partitions, len(self._table)
         self._written.clear()  # the caller asks about every indexed agent anyway
+        self._version += 1
+        self._recent.clear()  # nothing built before this version is of use any more
+        self._floor = self._version
         return records
 
     def drain_written(self) -> set[str]:
         """Agents stored since the last call: their verdict may have changed."""
         written, self._written = self._written, set()
         return written
+
+    @property
+    def version(self) -> int:
+        """Grows with every store and rebuild: the state a view built now reflects."""
+        return self._version
+
+    def written_since(self, version: int) -> list[str] | None:
+        """Agents stored after ``version``, newest first; None if that is too long ago to tell
+        (a rebuild since, or more writes than are remembered): rebuild the view instead."""
+        if version < self._floor:
+            return None
+        out: list[str] = []
+        for agent_id in reversed(self._recent):
+            if self._recent[agent_id] <= version:
+                return out
+            out.append(agent_id)
+        # Every remembered write is newer: older ones may have been forgotten.
+        return out if len(self._recent) < _RECENT_LIMIT else None
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -93,26 +125,11 @@ class RecordIndex:
 
     def with_queued(self) -> list[AgentRecord]:
         """Records holding queued tasks, in agent id order."""
-        return self._found(self._queued)
-
-    def with_unconfirmed(self) -> list[AgentRecord]:
-        """Records holding unconfirmed claims, in agent id order."""
-        return self._found(self._unconfirmed)
-
-    def _found(self, agent_ids: Collection[str]) -> list[AgentRecord]:
-        found = ((a, self._records.get(a)) for a in sorted(agent_ids))
+        found = ((a, self._records.get(a)) for a in sorted(self._queued))
         return [r for _, r in found if r is not None]
 
     def _classify(self, record: AgentRecord) -> None:
-        agent_id = record.agent_id
-        queued = unconfirmed = False
-        for s in record.tasks.values():
-            if s.status is SlotStatus.QUEUED:
-                queued = True
-            elif s.status is SlotStatus.UNCONFIRMED:
-                unconfirmed = True
-        for flag, group in ((queued, self._queued), (unconfirmed, self._unconfirmed)):
-            if flag:
-                group.add(agent_id)
-            else:
-                group.discard(agent_id)
+        if any(s.status is SlotStatus.QUEUED for s in record.tasks.values()):
+            self._queued.add(record.agent_id)
+        else:
+            self._queued.discard(record.agent_id)

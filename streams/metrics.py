@@ -46,12 +46,14 @@ MONITOR, AGENT = "monitor", "agent"
 # The label values each labelled metric starts with (topics by their logical names).
 STATES = tuple(h.value for h in Health)
 POOLS = tuple(p.value for p in Pool)
-REASONS = tuple(r.value for r in DispatchReason)
+# New work (reason `new`) is neither a failover nor a move: it counts in tasks_dispatched.
+REASONS = tuple(r.value for r in DispatchReason if r is not DispatchReason.NEW)
 REJECTIONS = (FENCED_EPOCH, SUPERSEDED_ATTEMPT, UNKNOWN_TASK, STALE_EPOCH, DUPLICATE)
 REFUSALS = tuple(r.value for r in Refusal)
 DEAD_LETTER_TOPICS = (
     "heartbeats",
     "tasks",
+    "tasks.assigned",
     "task-events",
     "control",
     "tasks.priority",
@@ -59,7 +61,7 @@ DEAD_LETTER_TOPICS = (
     "fleet",
 )
 SOURCES = (MONITOR, AGENT)
-LAG_TOPICS = ("heartbeats", "task-events", "control", "tasks.priority", "tasks")
+LAG_TOPICS = ("heartbeats", "task-events", "control", "tasks.priority", "tasks", "tasks.assigned")
 
 ARRIVAL_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: Fine buckets from 1 ms: the overhead above the timeout is what an operator watches.
@@ -171,7 +173,7 @@ class MonitorMetrics:
         )
         self.backlog = Gauge(
             f"{PREFIX}tasks_backlog",
-            "Tasks in the normal task topic not yet dispatched to an agent",
+            "Tasks in the owned partitions of the task topic not yet dispatched to an agent",
             registry=r,
         )
         self.stuck = Gauge(
@@ -221,7 +223,7 @@ class MonitorMetrics:
         )
         self.tasks_dispatched = Counter(
             f"{PREFIX}tasks_dispatched",
-            "New tasks from the normal task topic dispatched to an agent",
+            "New tasks from the task topic dispatched to an agent (decisions forwarded)",
             registry=r,
         )
         self.tasks_completed = Counter(
@@ -340,8 +342,8 @@ class MonitorMetrics:
         self.dead_letters.labels(topic=topic, reason=reason, source=source).inc()
 
     def set_backlog(self, backlog: int, stuck: int) -> None:
-        """For the intake: tasks in the normal task topic not yet dispatched, and how many of
-        them waited longer than the stuck limit while agents had free slots."""
+        """For the intake: tasks in the owned partitions of the task topic not yet dispatched,
+        and how many of them waited longer than the stuck limit while agents had free slots."""
         self.backlog.set(backlog)
         self._stuck_backlog = stuck
 

@@ -12,7 +12,9 @@
 - :class:`~streams.writer.DecisionWriter`: fences, dispatches, and applying them;
 - :class:`~streams.summaries.SummaryPublisher`: the fleet summary and the health gauges;
 - :class:`~streams.recovery.RecoveryBook`: how moved tasks resume and what their failover lost;
-- :class:`~streams.router.Router`: the faust agent's records, decoded and handed on.
+- :class:`~streams.router.Router`: the faust agent's records, decoded and handed on;
+- :class:`~streams.intake.Intake` and :class:`~streams.assign.Assigner`: new work, placed on free
+  agents and forwarded once.
 
 Every verdict comes from the pure modules (:mod:`streams.detection`, :mod:`streams.dispatch`,
 :mod:`streams.events`). Time is always passed in: ``now`` is the monitor's ``time.monotonic()``.
@@ -26,16 +28,19 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Protocol
 
 from agent_failover.config import MonitorConfig
-from streams.channels import Committed, Message, Send
+from streams.assign import Assigner
+from streams.channels import Message, Send
+from streams.deadletters import DeadLetters
 from streams.decisions import DecisionLog
 from streams.detection import DetectionPolicy, dead_epochs, timeout_at
 from streams.firstseen import FirstSeen
-from streams.fleet import FleetDirectory
+from streams.fleet import EXPIRE_AFTER, FleetDirectory
 from streams.index import RecordIndex, Table
+from streams.intake import Intake, TaskFeed
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
 from streams.recovery import RecoveryBook
@@ -96,7 +101,9 @@ class Monitor:
     """One worker's detection and failover logic over its owned partitions.
 
     ``directory`` holds other workers' fleet summaries (fed by the liveness thread); its
-    ``monitor_id`` names this worker in decision records and in its own summaries.
+    ``monitor_id`` names this worker in decision records and in its own summaries. ``progress``
+    is the ``intake`` table and ``feed`` the faust side of the task partitions (the intake's);
+    ``clock`` is the monitor's clock for the intake, which reads it itself while it waits.
 
     The detection tick costs what changed or expired, not the fleet (docs/architecture.md,
     "Monitor hot path"): it asks :func:`dead_epochs` only about the agents the
@@ -110,8 +117,11 @@ class Monitor:
         liveness: Liveness,
         metrics: MonitorMetrics,
         send: Send,
-        committed: Committed | None = None,
         directory: FleetDirectory | None = None,
+        *,
+        progress: MutableMapping[int, int],
+        feed: TaskFeed,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         topics = config.topics
         self.policy = DetectionPolicy.from_config(config)
@@ -129,15 +139,19 @@ class Monitor:
         self.suspects = SuspectScheduler()
         # A decision not seen applied within this long is written again.
         self.decisions = DecisionLog(ttl=max(10.0, 3 * timeout))
-        self.reservations = ReservationBook(hold=timeout)
-        self.targets = TargetPool(
-            self.policy, self.ownership, liveness.snapshot, self.index, directory
+        # A local placement shows in its target's record within moments; if it never does (its
+        # decision lost to an earlier one elsewhere), it stops counting as late as a decision.
+        self.reservations = ReservationBook(
+            local_hold=max(10.0, 3 * timeout), remote_hold=EXPIRE_AFTER
         )
+        self.targets = TargetPool(
+            self.policy, self.ownership, liveness.snapshot, liveness.get, self.index, directory
+        )
+        dead_letters = DeadLetters(topics, send, metrics)
         self.writer = DecisionWriter(
             config,
             self.monitor_id,
             send,
-            committed,
             ownership=self.ownership,
             index=self.index,
             decisions=self.decisions,
@@ -159,13 +173,44 @@ class Monitor:
             reservations=self.reservations,
             metrics=metrics,
         )
-        self.router = Router(
+        self.intake = Intake(
             topics,
             send,
+            stuck_after=config.stuck_after,
+            # Detection fences an agent not heard since the takeover after this long.
+            hear_within=self.policy.grace_period + timeout,
+            progress=progress,
+            feed=feed,
+            ownership=self.ownership,
+            index=self.index,
+            live=liveness.get,
+            targets=self.targets,
+            reservations=self.reservations,
+            writer=self.writer,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            signer=config.kafka.signer,
+            clock=clock,
+        )
+        self.assigner = Assigner(
+            topics,
+            send,
+            progress=progress,
+            ownership=self.ownership,
+            reservations=self.reservations,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            signer=config.kafka.signer,
+        )
+        self.router = Router(
+            topics,
             ownership=self.ownership,
             index=self.index,
             writer=self.writer,
+            reservations=self.reservations,
+            dead_letters=dead_letters,
             metrics=metrics,
+            on_change=self.intake.wake,
             recovery=self.recovery,
             signer=config.kafka.signer,
         )
@@ -178,6 +223,14 @@ class Monitor:
     async def on_message(self, msg: Message, now: float) -> None:
         """Handle one record of task-events, tasks.priority or control (see :class:`Router`)."""
         await self.router.on_message(msg, now)
+
+    async def on_task(self, msg: Message, current: Callable[[], bool]) -> None:
+        """Place one record of ``tasks`` (see :class:`~streams.intake.Intake`)."""
+        await self.intake.on_task(msg, current)
+
+    async def on_decision(self, msg: Message) -> None:
+        """Apply one record of ``tasks.assigned`` (see :class:`~streams.assign.Assigner`)."""
+        await self.assigner.on_decision(msg)
 
     async def tick(self, owned: Collection[int], busy: bool, now: float) -> TickReport:
         """One detection round over the ``owned`` partitions at ``now`` (``busy``: rebalancing
@@ -229,9 +282,12 @@ class Monitor:
                 self.ownership.rearm(now)  # liveness may be stale everywhere: age from here
             if busy:
                 self.index.invalidate()  # recovery writes the table without us: rebuild after it
+            self.intake.wake()  # a record waiting for a slot looks whether it is still ours
             return TickReport(skipped=skipped)
         if not partitions:
-            # Still publish: an empty summary retracts this worker's claims at once.
+            # Still publish: an empty summary retracts this worker's claims at once. The intake
+            # may own task partitions all the same: it places on other workers' agents.
+            self.intake.tick(now)
             self.publisher.publish_fleet(partitions, now)
             return TickReport(skipped=Skipped.UNOWNED)
         if self.index.stale(partitions):
@@ -241,7 +297,7 @@ class Monitor:
         self.recovery.settle(time.time())
         examined = await self._detect(now)
         await self.writer.dispatch_queued(now)
-        await self.writer.settle_fenced(now)
+        self.intake.tick(now)
         self.publisher.publish_health(now)
         self.publisher.publish_fleet(partitions, now)
         return TickReport(examined)
@@ -263,7 +319,11 @@ class Monitor:
 
     async def _detect(self, now: float) -> tuple[str, ...]:
         """Fence the dead epochs among the agents whose verdict may have changed."""
-        self.suspects.touch(self.liveness.drain_changed())
+        heard = self.liveness.drain_changed()
+        self.suspects.touch(heard)
+        if heard:  # new agents (or epochs) are targets at once, not at the next pass
+            self.targets.heard(heard, now)
+            self.intake.wake()
         self.suspects.touch(self.index.drain_written())
         silent = self.liveness.expired(now - self.policy.heartbeat_timeout)
         todo = self.suspects.take(now, (e.agent_id for e in silent))

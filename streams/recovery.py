@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from agent_failover.models import Control, ControlKind, Redispatch, TaskEvent
+from agent_failover.models import Control, ControlKind, DispatchReason, Redispatch, TaskEvent
 from streams.metrics import MonitorMetrics
 from streams.state import AgentRecord, TaskSlot
 
@@ -80,7 +80,9 @@ class RecoveryBook:
     # -- resume ---------------------------------------------------------------------------------
 
     def dispatched(self, rd: Redispatch, at: float) -> None:
-        """A re-dispatch (any copy) was read at ``at``."""
+        """A re-dispatch (any copy) was read at ``at``; new work (attempt 1) resumes nothing."""
+        if rd.reason is DispatchReason.NEW:
+            return
         key = (rd.task_id, rd.attempt)
         if key in self._resumed or key in self._dispatched:
             return

@@ -18,13 +18,14 @@ from agent_failover.config import Topics
 from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import Control, EventKind, Record, Redispatch, TaskEvent
 from agent_failover.signing import Signer
-from streams.channels import Message, Send
-from streams.deadletters import cut_key, dead_letter
+from streams.channels import Message
+from streams.deadletters import DeadLetters
 from streams.events import FENCED_EPOCH, EventResult, apply_event, apply_redispatch
 from streams.index import RecordIndex
-from streams.metrics import MonitorMetrics, logical_topic
+from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
 from streams.recovery import RecoveryBook, stamped
+from streams.reservations import ReservationBook
 from streams.state import AgentRecord
 from streams.writer import DecisionWriter
 
@@ -34,29 +35,37 @@ _R = TypeVar("_R", bound=Record)
 
 
 class Router:
-    """Task events and re-dispatches update the agent's record (released tasks and late claims
-    are dispatched at once); decisions on ``control`` go to the :class:`DecisionWriter`."""
+    """Task events and dispatches update the agent's record (released tasks and late claims are
+    dispatched at once); decisions on ``control`` go to the :class:`DecisionWriter`.
+
+    Every record change settles the reservations it shows and calls ``on_change`` (the intake
+    waits for a free slot on it).
+    """
 
     def __init__(
         self,
         topics: Topics,
-        send: Send,
         *,
         ownership: Ownership,
         index: RecordIndex,
         writer: DecisionWriter,
+        reservations: ReservationBook,
+        dead_letters: DeadLetters,
         metrics: MonitorMetrics,
         recovery: RecoveryBook,
         signer: Signer,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self._topics = topics
-        self._send = send
         self._signer = signer
         self._ownership = ownership
         self._index = index
         self._writer = writer
+        self._reservations = reservations
+        self._dead_letters = dead_letters
         self._metrics = metrics
         self._recovery = recovery
+        self._on_change = on_change
 
     async def on_message(self, msg: Message, now: float) -> None:
         """Handle one record of task-events, tasks.priority or control (``now``: the monitor's
@@ -82,6 +91,8 @@ class Router:
             ctl = await self._decode(Control, msg, lambda r: r.agent_id)
             if ctl is not None:
                 await self._writer.apply(ctl, msg.partition)
+                if (rec := self._index.current(ctl.agent_id)) is not None:
+                    self._changed(rec)  # a fence frees its epoch's slots
 
     def _observe(self, ev: TaskEvent, res: EventResult, at: float) -> None:
         """What an event says about how tasks fare (counters, resumes, progress lost)."""
@@ -112,22 +123,27 @@ class Router:
             if task_id is not None:
                 res = dataclasses.replace(res, record=stamped(old, res.record, task_id, received))
             self._index.store(agent_id, res.record)
+            self._changed(res.record)
         if res.rejected:
             self._metrics.rejected.labels(reason=res.rejected).inc()
         if res.to_dispatch:
             slots = [res.record.tasks[t] for t in res.to_dispatch]
             await self._writer.dispatch(res.record, slots, now)
 
+    def _changed(self, record: AgentRecord) -> None:
+        self._reservations.settle(record)
+        self._on_change()
+
     async def _decode(self, cls: type[_R], msg: Message, key_of: Callable[[_R], str]) -> _R | None:
         try:
             rec = self._signer.open(cls, msg)
         except CodecError as exc:
-            await self._dead_letter(msg, str(exc), exc.refusal)
+            await self._dead_letters.send(msg, str(exc), exc.refusal)
             return None
         agent_id = key_of(rec)
         expected = self._ownership.partition_of(agent_id)
         if expected != msg.partition:
-            await self._dead_letter(
+            await self._dead_letters.send(
                 msg,
                 f"{cls.RECORD_TYPE} for {agent_id!r} in partition {msg.partition}, expected "
                 f"{expected}: key it by agent id, murmur2 partitioner",
@@ -135,17 +151,3 @@ class Router:
             )
             return None
         return rec
-
-    async def _dead_letter(self, msg: Message, reason: str, refusal: Refusal) -> None:
-        record = dead_letter(
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key=msg.key,
-            value=msg.value,
-            reason=reason,
-            at=time.time(),
-        )
-        log.warning("dead letter %s[%d]@%d: %s", msg.topic, msg.partition, msg.offset, reason)
-        await self._send(self._topics.dead_letter, cut_key(msg.key) or b"", record.encode(), 0)
-        self._metrics.dead_letter(logical_topic(self._topics, msg.topic), refusal.value)

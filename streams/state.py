@@ -21,7 +21,7 @@ import msgspec
 import orjson
 
 from agent_failover.errors import CodecError
-from agent_failover.models import CheckpointRef, DispatchReason, Pool, SourceRef, Task
+from agent_failover.models import CheckpointRef, DispatchReason, Pool, Task
 
 #: How many fenced epochs, applied plan entries and finished attempts a record remembers. Later
 #: duplicates of anything older are so late (thousands of decisions) that they cannot happen in
@@ -31,7 +31,8 @@ KEEP_DECIDED = 1024
 KEEP_DONE = 1024
 
 #: Version of the table's record layout (``"v"``); checked on read, see :func:`decode_record`.
-#: 3: checkpoint references name their task, attempt and epoch.
+#: 3: checkpoint references name their task, attempt and epoch. Records of every version may
+#: hold claims of the agents' former consumer group (``unconfirmed``): they read as held.
 STATE_VERSION = 3
 #: The ``record_type`` of a :class:`CodecError` about a table value.
 TABLE_RECORD = "agent_record"
@@ -40,10 +41,7 @@ TABLE_RECORD = "agent_record"
 class SlotStatus(enum.StrEnum):
     """Where a task held in an agent's record stands."""
 
-    OWNED = "owned"  # claimed by, or re-dispatched to, the slot's epoch
-    UNCONFIRMED = (
-        "unconfirmed"  # `claiming` seen without `claimed`: the claim may not have happened
-    )
+    OWNED = "owned"  # dispatched to (or claimed by) the slot's epoch
     QUEUED = "queued"  # must move: waits for a dispatch decision (or for a healthy agent)
 
 
@@ -63,7 +61,6 @@ class TaskSlot:
     epoch: int
     status: SlotStatus
     checkpoint: CheckpointRef | None = None
-    source: SourceRef | None = None
     reason: DispatchReason | None = None  # why it is queued
     progress_at: float | None = None
 
@@ -172,6 +169,19 @@ def _from_v2(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "tasks": tasks}
 
 
+def _claims_taken(data: dict[str, Any]) -> dict[str, Any]:
+    """Records written while agents claimed tasks themselves may hold an ``unconfirmed`` claim
+    (its ``source`` is ignored). Nobody reads the agents' old group any more, so the task is held
+    as ``owned``: moved if its agent dies, never lost."""
+    tasks = data.get("tasks")
+    if type(tasks) is not dict:
+        return data
+    old = [k for k, s in tasks.items() if type(s) is dict and s.get("status") == "unconfirmed"]
+    if not old:
+        return data
+    return {**data, "tasks": {**tasks, **{k: {**tasks[k], "status": "owned"} for k in old}}}
+
+
 def decode_record(raw: bytes) -> AgentRecord:
     """Inverse of :func:`encode_record`; also reads version 1 and 2 records.
 
@@ -190,9 +200,10 @@ def decode_record(raw: bytes) -> AgentRecord:
         )
     try:
         fields = _from_v1(data) if version == 1 else data["agent"]
-        if version < STATE_VERSION:
+        if version < 3:
             fields = _from_v2(fields)
-        return msgspec.convert(fields, type=AgentRecord, strict=True)
+        # Any version written before the monitor placed new work may hold unconfirmed claims.
+        return msgspec.convert(_claims_taken(fields), type=AgentRecord, strict=True)
     except msgspec.ValidationError as exc:
         raise _error(str(exc)) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from agent_failover.models import Pool
 from streams.channels import Send
 from streams.detection import DetectionPolicy, Health, health_of
-from streams.dispatch import AgentEpoch, Candidate
+from streams.dispatch import AgentEpoch, Candidate, free_by_pool
 from streams.firstseen import FirstSeen
 from streams.fleet import PUBLISH_INTERVAL, encode_summary
 from streams.index import RecordIndex
@@ -96,14 +96,6 @@ def count_health(
     return HealthCount(counts, oldest)
 
 
-def free_slots(local: list[Candidate], reserved: Mapping[AgentEpoch, int]) -> dict[Pool, int]:
-    """Free task slots of healthy agents by pool: capacity minus tasks held or placed there."""
-    free = {pool: 0 for pool in Pool}
-    for c in local:
-        free[c.pool] += max(0, c.capacity - c.in_flight - reserved.get(c.key, 0))
-    return free
-
-
 class SummaryPublisher:
     """Publishes the fleet summary (every :data:`~streams.fleet.PUBLISH_INTERVAL`, and at once
     when the owned partitions change) and the health gauges (every :data:`HEALTH_INTERVAL`).
@@ -166,6 +158,7 @@ class SummaryPublisher:
 
     async def _publish_summary(self, partitions: frozenset[int], now: float) -> None:
         reserved, at = self._reservations.counts(), time.time()
+        version = self._index.version  # what the pass below reflects, at least
         try:
             loop = asyncio.get_running_loop()
             local, value = await loop.run_in_executor(
@@ -174,8 +167,8 @@ class SummaryPublisher:
         except Exception:
             log.exception("cannot build the fleet summary")
             return
-        self._targets.offer(local, now)  # planning reuses it for a while
-        self._metrics.set_free_slots(free_slots(local, reserved))
+        self._targets.offer(local, now, version)  # planning reuses it for a while
+        self._metrics.set_free_slots(free_by_pool(local, reserved))
         try:
             await self._send(self._topic, self._monitor_id.encode(), value, 0)
         except Exception:

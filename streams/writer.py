@@ -7,7 +7,7 @@ order, and the first fence per epoch and the first plan entry per (task, attempt
 (:func:`streams.dispatch.apply_control`). This worker keeps what it wrote in a
 :class:`~streams.decisions.DecisionLog` so that it never writes the same decision twice while the
 first is on its way, and books its placements in a
-:class:`~streams.reservations.ReservationBook` until the targets' heartbeats show them.
+:class:`~streams.reservations.ReservationBook` until the targets' records show them.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import uuid
 
 from agent_failover.config import MonitorConfig
 from agent_failover.models import Control, ControlKind, DispatchReason, PlanEntry
-from streams.channels import Committed, Send
+from streams.channels import Send
 from streams.decisions import DecisionLog, Fence, Move
 from streams.detection import DeadEpoch
-from streams.dispatch import Settlement, apply_control, plan_moves, settle_claim
+from streams.dispatch import apply_control, free_by_pool, plan_moves
 from streams.index import RecordIndex
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
@@ -33,16 +33,12 @@ from streams.targets import TargetPool
 
 log = logging.getLogger(__name__)
 
-#: Seconds between two looks at the unconfirmed claims of fenced epochs (each may ask the broker
-#: for the agents' committed offsets).
-SETTLE_INTERVAL = 1.0
-
 
 class DecisionWriter:
     """Writes this worker's decisions to ``control`` and applies the decisions read back from it.
 
-    ``committed`` reads the agents group's committed offsets (``None``: unconfirmed claims are
-    never settled as taken).
+    It also knows which moves wait for an agent (:meth:`moves_waiting`): the intake places new
+    work only while there are none, so failover work always goes first.
     """
 
     def __init__(
@@ -50,7 +46,6 @@ class DecisionWriter:
         config: MonitorConfig,
         monitor_id: str,
         send: Send,
-        committed: Committed | None,
         *,
         ownership: Ownership,
         index: RecordIndex,
@@ -63,10 +58,8 @@ class DecisionWriter:
         self._topics = config.topics
         self._timeout = config.heartbeat_timeout
         self._stuck_after = config.stuck_after
-        self._session_timeout = config.agents_session_timeout
         self._monitor_id = monitor_id
         self._send = send
-        self._committed = committed
         self._ownership = ownership
         self._index = index
         self._decisions = decisions
@@ -74,9 +67,11 @@ class DecisionWriter:
         self._targets = targets
         self._metrics = metrics
         self._recovery = recovery
-        self._last_settle: float | None = None
-        # (agent_id, task_id, attempt) -> since when (monitor clock) the slot waits to move.
-        self._queued_since: dict[tuple[str, str, int], float] = {}
+        # Moves that found no target at their last try.
+        self._unplaced: set[Move] = set()
+        # Queued moves and since when (monitor clock) each has waited while a slot was free.
+        self._queued_since: dict[Move, float] = {}
+        self._stuck = 0
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -88,9 +83,6 @@ class DecisionWriter:
             return
         slots = record.slots_of(dead.epoch) if record is not None else []
         movable = [s for s in slots if s.status is SlotStatus.OWNED]
-        unconfirmed = [s for s in slots if s.status is SlotStatus.UNCONFIRMED]
-        if unconfirmed:
-            movable += await self._took_effect(unconfirmed, waited=0.0)
         plan: tuple[PlanEntry, ...] = ()
         if movable:  # most fences move nothing: the pool is built only for those that do
             plan = plan_moves(
@@ -109,7 +101,7 @@ class DecisionWriter:
         )
         await self._write(ctl)
         self._decisions.wrote(key, now)
-        self._reservations.reserve(plan, now)
+        self._reservations.reserve_plan(plan, now, self._ownership.owns)
         self._metrics.failovers.labels(reason=dead.reason.value).inc()
         age = dead.last_heartbeat_age_s
         if dead.reason is DispatchReason.HEARTBEAT_TIMEOUT and age is not None:
@@ -146,6 +138,12 @@ class DecisionWriter:
             )
             placed = tuple(e for e in plan if e.target_agent_id is not None)
             unplaced += len(plan) - len(placed)
+            for e in plan:
+                move = Move.of_entry(agent_id, e)
+                if e.target_agent_id is None:
+                    self._unplaced.add(move)
+                else:
+                    self._unplaced.discard(move)
             if not placed:
                 continue
             why = reason or group[0].reason or DispatchReason.QUEUED
@@ -156,7 +154,7 @@ class DecisionWriter:
             self._metrics.failovers.labels(reason=why.value).inc()
             for e in placed:
                 self._decisions.wrote(Move.of_entry(agent_id, e), now)
-            self._reservations.reserve(placed, now)
+            self._reservations.reserve_plan(placed, now, self._ownership.owns)
         return unplaced
 
     async def dispatch_queued(self, now: float) -> None:
@@ -164,73 +162,37 @@ class DecisionWriter:
         agent, and how many have waited longer than ``stuck_after`` while some agent of the fleet
         had a free slot (placed, but their decision not applied: stuck)."""
         waiting = 0
-        since: dict[tuple[str, str, int], float] = {}
+        since: dict[Move, float] = {}
         for rec in self._index.with_queued():
             if not self._ownership.owns(rec.agent_id):
                 continue
             slots = [s for s in rec.tasks.values() if s.status is SlotStatus.QUEUED]
             for s in slots:
-                key = (rec.agent_id, s.task_id, s.attempt)
-                since[key] = self._queued_since.get(key, now)
+                move = Move.of_slot(rec.agent_id, s)
+                since[move] = self._queued_since.get(move, now)
             if slots:
                 waiting += await self.dispatch(rec, slots, now)
+        # Moves no longer queued here (placed, finished, or their partition lost) wait no more.
+        self._unplaced &= since.keys()
         if since and not self._free_slot(now):
             since = dict.fromkeys(since, now)  # a wait counts only while some slot is free
         self._queued_since = since
+        self._stuck = sum(now - t > self._stuck_after for t in since.values())
         self._metrics.waiting_for_agent.set(waiting)
-        self._metrics.set_stuck_moving(sum(now - t > self._stuck_after for t in since.values()))
+        self._metrics.set_stuck_moving(self._stuck)
 
     def _free_slot(self, now: float) -> bool:
-        """Whether any healthy agent of the fleet has a free slot."""
-        reserved = self._reservations.counts()
-        return any(
-            c.capacity - c.in_flight - reserved.get(c.key, 0) > 0 for c in self._targets.pool(now)
-        )
+        """Whether any healthy agent of the fleet has a free slot (moves may go to standbys)."""
+        return any(free_by_pool(self._targets.pool(now), self._reservations.counts()).values())
 
-    async def settle_fenced(self, now: float) -> None:
-        """Every :data:`SETTLE_INTERVAL`: move the unconfirmed claims of fenced epochs that the
-        agents' committed offsets show as taken."""
-        if self._last_settle is not None and now - self._last_settle < SETTLE_INTERVAL:
-            return
-        self._last_settle = now
-        wall = time.time()  # fences carry the wall clock of their issuer
-        limit = self._session_timeout
-        for rec in self._index.with_unconfirmed():
-            if not self._ownership.owns(rec.agent_id):
-                continue
-            todo: list[tuple[TaskSlot, float]] = []
-            for s in rec.tasks.values():
-                fence = rec.fence_of(s.epoch) if s.status is SlotStatus.UNCONFIRMED else None
-                if fence is not None and wall - fence.issued_at < 2 * limit:
-                    todo.append((s, wall - fence.issued_at))
-            if not todo:
-                continue
-            took: list[TaskSlot] = []
-            for s, waited in todo:
-                took += await self._took_effect([s], waited)
-            if took:
-                await self.dispatch(rec, took, now, DispatchReason.LATE_CLAIM)
+    def moves_waiting(self) -> int:
+        """How many of this worker's queued tasks found no agent at their last try."""
+        return len(self._unplaced)
 
-    async def _took_effect(self, slots: list[TaskSlot], waited: float) -> list[TaskSlot]:
-        """The unconfirmed claims among ``slots`` that the agents' group committed past."""
-        sources = {(s.source.topic, s.source.partition) for s in slots if s.source is not None}
-        if self._committed is None or not sources:
-            return []
-        try:
-            loop = asyncio.get_running_loop()
-            committed = await loop.run_in_executor(None, self._committed, sources)
-        except Exception:
-            log.exception("cannot read the agents' committed offsets; claims stay unconfirmed")
-            return []
-        out = []
-        for s in slots:
-            if s.source is None:
-                continue
-            offset = committed.get((s.source.topic, s.source.partition))
-            verdict = settle_claim(s.source.offset, offset, waited, self._session_timeout)
-            if verdict is Settlement.TOOK_EFFECT:
-                out.append(s)
-        return out
+    def moves_stuck(self) -> int:
+        """How many of this worker's queued tasks have waited longer than ``stuck_after`` while
+        some agent of the fleet had a free slot (at the last tick)."""
+        return self._stuck
 
     def _control(
         self,

@@ -90,7 +90,7 @@ class Timeline:
                 f"fenced epoch {rec.epoch}, moving {len(rec.plan)} task(s)",
                 seen.seen,
             )
-        elif isinstance(rec, m.Redispatch):
+        elif isinstance(rec, m.Redispatch) and rec.reason is not m.DispatchReason.NEW:
             where = f"after step {rec.checkpoint.step}" if rec.checkpoint else "from the start"
             self.say(
                 f"{rec.task_id} -> {rec.target_agent_id} (attempt {rec.attempt}), resumes {where}",
@@ -133,7 +133,6 @@ def run_demo(options: DemoOptions | None = None) -> int:
             "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results_topic,
             "AGENT_FAILOVER_DEMO_STEP_SECONDS": ",".join(map(str, opts.step_seconds)),
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-demo-monitor-{run_id}",
-            "AGENT_FAILOVER_GROUP_ID": f"af-demo-agents-{run_id}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(log_dir / "monitor-data"),
             "AGENT_FAILOVER_SIGNING_KEY": signing_key,

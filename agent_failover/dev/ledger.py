@@ -126,6 +126,8 @@ def judge(
     """Pure: apply the attempt-chain rule to what was read back (see the module docstring)."""
     limits: dict[str, dict[int, int]] = defaultdict(dict)  # task -> attempt a -> limit[a]
     for r in redispatches:
+        if r.attempt < 2:
+            continue  # new work: the chain starts at attempt 1 anyway
         step = r.checkpoint.step if r.checkpoint is not None else -1
         # Identical copies of one (task, attempt) may exist; they name the same checkpoint.
         limits[r.task_id][r.attempt - 1] = step

@@ -134,11 +134,17 @@ class Observer:
         ]
 
     def redispatches(self, from_agent: str | None = None) -> list[m.Redispatch]:
+        """Tasks moved (attempt 2 and later), of one agent or of all."""
         return [
             r
             for r in self.of(self.topics.priority)
-            if from_agent is None or r.from_agent_id == from_agent
+            if r.reason is not m.DispatchReason.NEW
+            and (from_agent is None or r.from_agent_id == from_agent)
         ]
+
+    def new_work(self) -> list[m.Redispatch]:
+        """The monitor's dispatches of new work (attempt 1), copies included."""
+        return [r for r in self.of(self.topics.priority) if r.reason is m.DispatchReason.NEW]
 
     def monitored_partitions(self) -> set[int]:
         """Agent partitions owned by monitor workers, per each worker's newest fleet summary."""

@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from agent_failover.config import KafkaConfig
 from agent_failover.errors import BrokerError
+from agent_failover.signing import Headers
 
 #: Short: the development broker does not wake a waiting fetch when data arrives (docs/tansu.md).
 FETCH_WAIT_MS = 10
@@ -34,7 +35,8 @@ Partition = tuple[str, int]
 
 @dataclasses.dataclass(frozen=True)
 class Rec:
-    """A record read back: where it lies, its Kafka timestamp (ms) and when this process saw it."""
+    """A record read back: where it lies, its Kafka timestamp (ms), when this process saw it,
+    and its headers (a signed record's signature)."""
 
     topic: str
     partition: int
@@ -43,6 +45,7 @@ class Rec:
     value: bytes | None
     timestamp_ms: int
     seen: float
+    headers: Headers | None = None
 
 
 class TopicReader:
@@ -118,7 +121,8 @@ class TopicReader:
                 continue
             self.positions[(topic, partition)] = offset + 1
             _, timestamp_ms = msg.timestamp()
-            out.append(Rec(topic, partition, offset, msg.key(), msg.value(), timestamp_ms, now))
+            key, value, headers = msg.key(), msg.value(), msg.headers()
+            out.append(Rec(topic, partition, offset, key, value, timestamp_ms, now, headers))
         return out
 
     def poll(self, timeout: float = 0.05) -> list[Rec]:

@@ -2,8 +2,8 @@
 
 Decoding parses with orjson and validates with ``msgspec.convert(..., strict=True)`` against the
 dataclass itself: field types, ranges and enums come from the annotations
-(:mod:`~agent_failover.models.vocabulary`), cross-field rules from :class:`Needs` declarations,
-and the same declarations generate ``schemas/*.schema.json``
+(:mod:`~agent_failover.models.vocabulary`), cross-field rules from :class:`Needs` and
+:class:`Pins` declarations, and the same declarations generate ``schemas/*.schema.json``
 (:mod:`agent_failover.models.schemagen`).
 Encoding is orjson's own dataclass serialisation; absent optionals are left out.
 """
@@ -50,6 +50,32 @@ class Needs:
             return None
         subject = f"{self.when} {str(value)!r}" if self.values is not None else repr(self.when)
         return f"{subject} needs " + " and ".join(repr(f) for f in missing)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pins:
+    """A cross-field rule: when ``when`` is one of ``values``, ``field`` equals ``value``."""
+
+    field: str
+    value: str | int
+    when: str
+    values: tuple[str | int, ...]
+
+    def check(self, record: Record) -> str | None:
+        """The reason ``record`` breaks this rule, or None."""
+        value = getattr(record, self.when)
+        if value is None or value not in self.values or getattr(record, self.field) == self.value:
+            return None
+        return f"{self.when} {_shown(value)} needs {self.field!r} = {_shown(self.value)}"
+
+
+def _shown(value: Any) -> str:
+    """A rule's value as the JSON reader wrote it: ``'new'``, ``1``."""
+    return repr(value.value if isinstance(value, enum.Enum) else value)
+
+
+#: A record's cross-field rules.
+Rule = Needs | Pins
 
 
 def together(a: str, b: str) -> tuple[Needs, Needs]:
@@ -101,7 +127,7 @@ class Record:
 
     __slots__ = ()
     RECORD_TYPE: ClassVar[str]
-    RULES: ClassVar[tuple[Needs, ...]] = ()
+    RULES: ClassVar[tuple[Rule, ...]] = ()
     _plans: ClassVar[dict[type[Record], _Plan]] = {}
 
     def __post_init__(self) -> None:

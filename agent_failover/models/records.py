@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from agent_failover.models.base import Needs, Record, together
+from agent_failover.models.base import Needs, Pins, Record, Rule, together
 from agent_failover.models.vocabulary import (
     JSON,
     SCHEMA_VERSION,
@@ -150,10 +150,9 @@ CheckpointLocation = Annotated[
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SourceRef(Record):
-    """Where a task was taken from: topic, partition and offset of the normal task record."""
+    """Where a new task lies in the task topic: the partition and offset of its record."""
 
     RECORD_TYPE: ClassVar[str] = "source_ref"
-    topic: str
     partition: NonNegative
     offset: NonNegative
 
@@ -163,16 +162,15 @@ class TaskEvent(Record):
     """Agent lifecycle and task progress. Topic `task-events`, key: agent_id.
 
     `agent_started` / `agent_stopped` carry no task; every other kind carries `task_id` and
-    `attempt`. `claiming` and `claimed` carry the task itself; `claiming` also carries where it
-    came from (`source`) when it came from the normal task topic. `checkpointed` and `released`
-    carry a checkpoint: for `checkpointed` the attempt's own (same task, attempt and epoch), for
+    `attempt`. `claimed` carries the task itself; `checkpointed` and `released` carry a
+    checkpoint: for `checkpointed` the attempt's own (same task, attempt and epoch), for
     `released` its own or the one the attempt resumed from (an earlier attempt of the task).
     """
 
     RECORD_TYPE: ClassVar[str] = "task_event"
-    RULES: ClassVar[tuple[Needs, ...]] = (
+    RULES: ClassVar[tuple[Rule, ...]] = (
         Needs(("task_id", "attempt"), when="kind", values=tuple(sorted(TASK_EVENT_KINDS))),
-        Needs(("task",), when="kind", values=(EventKind.CLAIMING, EventKind.CLAIMED)),
+        Needs(("task",), when="kind", values=(EventKind.CLAIMED,)),
         Needs(("checkpoint",), when="kind", values=(EventKind.CHECKPOINTED,)),
     )
     kind: EventKind
@@ -182,10 +180,6 @@ class TaskEvent(Record):
     task_id: TaskId | None = None
     attempt: Attempt | None = None
     task: Task | None = None
-    source: Annotated[
-        SourceRef | None,
-        Meta(description="Where a task taken from the normal task topic lies (claiming events)."),
-    ] = None
     checkpoint: CheckpointLocation = None
     capacity: NonNegative | None = None
     pool: Pool | None = None
@@ -207,7 +201,7 @@ class PlanEntry(Record):
     (a checkpoint of an earlier attempt of the task)."""
 
     RECORD_TYPE: ClassVar[str] = "plan_entry"
-    RULES: ClassVar[tuple[Needs, ...]] = together("target_agent_id", "target_epoch")
+    RULES: ClassVar[tuple[Rule, ...]] = together("target_agent_id", "target_epoch")
     task_id: TaskId
     attempt: NewAttempt
     target_agent_id: TargetAgentId = None
@@ -248,9 +242,14 @@ class Control(Record):
     schema_version: Version = SCHEMA_VERSION
 
 
+_MOVED = tuple(r.value for r in DispatchReason if r is not DispatchReason.NEW)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Redispatch(Record):
-    """A task moved to a chosen agent. Topic `tasks.priority`, key: target_agent_id.
+    """A task dispatched to a chosen agent: new work (attempt 1, reason `new`) or a task moved
+    away from another agent. Topic `tasks.priority`, key: target_agent_id; the monitor's intake
+    decisions on `tasks.assigned` (key: task_id) are the same record.
 
     Identical copies of one `(task_id, attempt)` can appear after a monitor restart; receivers
     act on the first and ignore the rest. The checkpoint, if any, is of an earlier attempt of the
@@ -258,15 +257,27 @@ class Redispatch(Record):
     """
 
     RECORD_TYPE: ClassVar[str] = "redispatch"
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Pins("attempt", 1, when="reason", values=(DispatchReason.NEW,)),
+        Pins("reason", DispatchReason.NEW, when="attempt", values=(1,)),
+        Needs(("source",), when="reason", values=(DispatchReason.NEW,)),
+        Needs(("from_agent_id", "from_epoch"), when="reason", values=_MOVED),
+    )
     task: Task
-    attempt: NewAttempt
+    attempt: Attempt
     target_agent_id: Annotated[str, Meta(description="Agent chosen to run the task.")]
     target_epoch: Epoch
     reason: DispatchReason
-    from_agent_id: str
-    from_epoch: Epoch
     decision_id: DecisionId
     dispatched_at: float
+    from_agent_id: Annotated[
+        str | None, Meta(description="The agent the task moved away from (not for new work).")
+    ] = None
+    from_epoch: Epoch | None = None
+    source: Annotated[
+        SourceRef | None,
+        Meta(description="Where new work lies in the task topic (reason `new` only)."),
+    ] = None
     checkpoint: CheckpointLocation = None
     # Monitor to monitor: the worker that sees the task resume measures the end-to-end RTO.
     last_heartbeat_age_s: Annotated[

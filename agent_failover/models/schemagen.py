@@ -7,7 +7,8 @@ msgspec writes the types, ranges, enums, defaults and descriptions of each datac
 module shapes its output into one self-contained draft 2020-12 file per top-level record
 (nested records under ``$defs`` by their record type, enums inline), makes ``schema_version``
 required at the top level (:func:`~agent_failover.models.base.check_version`) and writes each
-record's :class:`~agent_failover.models.Needs` rules as ``if``/``then`` clauses.
+record's rules (:class:`~agent_failover.models.Needs`, :class:`~agent_failover.models.base.Pins`)
+as ``if``/``then`` clauses.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from typing import Any
 
 import msgspec
 
-from agent_failover.models import RECORD_TYPES, Needs, Record
-from agent_failover.models.base import VERSION_FIELD
+from agent_failover.models import RECORD_TYPES, Record
+from agent_failover.models.base import VERSION_FIELD, Pins, Rule
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 ID_BASE = "https://agent-failover.dev/schemas/"
@@ -50,14 +51,16 @@ def _not_null(fields: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def _rule(rule: Needs) -> dict[str, Any]:
+def _rule(rule: Rule) -> dict[str, Any]:
     if rule.values is None:
         condition = _not_null([rule.when])
     else:
-        condition = {
-            "properties": {rule.when: {"enum": [str(v) for v in rule.values]}},
-            "required": [rule.when],
-        }
+        values = [v if isinstance(v, int) else str(v) for v in rule.values]
+        condition = {"properties": {rule.when: {"enum": values}}, "required": [rule.when]}
+    if isinstance(rule, Pins):
+        value = rule.value if isinstance(rule.value, int) else str(rule.value)
+        then = {"properties": {rule.field: {"const": value}}, "required": [rule.field]}
+        return {"if": condition, "then": then}
     return {"if": condition, "then": _not_null(rule.fields)}
 
 

@@ -26,7 +26,7 @@ MAX_JSON_DEPTH = 240
 
 
 class Pool(enum.StrEnum):
-    """Which pool an agent serves in: active agents take normal tasks, standbys await failovers."""
+    """Which pool an agent serves in: active agents get new work, standbys only failovers."""
 
     ACTIVE = "active"
     STANDBY = "standby"
@@ -37,7 +37,6 @@ class EventKind(enum.StrEnum):
 
     AGENT_STARTED = "agent_started"
     AGENT_STOPPED = "agent_stopped"
-    CLAIMING = "claiming"
     CLAIMED = "claimed"
     CHECKPOINTED = "checkpointed"
     COMPLETED = "completed"
@@ -48,7 +47,6 @@ class EventKind(enum.StrEnum):
 #: The event kinds about one task attempt (every kind but the agent lifecycle ones).
 TASK_EVENT_KINDS = frozenset(
     {
-        EventKind.CLAIMING,
         EventKind.CLAIMED,
         EventKind.CHECKPOINTED,
         EventKind.COMPLETED,
@@ -62,19 +60,20 @@ class ControlKind(enum.StrEnum):
     """Kinds of record on the control topic (keyed by the agent they concern)."""
 
     FENCE = "fence"  # the epoch is dead: stop; its tasks move as the plan says
-    DISPATCH = "dispatch"  # move some tasks of a live epoch (released, late claims, queued)
+    DISPATCH = "dispatch"  # move some tasks of a live or fenced epoch (released, late, queued)
     DRAIN = "drain"  # stop taking new tasks, finish the current ones
     PROMOTE = "promote"  # a standby becomes active
 
 
 class DispatchReason(enum.StrEnum):
-    """Why a task was re-dispatched."""
+    """Why a task was dispatched: new work, or why it moved."""
 
+    NEW = "new"  # new work from the task topic, placed by the monitor's intake (attempt 1)
     HEARTBEAT_TIMEOUT = "heartbeat_timeout"
     RESTARTED = "restarted"  # the same agent id came back with a new epoch
     RELEASED = "released"  # the agent let the task go (graceful shutdown)
     STOPPED = "stopped"  # the agent said it stopped while still holding the task
-    LATE_CLAIM = "late_claim"  # a claim or assignment reached a fenced epoch
+    LATE_CLAIM = "late_claim"  # a dispatch (or a claim) reached an epoch already fenced
     QUEUED = "queued"  # waited for a healthy agent
 
 
@@ -102,13 +101,13 @@ Epoch = Annotated[
 ]
 Attempt = Annotated[
     int,
-    Meta(ge=1, description="1 when taken from the normal task topic, +1 at every re-dispatch."),
+    Meta(ge=1, description="1 for new work from the task topic, +1 at every re-dispatch."),
 ]
 NewAttempt = Annotated[
     int,
     Meta(
         ge=2,
-        description="The new attempt: >= 2 (attempt 1 is the run from the normal task topic).",
+        description="The new attempt: >= 2 (attempt 1 is the first dispatch of new work).",
     ),
 ]
 Step = Annotated[

@@ -119,7 +119,7 @@ class AsyncAgent(AgentFront):
         await self.close()
 
     def _launch(self, ctx: TaskContext) -> None:
-        # Called from the core's intake thread.
+        # Called from the core's starter thread.
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._spawn, ctx)
 

@@ -8,13 +8,14 @@ Threads (all daemons, named ``af-<agent_id>-...``):
 
 * ``delivery``: serves the producer's delivery reports (resolves write futures);
 * ``heartbeat``: one heartbeat every ``heartbeat_interval``;
-* ``listener``: own partition of ``control`` and ``tasks.priority``: fences, moves, redispatches;
-* ``intake``: starts queued redispatches, then normal tasks as a consumer-group member.
+* ``listener``: own partition of ``control`` and ``tasks.priority``: fences, moves, dispatches;
+* ``starter``: starts queued dispatches while slots are free (:mod:`agent_failover.sdk.intake`).
+
+Every task reaches the agent as a dispatch from the monitor; there is no consumer group.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import enum
 import logging
@@ -23,12 +24,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from agent_failover.config import AgentConfig
 from agent_failover.errors import (
     AgentFailoverError,
-    BrokerError,
     FencedError,
     InternalError,
     LifecycleError,
@@ -41,23 +41,20 @@ from agent_failover.models import (
     Heartbeat,
     Pool,
     Redispatch,
-    SourceRef,
     Task,
     TaskEvent,
-    dead_letter,
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.context import Outcome, TaskContext
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
 from agent_failover.sdk.intake import (
-    Claim,
     Listener,
-    NormalIntake,
     RedispatchFilter,
+    Starter,
+    WorkQueue,
     assign_at_end,
     interpret_control,
-    refused,
 )
 from agent_failover.sdk.kafka import (
     ConfirmingProducer,
@@ -65,7 +62,6 @@ from agent_failover.sdk.kafka import (
     assigned_consumer_conf,
     broker_error,
     check_broker,
-    group_consumer_conf,
     producer_conf,
     resolve_fetch_wait,
     wait_delivered,
@@ -107,13 +103,12 @@ class AgentCore:
         self._state = State.NEW
         self._epoch: int | None = None
         self._lock = threading.Lock()
-        self._slot_freed = threading.Condition(self._lock)
+        # The starter waits on it for queued work and a free slot; fronts for handlers to end.
+        self._work_changed = threading.Condition(self._lock)
         self._running: dict[tuple[str, int], TaskContext] = {}
-        # Slots reserved by a task being started (claim or checkpoint read in progress): two
-        # threads start tasks (intake: normal and re-dispatched; listener: re-dispatched).
+        # A slot held by the task being started (its checkpoint is read outside the lock).
         self._starting = 0
-        self._priority_lock = threading.Lock()  # one thread reads checkpoints at a time
-        self._pending: collections.deque[Redispatch] = collections.deque()
+        self._queue = WorkQueue()
         self._moved: dict[str, int] = {}  # task id -> highest attempt a plan gave it
         self._pool = Pool(config.pool)
         self._draining = False
@@ -126,7 +121,7 @@ class AgentCore:
         self._producer: ConfirmingProducer | None = None
         self._listen_consumer: Consumer | None = None
         self._listener: Listener | None = None
-        self._intake: NormalIntake | None = None
+        self._starter: Starter | None = None
         self._heartbeater: Heartbeater | None = None
         self._reader: CheckpointReader | None = None
         self._filter: RedispatchFilter | None = None
@@ -184,7 +179,7 @@ class AgentCore:
     def held(self) -> dict[str, int]:
         """Task id -> attempt of every task this epoch holds (running or queued)."""
         with self._lock:
-            out = {rd.task_id: rd.attempt for rd in self._pending}
+            out = {rd.task_id: rd.attempt for rd in self._queue}
             for task_id, attempt in self._running:
                 out[task_id] = max(attempt, out.get(task_id, 0))
             return out
@@ -269,14 +264,8 @@ class AgentCore:
             name=self._name,
         )
         self._listener.start()
-        self._intake = NormalIntake(
-            group_consumer_conf(cfg.kafka, self._name, cfg.group_id, cfg.session_timeout_ms),
-            topics.tasks,
-            self,
-            signer=signer,
-            name=self._name,
-        )
-        self._intake.start()
+        self._starter = Starter(self, self._work_changed, name=self._name)
+        self._starter.start()
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -338,14 +327,14 @@ class AgentCore:
             self._draining = True
         if actions.promote and self._pool is Pool.STANDBY:
             log.info("promoted to the active pool (%s)", record.decision_id)
-            self._pool = Pool.ACTIVE
+            self._pool = Pool.ACTIVE  # the monitor sends new work once heartbeats say so
 
     def _on_fence(self, record: Control) -> None:
         with self._lock:
             if self._fence is not None:
                 return  # the first fence counts
             self._fence = record
-            self._pending.clear()
+            self._queue.take_all()
             running = list(self._running.values())
         log.error(
             "epoch %d fenced by the monitor (%s, %s): stopping %d tasks, writing nothing more",
@@ -363,9 +352,7 @@ class AgentCore:
     def _move_away(self, task_id: str, attempt: int) -> None:
         with self._lock:
             self._moved[task_id] = max(attempt, self._moved.get(task_id, 0))
-            self._pending = collections.deque(
-                rd for rd in self._pending if not (rd.task_id == task_id and rd.attempt < attempt)
-            )
+            self._queue.drop(task_id, attempt)
             moved = [c for (t, a), c in self._running.items() if t == task_id and a < attempt]
         for ctx in moved:
             if ctx._settle(Outcome.MOVED):
@@ -383,18 +370,13 @@ class AgentCore:
         with self._lock:
             if self._fence is not None or self._moved.get(record.task_id, 0) > record.attempt:
                 return
-            self._pending.append(record)
+            self._queue.push(record)
+            self._work_changed.notify_all()
         log.info(
-            "task %s attempt %d re-dispatched here (%s)",
-            record.task_id,
-            record.attempt,
-            record.reason,
+            "task %s attempt %d dispatched here (%s)", record.task_id, record.attempt, record.reason
         )
-        # Start it from this (listener) thread: the intake thread may be inside a poll of the
-        # task group for up to its poll interval, and failover work must not wait for that.
-        self.take_priority()
 
-    # --- the intake's hooks (IntakeHost) ----------------------------------------------------
+    # --- the starter's hooks (StartHost) ----------------------------------------------------
 
     def _taking(self) -> bool:
         return (
@@ -403,34 +385,20 @@ class AgentCore:
             and not self._stop_requested.is_set()
         )
 
-    def wants_group(self) -> bool:
-        """Active agents join the task group; standbys wait for re-dispatches."""
-        return self._pool is Pool.ACTIVE and self._taking()
-
-    def free_for_normal(self) -> bool:
-        """A normal task may be taken: running, not draining, a free slot, no re-dispatch queued."""
-        with self._lock:
-            return self._taking() and not self._draining and not self._pending and self._has_room()
+    def next_start_locked(self) -> Redispatch | None:
+        """The next queued dispatch, its slot held, if one may start now (lock held)."""
+        if not (self._taking() and self._has_room()):
+            return None
+        record = self._queue.pop()
+        if record is not None:
+            self._starting += 1
+        return record
 
     def _has_room(self) -> bool:
         return len(self._running) + self._starting < self.config.capacity
 
-    def take_priority(self) -> None:
-        """Start queued re-dispatches while slots are free (listener and intake threads)."""
-        if not self._priority_lock.acquire(blocking=False):
-            return  # the other thread is at it and takes every queued record it has room for
-        try:
-            while True:
-                with self._lock:
-                    if not (self._taking() and self._pending and self._has_room()):
-                        return
-                    record = self._pending.popleft()
-                    self._starting += 1
-                self._start_redispatched(record)
-        finally:
-            self._priority_lock.release()
-
-    def _start_redispatched(self, record: Redispatch) -> None:
+    def start_task(self, record: Redispatch) -> None:
+        """Start a dispatched task: read its checkpoint, announce ``claimed``, launch it."""
         assert self._reader is not None
         try:
             resume = None
@@ -448,80 +416,12 @@ class AgentCore:
             if self._moved.get(record.task_id, 0) > record.attempt or self._fence is not None:
                 return
             if not self._taking():
-                self._pending.appendleft(record)  # stopping: close() releases it
+                self._queue.push_front(record)  # stopping: close() releases it
                 return
             self._running[(ctx.task_id, ctx.attempt)] = ctx
         self._event_nowait(EventKind.CLAIMED, ctx, task=record.task)
-        log.info("task %s attempt %d resumes at step %d", ctx.task_id, ctx.attempt, ctx.next_step)
+        log.info("task %s attempt %d starts at step %d", ctx.task_id, ctx.attempt, ctx.next_step)
         self._run(ctx)
-
-    def claim_normal(self, task: Task, source: SourceRef, commit: Callable[[], None]) -> Claim:
-        """Claim a normal task: ``claiming`` confirmed, commit, ``claimed``, run."""
-        with self._lock:
-            if not (self._taking() and self._has_room()):
-                return Claim.RETRY
-            self._starting += 1  # hold the slot while the claim is in flight
-        ctx = None
-        try:
-            if self._claimed(task, source, commit):
-                ctx = self._context(task, 1)
-        finally:
-            with self._lock:
-                self._starting -= 1
-                if ctx is not None:
-                    self._running[(ctx.task_id, ctx.attempt)] = ctx
-        if ctx is None:
-            return Claim.RETRY
-        self._event_nowait(EventKind.CLAIMED, ctx, task=task)
-        self._run(ctx)
-        return Claim.TAKEN
-
-    def _claimed(self, task: Task, source: SourceRef, commit: Callable[[], None]) -> bool:
-        """``claiming`` acknowledged, then the offset committed: True if both happened."""
-        try:
-            wait_delivered(
-                self._event(
-                    EventKind.CLAIMING, task_id=task.task_id, attempt=1, task=task, source=source
-                ),
-                "claiming",
-            )
-        except BrokerError as exc:
-            log.warning("task %s not claimed: %s", task.task_id, exc)
-            return False
-        if not self._taking():
-            return False  # fenced or stopping meanwhile: leave it to the group
-        try:
-            commit()
-        except BrokerError as exc:
-            # The partition was probably taken from us; its new owner reads the task again.
-            log.warning("task %s: claim lost (%s)", task.task_id, exc)
-            return False
-        return True
-
-    def skip_bad_task(self, msg: Message, reason: str) -> None:
-        """Dead-letter a task-topic record that is not a task (unreadable, or not signed by the
-        fleet), so it is not silently lost."""
-        refused.warning(
-            "skipping bad task record %s[%s]@%s: %s",
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            reason,
-        )
-        letter = dead_letter(
-            topic=msg.topic() or "",
-            partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
-            key=msg.key(),
-            value=msg.value(),
-            reason=reason,
-            at=time.time(),
-        )
-        # The cut copy of the key, not the original: a huge key must not make the letter too big.
-        wait_delivered(
-            self._send(self.config.topics.dead_letter, letter.key or "", letter.encode()),
-            "dead letter",
-        )
 
     def fail(self, exc: BaseException) -> None:
         """A background thread died: record why and stop the agent."""
@@ -574,7 +474,7 @@ class AgentCore:
         finally:
             with self._lock:
                 self._running.pop((ctx.task_id, ctx.attempt), None)
-                self._slot_freed.notify_all()
+                self._work_changed.notify_all()
             ctx._done.set()
 
     def _release(self, ctx: TaskContext) -> None:
@@ -623,7 +523,7 @@ class AgentCore:
 
     def _close(self) -> None:
         timeout = self.config.close_timeout
-        self.request_stop()  # no new work from here on (claims in flight are abandoned)
+        self.request_stop()  # no new work from here on
         with self._lock:
             running = list(self._running.values())
         for ctx in running:
@@ -631,11 +531,8 @@ class AgentCore:
         # Handlers that reach a checkpoint within handoff_wait hand their task back themselves
         # (TaskReleased); the rest are released from here, so their tasks move at once.
         self._wait_handlers(min(self.config.handoff_wait, timeout))
-        self._release_all()
-        if self._intake is not None:
-            # Leave the group only now: leaving takes a round trip that the handoff should not
-            # wait for. A claim that completed meanwhile is released just below.
-            self._intake.stop()
+        if self._starter is not None:
+            self._starter.stop()  # a task it was starting is running or queued again now
         self._release_all()
         # Released handlers stop at their next SDK call (TaskReleased): let them finish cleanly.
         self._wait_handlers(timeout)
@@ -654,8 +551,7 @@ class AgentCore:
         """Release every task still running or queued here (unless fenced: nothing more then)."""
         with self._lock:
             running = list(self._running.values())
-            pending = list(self._pending)
-            self._pending.clear()
+            pending = self._queue.take_all()
         if self._fence is not None:
             return
         for ctx in running:
@@ -676,13 +572,13 @@ class AgentCore:
         deadline = time.monotonic() + seconds
         with self._lock:
             while self._running and (left := deadline - time.monotonic()) > 0:
-                self._slot_freed.wait(left)
+                self._work_changed.wait(left)
 
     def _shutdown_clients(self, timeout: float) -> None:
         if self._heartbeater is not None:
             self._heartbeater.stop()
-        if self._intake is not None:
-            self._intake.stop()
+        if self._starter is not None:
+            self._starter.stop()
         if self._listener is not None:
             self._listener.stop()
         if self._listen_consumer is not None:

@@ -1,26 +1,27 @@
-"""Task intake: the control/priority listener, the normal-topic group consumer, and their filters.
+"""Task intake: what reaches this agent, in which order it starts, and the two threads doing it.
 
-Two threads. The *listener* reads this agent's own partition of ``control`` and ``tasks.priority``
-(assigned, no group, from their end at start-up) and hands filtered records to the core. The
-*intake* thread starts work: queued re-dispatches first, then records of the normal ``tasks``
-topic, as a member of the agents' consumer group, only while a slot is free.
+An agent takes work only from the monitor: every task, new or moved, arrives as a ``redispatch``
+on the agent's own partition of ``tasks.priority`` (docs/protocol.md, "An agent's life"). The
+*listener* thread reads that partition and the agent's partition of ``control`` (assigned, no
+group, from their end at start-up) and hands filtered records to the core, which queues accepted
+dispatches in a :class:`WorkQueue`. The *starter* thread starts queued work while slots are free:
+failover work (attempt >= 2) before new work (attempt 1), each in arrival order.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import enum
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from agent_failover.errors import BrokerError, CodecError
+from agent_failover.errors import CodecError
 from agent_failover.logs import rate_limited
-from agent_failover.models import Control, ControlKind, Redispatch, SourceRef, Task
+from agent_failover.models import Control, ControlKind, Redispatch
 from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
 from agent_failover.signing import Signer
@@ -167,38 +168,72 @@ class Listener(BackgroundLoop):
             refused.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
 
 
-# --- the intake thread ------------------------------------------------------------------------
+# --- the queue and the starter thread ------------------------------------------------------
 
 
-class Claim(enum.Enum):
-    """The outcome of trying to take one normal task record."""
+class WorkQueue:
+    """Accepted dispatches not started yet: failover work first, then new work, each in arrival
+    order. Not thread-safe: the core guards it with its lock.
 
-    TAKEN = "taken"
-    RETRY = "retry"  # not taken: read the record again if the partition is still ours
-    SKIPPED = "skipped"  # not a task (bad record): committed past it
+    Failover work (attempt >= 2) first because it is late already: its agent died or let it go,
+    and it may resume from a checkpoint. The monitor places new work only on free slots, so new
+    work queues here only when two monitor workers chose this agent within one fleet summary.
+    """
+
+    def __init__(self) -> None:
+        self._moved: collections.deque[Redispatch] = collections.deque()
+        self._new: collections.deque[Redispatch] = collections.deque()
+
+    def _lane(self, record: Redispatch) -> collections.deque[Redispatch]:
+        return self._new if record.attempt == 1 else self._moved
+
+    def push(self, record: Redispatch) -> None:
+        """Queue ``record`` behind the others of its kind."""
+        self._lane(record).append(record)
+
+    def push_front(self, record: Redispatch) -> None:
+        """Put back a record taken by :meth:`pop` (it could not start after all)."""
+        self._lane(record).appendleft(record)
+
+    def pop(self) -> Redispatch | None:
+        """The next record to start, or None."""
+        lane = self._moved or self._new
+        return lane.popleft() if lane else None
+
+    def drop(self, task_id: str, below: int) -> None:
+        """Forget queued attempts of ``task_id`` older than ``below`` (moved elsewhere)."""
+        for lane in (self._moved, self._new):
+            kept = [r for r in lane if not (r.task_id == task_id and r.attempt < below)]
+            if len(kept) != len(lane):
+                lane.clear()
+                lane.extend(kept)
+
+    def take_all(self) -> list[Redispatch]:
+        """Every queued record, in start order; the queue is left empty."""
+        out = [*self._moved, *self._new]
+        self._moved.clear()
+        self._new.clear()
+        return out
+
+    def __iter__(self) -> Iterator[Redispatch]:
+        yield from self._moved
+        yield from self._new
+
+    def __len__(self) -> int:
+        return len(self._moved) + len(self._new)
 
 
-class IntakeHost(Protocol):
-    """What the intake thread needs from the agent core."""
+class StartHost(Protocol):
+    """What the starter thread needs from the agent core."""
 
-    def take_priority(self) -> None:
-        """Start queued re-dispatched tasks while slots are free (called from this thread)."""
+    def next_start_locked(self) -> Redispatch | None:
+        """The next queued record that may start now, its slot held; None if none may.
+
+        Called with the core's lock held (the starter's condition is built on it)."""
         ...
 
-    def wants_group(self) -> bool:
-        """True while this agent should be a member of the task group (active pool)."""
-        ...
-
-    def free_for_normal(self) -> bool:
-        """True if a normal task may be taken now (a free slot, no re-dispatch waiting)."""
-        ...
-
-    def claim_normal(self, task: Task, source: SourceRef, commit: Callable[[], None]) -> Claim:
-        """Claim per the protocol; ``commit`` commits past the record or raises BrokerError."""
-        ...
-
-    def skip_bad_task(self, msg: Message, reason: str) -> None:
-        """Report a record of the task topic that is not a task."""
+    def start_task(self, record: Redispatch) -> None:
+        """Start ``record``: read its checkpoint, announce ``claimed``, launch the handler."""
         ...
 
     def fail(self, exc: BaseException) -> None:
@@ -206,141 +241,35 @@ class IntakeHost(Protocol):
         ...
 
 
-class NormalIntake:
-    """The intake thread: re-dispatches first, then the normal task topic, within capacity.
+class Starter(BackgroundLoop):
+    """Starts queued work while slots are free; sleeps on ``ready`` until told something changed.
 
-    When no slot is free it pauses its partitions but keeps polling, so the group membership
-    stays alive (``max.poll.interval.ms``) and rebalances are served. A record not signed by the
-    fleet (``signer``) is no task: it is reported like an unreadable one.
+    ``ready`` is a condition on the core's lock, notified when a dispatch is queued, a slot frees
+    or the pool changes; starting a task (a checkpoint read, then the launch) happens outside it.
     """
 
-    POLL_S = 0.05
-
-    def __init__(
-        self, conf: dict[str, Any], topic: str, host: IntakeHost, *, signer: Signer, name: str
-    ) -> None:
-        self._conf = conf
-        self._signer = signer
-        self._topic = topic
+    def __init__(self, host: StartHost, ready: threading.Condition, *, name: str) -> None:
+        super().__init__(f"{name}-starter")
         self._host = host
-        self._consumer: Consumer | None = None
-        self._paused: set[tuple[str, int]] = set()
-        self._reassigned = False  # the assignment changed since the last resume
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"{name}-intake", daemon=True)
-
-    def start(self) -> None:
-        """Create the group consumer (it joins on first subscription) and start the thread."""
-        try:
-            self._consumer = Consumer(self._conf)
-        except KafkaException as exc:
-            raise broker_error("cannot create the task consumer", exc) from exc
-        self._thread.start()
+        self._ready = ready
 
     def stop(self) -> None:
-        """Stop taking work, leave the group (``close()``), wait for the thread."""
+        """Stop starting work; returns once the thread has ended."""
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-        elif self._consumer is not None and self._thread.ident is None:
-            self._consumer.close()  # created but never run (start-up failed)
-        self._consumer = None
+        with self._ready:
+            self._ready.notify_all()
+        super().stop()
 
     def _loop(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
-        subscribed = False
         try:
-            while not self._stop.is_set():
-                self._host.take_priority()
-                if not subscribed:
-                    if not self._host.wants_group():
-                        self._stop.wait(self.POLL_S)
-                        continue
-                    consumer.subscribe(
-                        [self._topic],
-                        on_assign=self._assigned,
-                        on_revoke=self._forget,
-                        on_lost=self._forget,
-                    )
-                    subscribed = True
-                take = self._host.free_for_normal()
-                self._set_paused(consumer, not take)
-                msg = consumer.poll(self.POLL_S)
-                if msg is None or self._stop.is_set():
-                    continue
-                if msg.error():
-                    log.warning("task consumer: %s", msg.error())
-                    continue
-                self._handle(consumer, msg)
-        except Exception as exc:
+            while True:
+                with self._ready:
+                    record = self._host.next_start_locked()
+                    while record is None:
+                        if self._stop.is_set():
+                            return
+                        self._ready.wait()
+                        record = self._host.next_start_locked()
+                self._host.start_task(record)
+        except Exception as exc:  # a dead starter would leave work queued: stop the agent
             self._host.fail(exc)
-        finally:
-            try:
-                consumer.close()  # leaves the group: our partitions move at once
-            except KafkaException as exc:
-                log.warning("task consumer close: %s", exc)
-
-    def _handle(self, consumer: Consumer, msg: Message) -> None:
-        topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        assert topic is not None and partition is not None and offset is not None
-        if not self._host.free_for_normal():
-            # Fetched just before we paused (or a re-dispatch took the slot): read it again later.
-            self._seek_back(consumer, topic, partition, offset)
-            return
-        try:
-            task = self._signer.open(Task, msg)
-        except CodecError as exc:
-            self._host.skip_bad_task(msg, str(exc))
-            self._commit(consumer, topic, partition, offset)
-            return
-        source = SourceRef(topic=topic, partition=partition, offset=offset)
-        outcome = self._host.claim_normal(
-            task, source, lambda: self._commit(consumer, topic, partition, offset)
-        )
-        if outcome is Claim.RETRY:
-            self._seek_back(consumer, topic, partition, offset)
-
-    @staticmethod
-    def _commit(consumer: Consumer, topic: str, partition: int, offset: int) -> None:
-        try:
-            result = consumer.commit(
-                offsets=[TopicPartition(topic, partition, offset + 1)], asynchronous=False
-            )
-        except KafkaException as exc:
-            raise broker_error(f"commit of {topic}[{partition}]@{offset + 1} failed", exc) from exc
-        for tp in result or ():
-            if tp.error is not None:
-                raise BrokerError(f"commit of {topic}[{partition}]@{offset + 1} failed: {tp.error}")
-
-    def _seek_back(self, consumer: Consumer, topic: str, partition: int, offset: int) -> None:
-        if not any(tp.topic == topic and tp.partition == partition for tp in consumer.assignment()):
-            return  # no longer ours: its new owner reads it from the committed offset
-        try:
-            consumer.seek(TopicPartition(topic, partition, offset))
-        except KafkaException as exc:
-            log.warning("cannot rewind %s[%d] to %d: %s", topic, partition, offset, exc)
-
-    def _set_paused(self, consumer: Consumer, paused: bool) -> None:
-        assignment = consumer.assignment()
-        if paused:
-            fresh = [tp for tp in assignment if (tp.topic, tp.partition) not in self._paused]
-            if fresh:
-                consumer.pause(fresh)
-                self._paused.update((tp.topic, tp.partition) for tp in fresh)
-        elif self._paused or self._reassigned:
-            # Resume the whole assignment, not only what we remember pausing: librdkafka keeps a
-            # partition's pause flag when it is revoked and assigned back (which we forget), and
-            # such a partition would never be read again.
-            if assignment:
-                consumer.resume(assignment)
-            self._paused.clear()
-            self._reassigned = False
-
-    def _forget(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._paused.discard((tp.topic, tp.partition))
-        self._reassigned = True
-
-    def _assigned(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
-        self._reassigned = True

@@ -108,25 +108,6 @@ def assigned_consumer_conf(
     return {**soft, **kafka.as_librdkafka_dict(), **required}
 
 
-def group_consumer_conf(
-    kafka: KafkaConfig, client_id: str, group_id: str, session_timeout_ms: int
-) -> dict[str, Any]:
-    """The normal task consumer: cooperative-sticky group member, manual synchronous commits."""
-    required = {
-        "group.id": group_id,
-        "partition.assignment.strategy": "cooperative-sticky",
-        "session.timeout.ms": session_timeout_ms,
-        "heartbeat.interval.ms": max(100, session_timeout_ms // 3),
-        "enable.auto.commit": False,
-        "enable.auto.offset.store": False,
-        # Tasks submitted before the first agent joined must still run.
-        "auto.offset.reset": "earliest",
-        "enable.partition.eof": False,
-    }
-    soft = {"client.id": client_id, **kafka_log_settings("consumer")}
-    return {**soft, **kafka.as_librdkafka_dict(), **required}
-
-
 # "host:port/bootstrap: " before, and " (after 0ms in state CONNECT)" after librdkafka's reason.
 _REASON = re.compile(r"^\S+/(?:bootstrap|\d+): |\s*\(after \d+ms in state \w+\)$")
 
@@ -182,15 +163,13 @@ def _settings_to_check(reason: str) -> str:
 
 
 def agent_topics(topics: Topics) -> list[str]:
-    """The topics an agent reads or writes."""
+    """The topics an agent reads or writes (not ``tasks``: the monitor places new work)."""
     return [
         topics.heartbeats,
         topics.task_events,
         topics.control,
         topics.priority,
-        topics.tasks,
         topics.checkpoints,
-        topics.dead_letter,
     ]
 
 

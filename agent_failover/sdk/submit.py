@@ -1,4 +1,5 @@
-"""Submitting work: :class:`TaskSubmitter` writes tasks to the normal task topic, durably."""
+"""Submitting work: :class:`TaskSubmitter` writes tasks to the task topic, durably; the monitor
+places each on an agent with a free slot."""
 
 from __future__ import annotations
 

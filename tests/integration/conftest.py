@@ -125,9 +125,6 @@ def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[
             "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results,
             "AGENT_FAILOVER_DEMO_STEP_SECONDS": "0.2,0.3",
             "AGENT_FAILOVER_MONITOR_APP_ID": f"af-test-{run_id}",
-            # A group per scenario: members SIGKILLed by an earlier scenario would otherwise hold
-            # up this one's joins until their sessions expire.
-            "AGENT_FAILOVER_GROUP_ID": f"af-agents-{run_id}",
             "AGENT_FAILOVER_METRICS_PORT": "0",
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
             "AGENT_FAILOVER_SIGNING_KEY": signing_key,

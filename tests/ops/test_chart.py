@@ -197,11 +197,7 @@ def test_example_agent(helm: str) -> None:
     assert env["AGENT_FAILOVER_HANDOFF_WAIT"]["value"] == "5"
     assert env["AGENT_FAILOVER_POOL"]["value"] == "standby"
     monitor_env = container_env(find(docs, "Deployment", "-monitor"))
-    for name in (
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "AGENT_FAILOVER_TOPIC_PREFIX",
-        "AGENT_FAILOVER_GROUP_ID",
-    ):
+    for name in ("KAFKA_BOOTSTRAP_SERVERS", "AGENT_FAILOVER_TOPIC_PREFIX"):
         assert env[name] == monitor_env[name]
     assert spec["terminationGracePeriodSeconds"] == 30
     assert spec["automountServiceAccountToken"] is False

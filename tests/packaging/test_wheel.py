@@ -4,7 +4,8 @@ The wheel is built from a copy of the sources and installed into a fresh environ
 extra. There: no faust, aiokafka, kubernetes or prometheus_client; the JSON Schemas readable from
 the package; the command line naming the extra a command needs; and an agent written as the README
 shows takes a task submitted with the installed command line to completion on this session's
-broker. pip's cache keeps the downloads to the first run.
+broker, placed on it by a monitor (the monitor, an extra, runs from the source tree). pip's cache
+keeps the downloads to the first run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import Topics
+from agent_failover.dev.processes import spawn
 from agent_failover.dev.waiting import eventually
 from agent_failover.topics import ensure_topics
 
@@ -173,7 +175,23 @@ def test_an_agent_from_the_wheel_takes_a_task_to_completion(
         AGENT_FAILOVER_TOPIC_PREFIX=topics.prefix,
         AGENT_FAILOVER_AGENT_PARTITIONS=str(topics.agent_partitions),
         AGENT_FAILOVER_AGENT_ID="wheel-agent-1",
-        AGENT_FAILOVER_GROUP_ID=f"{topics.prefix}agents",
+    )
+    # The monitor places the task: it runs from the source tree (the wheel has no [monitor]).
+    monitor = spawn(
+        "monitor",
+        ["-m", "streams.runner"],
+        tmp_path / "monitor.log",
+        env={
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "AGENT_FAILOVER_TOPIC_PREFIX": topics.prefix,
+            "AGENT_FAILOVER_AGENT_PARTITIONS": str(topics.agent_partitions),
+            "AGENT_FAILOVER_MONITOR_APP_ID": f"{topics.prefix}monitor",
+            "AGENT_FAILOVER_METRICS_PORT": "0",
+            "AGENT_FAILOVER_METRICS_HOST": "127.0.0.1",
+            "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
+        },
+        cwd=ROOT,
     )
     script = shutil.copy2(Path(__file__).with_name("tiny_agent.py"), tmp_path)
     log_path = tmp_path / "agent.log"
@@ -189,15 +207,21 @@ def test_an_agent_from_the_wheel_takes_a_task_to_completion(
 
         def completed() -> bool:
             assert agent.poll() is None, f"the agent exited:\n{log_path.read_text()}"
+            assert monitor.alive, f"the monitor exited:\n{monitor.log_tail()}"
             for msg in completed_reader.consume(num_messages=100, timeout=0.1):
                 if msg.error() is None and (value := msg.value()) is not None:
                     seen.append(orjson.loads(value))
             return any(e["kind"] == "completed" and e["task_id"] == task_id for e in seen)
 
-        eventually(completed, DEADLINE_S, f"{task_id} completed\n{log_path.read_text()}")
+        eventually(
+            completed,
+            DEADLINE_S,
+            f"{task_id} completed\n{log_path.read_text()}\n{monitor.log_tail()}",
+        )
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(timeout=DEADLINE_S) == 0, log_path.read_text()
     finally:
+        monitor.stop()
         if agent.poll() is None:
             agent.kill()
             agent.wait()

@@ -1,29 +1,36 @@
-"""Fixtures of the SDK tests: a broker, a fresh topic set per test, agents, and a record reader.
+"""Fixtures of the SDK tests: a broker, a fresh topic set per test, agents, a record reader, and
+:func:`dispatch`, which plays the monitor's intake.
 
-``sdk_bootstrap`` is the session's ``broker`` (tests/conftest.py decides which one).
+``sdk_bootstrap`` is the session's ``broker`` (tests/conftest.py decides which one). No monitor
+runs here: work reaches an agent the way the monitor sends it, as a dispatch on its partition of
+``tasks.priority``.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from confluent_kafka import Producer
 
 from agent_failover.broker.select import BrokerHandle
 from agent_failover.config import AgentConfig, CheckpointPolicy, KafkaConfig, Topics
 from agent_failover.dev.reading import Rec, TopicReader
 from agent_failover.dev.waiting import eventually
-from agent_failover.models import Record
+from agent_failover.models import DispatchReason, Record, Redispatch, SourceRef, Task
 from agent_failover.sdk import Agent
 from agent_failover.sdk.agent import Handler
+from agent_failover.signing import Signer
 from agent_failover.topics import ensure_topics
 
 R = TypeVar("R", bound=Record)
 
-#: Generous: a loaded 2-core box with a 3 s group join on Tansu. Only failures wait this long.
+#: Generous: a loaded 2-core box. Only failures wait this long.
 DEADLINE_S = 60.0
 
 
@@ -105,7 +112,6 @@ def agent_config(sdk_bootstrap: str, topics: Topics) -> Callable[..., AgentConfi
             "kafka": KafkaConfig(sdk_bootstrap),
             "agent_id": f"agent-{uuid.uuid4().hex[:8]}",
             "topics": topics,
-            "group_id": f"{topics.prefix}agents",
             "heartbeat_interval": 0.2,
             "fetch_wait_max_ms": 10,
             "close_timeout": 10.0,
@@ -130,6 +136,53 @@ def start_agent(agent_config: Callable[..., AgentConfig]) -> Iterator[Callable[.
     yield make
     for agent in agents:
         agent.close()
+
+
+_offsets = itertools.count()
+#: Signs nothing: what a writer without the fleet's key sends.
+UNSIGNED = Signer()
+
+
+def write(
+    bootstrap: str, topic: str, key: str, record: Record, signer: Signer = UNSIGNED
+) -> tuple[int, int]:
+    """Write as another party (the monitor, a dead agent, a forger) would, signed by ``signer``
+    (default: unsigned); returns (partition, offset)."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "acks": "all"}
+    )
+    where: list[tuple[int, int]] = []
+    value = record.encode()
+    producer.produce(
+        topic,
+        key=key,
+        value=value,
+        headers=signer.headers(topic, key, value),
+        on_delivery=lambda err, msg: where.append((msg.partition() or 0, msg.offset() or 0)),
+    )
+    assert producer.flush(DEADLINE_S) == 0
+    return where[0]
+
+
+def new_work(agent: Any, task: Task) -> Redispatch:
+    """The dispatch of ``task`` to ``agent`` as new work, as the monitor's intake writes it."""
+    return Redispatch(
+        task=task,
+        attempt=1,
+        target_agent_id=agent.agent_id,
+        target_epoch=agent.epoch,
+        reason=DispatchReason.NEW,
+        decision_id=uuid.uuid4().hex,
+        dispatched_at=time.time(),
+        source=SourceRef(partition=0, offset=next(_offsets)),
+    )
+
+
+def dispatch(
+    bootstrap: str, topics: Topics, agent: Any, task: Task, signer: Signer = UNSIGNED
+) -> None:
+    """Send ``task`` to ``agent`` as new work (attempt 1), signed by ``signer``."""
+    write(bootstrap, topics.priority, agent.agent_id, new_work(agent, task), signer)
 
 
 def run_in_thread(agent: Agent) -> tuple[threading.Thread, list[BaseException]]:

@@ -1,4 +1,5 @@
-"""The synchronous Agent against a real broker: heartbeats, claims, checkpoints, failover paths."""
+"""The synchronous Agent against a real broker: heartbeats, dispatches, checkpoints, failover
+paths. Work arrives as the monitor sends it (:func:`~tests.sdk.conftest.dispatch`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 
 from agent_failover.config import CheckpointPolicy, KafkaConfig, Topics
 from agent_failover.dev.waiting import eventually
@@ -23,16 +23,15 @@ from agent_failover.models import (
     EventKind,
     Heartbeat,
     PlanEntry,
-    Record,
     Redispatch,
     Task,
     TaskEvent,
 )
-from agent_failover.sdk import Agent, TaskContext, TaskReleased, TaskSubmitter, current_task
+from agent_failover.sdk import Agent, TaskContext, TaskReleased, current_task
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.kafka import assigned_consumer_conf
 
-from .conftest import DEADLINE_S, Reader, run_in_thread
+from .conftest import DEADLINE_S, Reader, dispatch, run_in_thread, write
 
 pytestmark = pytest.mark.broker
 
@@ -44,24 +43,8 @@ def task(task_id: str | None = None, **payload: Any) -> Task:
     return Task(task_id=task_id or f"t-{uuid.uuid4().hex[:8]}", task_type="test", payload=payload)
 
 
-def write(bootstrap: str, topic: str, key: str, record: Record) -> tuple[int, int]:
-    """Write as another party (the monitor, a dead agent) would; returns (partition, offset)."""
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "partitioner": "murmur2_random", "acks": "all"}
-    )
-    where: list[tuple[int, int]] = []
-    producer.produce(
-        topic,
-        key=key,
-        value=record.encode(),
-        on_delivery=lambda err, msg: where.append((msg.partition() or 0, msg.offset() or 0)),
-    )
-    assert producer.flush(DEADLINE_S) == 0
-    return where[0]
-
-
 def same_task(got: Task | None, sent: Task) -> bool:
-    """The same task (the submitter stamps ``submitted_at``)."""
+    """The same task (a submitter stamps ``submitted_at``)."""
     return got is not None and (got.task_id, got.task_type, got.payload) == (
         sent.task_id,
         sent.task_type,
@@ -95,7 +78,7 @@ def test_heartbeats_arrive_with_increasing_seq(
     assert all(b.capacity == 3 and b.interval_s == 0.2 and not b.draining for b in got)
 
 
-def test_submitted_task_is_claimed_checkpointed_and_completed(
+def test_dispatched_task_is_claimed_checkpointed_and_completed(
     start_agent: Start, reader: MakeReader, topics: Topics, sdk_bootstrap: str
 ) -> None:
     offsets: list[int] = []
@@ -108,14 +91,12 @@ def test_submitted_task_is_claimed_checkpointed_and_completed(
 
     agent = start_agent(handler)
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        partition, offset = submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(
         lambda recs: EventKind.COMPLETED in task_events(recs, t.task_id), "the task to complete"
     )
     assert task_events(events.records, t.task_id) == [
-        EventKind.CLAIMING,
         EventKind.CLAIMED,
         *[EventKind.CHECKPOINTED] * 3,
         EventKind.COMPLETED,
@@ -123,14 +104,7 @@ def test_submitted_task_is_claimed_checkpointed_and_completed(
     mine = [e for e in events.records if e.task_id == t.task_id]
     assert all(e.agent_id == agent.agent_id and e.epoch == agent.epoch for e in mine)
     assert all(e.attempt == 1 for e in mine)
-    claiming = mine[0]
-    assert same_task(claiming.task, t)
-    assert claiming.source is not None
-    assert (claiming.source.topic, claiming.source.partition, claiming.source.offset) == (
-        topics.tasks,
-        partition,
-        offset,
-    )
+    assert same_task(mine[0].task, t)
     # Every returned offset holds the checkpoint the event reports.
     refs = [e.checkpoint for e in mine if e.kind is EventKind.CHECKPOINTED]
     assert [r.offset for r in refs if r is not None] == offsets
@@ -158,17 +132,16 @@ def test_failed_handler_reports_the_error(
     def handler(ctx: TaskContext) -> None:
         raise ValueError("bad input")
 
-    start_agent(handler)
+    agent = start_agent(handler)
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(lambda recs: EventKind.FAILED in task_events(recs, t.task_id), "failure")
     failed = [e for e in events.records if e.task_id == t.task_id and e.kind is EventKind.FAILED]
     assert failed[0].error == "ValueError: bad input"
 
 
-def test_redispatch_goes_first_and_resumes_from_its_checkpoint(
+def test_queued_failover_work_starts_before_queued_new_work_and_resumes_from_its_checkpoint(
     start_agent: Start, reader: MakeReader, topics: Topics, sdk_bootstrap: str
 ) -> None:
     gate = threading.Event()
@@ -182,12 +155,14 @@ def test_redispatch_goes_first_and_resumes_from_its_checkpoint(
     agent = start_agent(handler, capacity=1)
     blocker, normal, moved = task(block=True), task(), task("moved")
     events = reader(topics.task_events, TaskEvent)
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(blocker)
-        events.wait_for(
-            lambda recs: EventKind.CLAIMED in task_events(recs, blocker.task_id), "blocker claim"
-        )
-        submitter.submit(normal)
+    beats = reader(topics.heartbeats, Heartbeat)
+    dispatch(sdk_bootstrap, topics, agent, blocker)
+    events.wait_for(
+        lambda recs: EventKind.CLAIMED in task_events(recs, blocker.task_id), "blocker claim"
+    )
+    # Both arrive while the only slot is taken: new work first, then a failover.
+    dispatch(sdk_bootstrap, topics, agent, normal)
+    eventually(lambda: normal.task_id in agent.in_flight(), DEADLINE_S, "new work to be queued")
     # The dead agent's checkpoint, then the monitor's redispatch naming it.
     old = Checkpoint(
         task_id="moved",
@@ -219,18 +194,17 @@ def test_redispatch_goes_first_and_resumes_from_its_checkpoint(
         ),
     )
     eventually(lambda: "moved" in agent.in_flight(), DEADLINE_S, "the redispatch to be queued")
+    # Queued work is in the heartbeat, so that no monitor worker counts the slots as free.
+    beats.wait_for(
+        lambda recs: any({normal.task_id, "moved"} <= set(b.in_flight) for b in recs),
+        "a heartbeat listing the queued tasks",
+    )
     gate.set()
     events.wait_for(
         lambda recs: EventKind.COMPLETED in task_events(recs, normal.task_id), "the normal task"
     )
-    claims = [
-        (e.task_id, e.kind)
-        for e in events.records
-        if e.kind in (EventKind.CLAIMING, EventKind.CLAIMED)
-    ]
-    assert claims.index(("moved", EventKind.CLAIMED)) < claims.index(
-        (normal.task_id, EventKind.CLAIMING)
-    )
+    claims = [e.task_id for e in events.records if e.kind is EventKind.CLAIMED]
+    assert claims == [blocker.task_id, "moved", normal.task_id]
     assert seen["moved"] == (2, 5, {"acc": 42})
     moved_events = [e for e in events.records if e.task_id == "moved"]
     assert [e.kind for e in moved_events] == [EventKind.CLAIMED, EventKind.COMPLETED]
@@ -286,8 +260,7 @@ def test_fence_stops_the_task_and_nothing_more_is_written(
     agent.start()
     runner, stopped = run_in_thread(agent)
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(lambda recs: EventKind.CHECKPOINTED in task_events(recs, t.task_id), "step 0")
     write(
@@ -313,7 +286,6 @@ def test_fence_stops_the_task_and_nothing_more_is_written(
     assert [c.step for c in checkpoints.read_to_end()] == [0]
     events.read_to_end()
     assert task_events(events.records, t.task_id) == [
-        EventKind.CLAIMING,
         EventKind.CLAIMED,
         EventKind.CHECKPOINTED,
     ]
@@ -334,8 +306,7 @@ def test_a_plan_moving_a_running_task_stops_it(
 
     agent = start_agent(handler)
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     eventually(lambda: t.task_id in agent.in_flight(), DEADLINE_S, "the claim")
     write(
         sdk_bootstrap,
@@ -357,7 +328,7 @@ def test_a_plan_moving_a_running_task_stops_it(
     events.wait_for(lambda recs: EventKind.CLAIMED in task_events(recs, t.task_id), "claimed")
     agent.close()
     events.read_to_end()
-    assert task_events(events.records, t.task_id) == [EventKind.CLAIMING, EventKind.CLAIMED]
+    assert task_events(events.records, t.task_id) == [EventKind.CLAIMED]
 
 
 def test_close_releases_in_flight_tasks_with_their_checkpoint(
@@ -371,15 +342,13 @@ def test_close_releases_in_flight_tasks_with_their_checkpoint(
 
     agent = start_agent(handler, checkpoint_policy=CheckpointPolicy.on_demand())
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(lambda recs: EventKind.CHECKPOINTED in task_events(recs, t.task_id), "step 0")
     agent.close()
     events.wait_for(lambda recs: EventKind.AGENT_STOPPED in [e.kind for e in recs], "agent_stopped")
     events.read_to_end()  # nothing may follow agent_stopped
     assert task_events(events.records, t.task_id) == [
-        EventKind.CLAIMING,
         EventKind.CLAIMED,
         EventKind.CHECKPOINTED,
         EventKind.CHECKPOINTED,
@@ -412,8 +381,7 @@ def test_close_releases_a_handler_that_ignores_the_stop(
 
     agent = start_agent(handler, close_timeout=1.0)
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
     events.wait_for(lambda recs: EventKind.CHECKPOINTED in task_events(recs, t.task_id), "step 0")
     agent.close()
@@ -439,8 +407,7 @@ def test_handoff_wait_lets_a_handler_reach_its_next_checkpoint(
 
     agent = start_agent(handler, handoff_wait=DEADLINE_S)
     t = task()
-    with TaskSubmitter(sdk_bootstrap, topics) as submitter:
-        submitter.submit(t)
+    dispatch(sdk_bootstrap, topics, agent, t)
     eventually(started.is_set, DEADLINE_S, "step 0")
     agent.close()
     events = reader(topics.task_events, TaskEvent)

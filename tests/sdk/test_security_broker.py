@@ -22,10 +22,11 @@ from agent_failover.dev.waiting import eventually
 from agent_failover.errors import BrokerUnreachable
 from agent_failover.models import Task
 from agent_failover.sdk import Agent, TaskContext, TaskSubmitter
+from agent_failover.sdk.kafka import ConfirmingProducer, producer_conf, wait_delivered
 from agent_failover.topics import ensure_topics
 from tests.secured_broker import Certificates, Relay, make_certificates, relayed_tansu, tansu
 
-from .conftest import DEADLINE_S
+from .conftest import DEADLINE_S, new_work
 
 pytestmark = pytest.mark.broker
 
@@ -83,9 +84,23 @@ def mutual_tls(bootstrap: str, certs: Certificates, **changes: Any) -> KafkaConf
     return sasl(bootstrap, **{**tls, **changes})
 
 
+def dispatch(kafka: KafkaConfig, topics: Topics, agent: Agent, task: Task) -> None:
+    """Place ``task`` on ``agent`` as the monitor's intake does, over the same secured
+    connection, signed with the fleet's key."""
+    producer = ConfirmingProducer(
+        producer_conf(kafka, "sec-test-monitor"), name="sec-test-monitor", signer=kafka.signer
+    )
+    producer.start()
+    try:
+        rd = new_work(agent, task)
+        wait_delivered(producer.send(topics.priority, agent.agent_id, rd.encode()), "dispatch")
+    finally:
+        producer.close(DEADLINE_S)
+
+
 def a_task_runs(kafka: KafkaConfig) -> None:
-    """Topics created, a task submitted, an agent takes and runs it: every SDK client (admin,
-    producer, group consumer, assigned consumers) has spoken to the broker."""
+    """Topics created, a task submitted, an agent given it and running it: every SDK client
+    (admin, producers, assigned consumers) has spoken to the broker."""
     topics = Topics(prefix=f"sec-{uuid.uuid4().hex[:8]}.", agent_partitions=2)
     ensure_topics(kafka, topics)
     ran = threading.Event()
@@ -98,12 +113,13 @@ def a_task_runs(kafka: KafkaConfig) -> None:
         kafka=kafka,
         agent_id=f"agent-{uuid.uuid4().hex[:6]}",
         topics=topics,
-        group_id=f"{topics.prefix}agents",
         heartbeat_interval=0.2,
         fetch_wait_max_ms=10,
     )
-    with Agent(config, handler), TaskSubmitter(kafka, topics) as submitter:
-        submitter.submit(Task(task_id="t-1", task_type="test"))
+    task = Task(task_id="t-1", task_type="test")
+    with Agent(config, handler) as agent, TaskSubmitter(kafka, topics) as submitter:
+        submitter.submit(task)
+        dispatch(kafka, topics, agent, task)
         eventually(ran.is_set, DEADLINE_S, "the task to run")
 
 

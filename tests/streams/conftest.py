@@ -259,9 +259,9 @@ def fleet(monitor_harness: MonitorHarness) -> Iterator[Fleet]:
 def task_event(
     kind: m.EventKind, agent: str, epoch: int, task_id: str, **kw: object
 ) -> m.TaskEvent:
-    """A task event of attempt 1 (with the task itself for claiming / claimed)."""
+    """A task event of attempt 1 (with the task itself for claimed)."""
     task = m.Task(task_id=task_id, task_type="demo", payload={"steps": 5})
-    with_task = kind in (m.EventKind.CLAIMING, m.EventKind.CLAIMED)
+    with_task = kind is m.EventKind.CLAIMED
     return m.TaskEvent(
         kind=kind,
         agent_id=agent,

@@ -41,7 +41,6 @@ def event(
     task_id: str | None = "t-1",
     attempt: int | None = 1,
     checkpoint: m.CheckpointRef | None = None,
-    source: m.SourceRef | None = None,
     capacity: int | None = None,
     pool: m.Pool | None = None,
 ) -> m.TaskEvent:
@@ -53,10 +52,7 @@ def event(
         at=0.0,
         task_id=None if lifecycle else task_id,
         attempt=None if lifecycle else attempt,
-        task=task(task_id or "t-1")
-        if kind in (m.EventKind.CLAIMING, m.EventKind.CLAIMED)
-        else None,
-        source=source,
+        task=task(task_id or "t-1") if kind is m.EventKind.CLAIMED else None,
         checkpoint=checkpoint,
         capacity=capacity,
         pool=pool,
@@ -70,11 +66,10 @@ def slot(
     epoch: int = 1,
     status: SlotStatus = SlotStatus.OWNED,
     checkpoint: m.CheckpointRef | None = None,
-    source: m.SourceRef | None = None,
     reason: m.DispatchReason | None = None,
     progress_at: float | None = None,
 ) -> TaskSlot:
-    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, source, reason, progress_at)
+    return TaskSlot(task(task_id), attempt, epoch, status, checkpoint, reason, progress_at)
 
 
 def record(
@@ -113,6 +108,28 @@ def control(
         issued_at=50.0,
         reason=reason,
         plan=plan,
+    )
+
+
+def new_work(
+    task_id: str = "t-1",
+    *,
+    target: str = "a",
+    epoch: int = 1,
+    partition: int = 0,
+    offset: int = 0,
+    decision_id: str = "d-new",
+) -> m.Redispatch:
+    """An intake decision (attempt 1, reason new) about ``tasks[partition]@offset``."""
+    return m.Redispatch(
+        task=task(task_id),
+        attempt=1,
+        target_agent_id=target,
+        target_epoch=epoch,
+        reason=m.DispatchReason.NEW,
+        decision_id=decision_id,
+        dispatched_at=1.0,
+        source=m.SourceRef(partition=partition, offset=offset),
     )
 
 

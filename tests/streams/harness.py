@@ -14,7 +14,6 @@ from agent_failover.config import KafkaConfig, MonitorConfig, Topics
 from agent_failover.models import Control, Pool
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
-from streams.channels import Committed
 from streams.fleet import FleetDirectory
 from streams.metrics import MonitorMetrics
 from streams.monitor import Monitor, TickReport
@@ -23,10 +22,12 @@ from streams.state import AgentRecord, LiveEntry
 T0 = 1000.0  # the monitor clock at a harness's first tick
 
 
-def agent_in(partition: int, partitions: int) -> str:
-    """The first agent id ``p<partition>-<n>`` whose key hashes to ``partition``."""
+def agent_in(partition: int, partitions: int, skip: int = 0) -> str:
+    """The first agent id ``p<partition>-<n>`` whose key hashes to ``partition`` (after
+    ``skip`` others)."""
     names = (f"p{partition}-{n}" for n in itertools.count())
-    return next(a for a in names if partition_for(a, partitions) == partition)
+    found = (a for a in names if partition_for(a, partitions) == partition)
+    return next(itertools.islice(found, skip, None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +82,13 @@ class LiveMap:
         self.last_poll = now
 
     def beat(
-        self, agents: Iterable[str], at: float, *, epoch: int = 1, pool: Pool = Pool.ACTIVE
+        self,
+        agents: Iterable[str],
+        at: float,
+        *,
+        epoch: int = 1,
+        pool: Pool = Pool.ACTIVE,
+        capacity: int = 2,
     ) -> None:
         """Heartbeats of ``agents`` received at ``at`` (never before an earlier beat)."""
         newest = next(reversed(self._entries.values()), None)
@@ -93,7 +100,7 @@ class LiveMap:
                 continue
             if current is None or current.epoch != epoch:
                 self._changed.append(agent_id)
-            self._entries[agent_id] = LiveEntry(agent_id, epoch, 0, at, 2, (), pool)
+            self._entries[agent_id] = LiveEntry(agent_id, epoch, 0, at, capacity, (), pool)
 
     @property
     def assigned(self) -> frozenset[int]:
@@ -137,6 +144,41 @@ class Msg:
     headers: list[tuple[str, str | bytes | None]] | None = None
 
 
+class Feed:
+    """The task partitions as a test decides them (the intake's ``TaskFeed``)."""
+
+    def __init__(self, owned: Collection[int] = (0,)) -> None:
+        self.partitions = frozenset(owned)
+        self.rebalancing = False
+        self.high: dict[int, int] = {}
+        self.skipped_to: list[tuple[int, int]] = []
+
+    def owned(self) -> frozenset[int]:
+        return self.partitions
+
+    def busy(self) -> bool:
+        return self.rebalancing
+
+    def highwater(self, partition: int) -> int | None:
+        return self.high.get(partition)
+
+    async def skip_to(self, partition: int, offset: int) -> None:
+        self.skipped_to.append((partition, offset))
+
+    def current(self, partition: int) -> bool:
+        return not self.rebalancing and partition in self.partitions
+
+
+class Clock:
+    """The monitor clock the intake reads while it waits: set by the test."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class Worker:
     """A :class:`Monitor` over ``table`` with an outbox and a :class:`LiveMap`; ``kafka`` may
     carry a signing key (records delivered are then signed with it unless told otherwise)."""
@@ -147,9 +189,9 @@ class Worker:
         *,
         topics: Topics,
         timeout: float = 3.0,
-        grace: float | None = 0.0,
+        grace: float = 0.0,
         directory: FleetDirectory | None = None,
-        committed: Committed | None = None,
+        stuck_after: float = 30.0,
         kafka: KafkaConfig | None = None,
     ) -> None:
         self.topics = topics
@@ -158,19 +200,25 @@ class Worker:
             topics=topics,
             heartbeat_timeout=timeout,
             grace_period=grace,
+            stuck_after=stuck_after,
         )
         self.table = table
         self.outbox = Outbox()
         self.live = LiveMap()
         self.metrics = MonitorMetrics()
+        self.progress: dict[int, int] = {}
+        self.feed = Feed()
+        self.clock = Clock(T0)
         self.monitor = Monitor(
             self.config,
             table,
             self.live,
             self.metrics,
             self.outbox.send,
-            committed,
             directory or FleetDirectory("w1", topics.agent_partitions),
+            progress=self.progress,
+            feed=self.feed,
+            clock=self.clock,
         )
 
     def tick(
@@ -183,18 +231,31 @@ class Worker:
     ) -> TickReport:
         """A tick at ``now``, and the summaries it started. The heartbeat thread polled just
         before; ``caught_up``: it has already read ``owned`` to their end."""
+        return asyncio.run(self.atick(now, owned, busy=busy, caught_up=caught_up))
+
+    async def atick(
+        self,
+        now: float,
+        owned: Collection[int] = (0,),
+        *,
+        busy: bool = False,
+        caught_up: bool = True,
+    ) -> TickReport:
+        """:meth:`tick` inside a running loop (for tests that keep the intake waiting)."""
         if caught_up:
             self.live.assign(owned)
         self.live.poll(now)
+        self.clock.now = now
+        report = await self.monitor.tick(owned, busy, now)
+        await self.monitor.publisher.wait()
+        return report
 
-        async def run() -> TickReport:
-            report = await self.monitor.tick(owned, busy, now)
-            await self.monitor.publisher.wait()
-            return report
+    def deliver(self, *args: Any, **kwargs: Any) -> None:
+        """One record of the faust agent's topics handed to the monitor: :meth:`adeliver`, run
+        on a loop of its own."""
+        asyncio.run(self.adeliver(*args, **kwargs))
 
-        return asyncio.run(run())
-
-    def deliver(
+    async def adeliver(
         self,
         topic: str,
         key: str,
@@ -203,12 +264,43 @@ class Worker:
         partition: int = 0,
         signer: Signer | None = None,
     ) -> None:
-        """One record of the faust agent's topics handed to the monitor, signed by ``signer``
-        (default: the fleet's, this worker's own key)."""
-        signer = signer or self.config.kafka.signer
-        headers = signer.headers(topic, key, value)
-        msg = Msg(topic, partition, 1, key.encode(), value, headers)
-        asyncio.run(self.monitor.on_message(msg, now))
+        """One record of the faust agent's topics handed to the monitor inside a running loop,
+        signed by ``signer`` (default: the fleet's, this worker's own key)."""
+        await self.monitor.on_message(self._msg(topic, partition, 1, key, value, signer), now)
+
+    async def place(self, value: bytes | None, partition: int = 0, **at: Any) -> None:
+        """A record of ``tasks`` handed to the intake; returns once it is placed (or left).
+        ``at``: its ``offset`` (default 0) and the ``signer`` (default: the fleet's)."""
+        msg = self._at(self.topics.tasks, partition, value, **at)
+        await self.monitor.on_task(msg, lambda: self.feed.current(partition))
+
+    async def assign(self, value: bytes | None, partition: int = 0, **at: Any) -> None:
+        """A record of ``tasks.assigned`` handed to the assigner (``at`` as for :meth:`place`)."""
+        await self.monitor.on_decision(self._at(self.topics.assigned, partition, value, **at))
+
+    def _at(
+        self,
+        topic: str,
+        partition: int,
+        value: bytes | None,
+        offset: int = 0,
+        signer: Signer | None = None,
+    ) -> Msg:
+        return self._msg(topic, partition, offset, "k", value, signer)
+
+    def _msg(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: str,
+        value: bytes | None,
+        signer: Signer | None,
+    ) -> Msg:
+        """A consumed record, signed by ``signer`` (default: the fleet's, this worker's own
+        key)."""
+        headers = (signer or self.config.kafka.signer).headers(topic, key, value)
+        return Msg(topic, partition, offset, key.encode(), value, headers)
 
     def apply(self, ctl: Control, now: float) -> None:
         """A decision read back from ``control``."""

@@ -1,4 +1,5 @@
-"""Planning (standby first, least loaded, none) and applying decisions (first decision wins)."""
+"""Planning (standby first, least loaded, none), new work (active agents only, least loaded),
+load (a completion frees its slot at once) and applying decisions (first decision wins)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import dataclasses
 from agent_failover.models import ControlKind, DispatchReason, PlanEntry, Pool
 from streams.dispatch import (
     Candidate,
-    Settlement,
     apply_control,
     candidates,
+    choose_new,
+    free_slots,
+    load_of,
     plan_moves,
-    settle_claim,
 )
 from streams.state import FencedEpoch, SlotStatus
 from tests.streams.factories import POLICY, control, live, record, ref, slot
@@ -72,10 +74,30 @@ def test_candidates_skip_unhealthy_draining_fenced_and_superseded() -> None:
     assert got == [Candidate("ok", 1, Pool.ACTIVE, 2, 2)]  # two held in the table, one queued
 
 
-def test_settle_unconfirmed_claims() -> None:
-    assert settle_claim(5, 6, 0.0, 6.0) is Settlement.TOOK_EFFECT
-    assert settle_claim(5, 5, 1.0, 6.0) is Settlement.WAIT
-    assert settle_claim(5, None, 6.0, 6.0) is Settlement.NOT_TAKEN
+def test_load_is_held_tasks_and_heartbeat_tasks_minus_those_finished_since() -> None:
+    rec = record(slots=(slot("x"), slot("moving", status=SlotStatus.QUEUED)))
+    # The heartbeat lags: it still lists "done" (completed since) and not yet "x".
+    rec = dataclasses.replace(rec, done=(("done", 1),))
+    assert load_of(rec, live(in_flight=("done", "queued-here"))) == 2  # x, queued-here
+    assert load_of(None, live(in_flight=("a", "b"))) == 2
+    assert load_of(record(), live()) == 0
+    # A slot of another epoch of the same agent id is not this epoch's load.
+    assert load_of(record(slots=(slot(epoch=2),)), live(epoch=1)) == 0
+
+
+def test_new_work_goes_to_the_least_loaded_active_agent_never_a_standby() -> None:
+    pool = [
+        cand("s", pool=Pool.STANDBY),
+        cand("b", load=1),
+        cand("c", load=1, cap=4),
+        cand("full", load=2),
+    ]
+    assert choose_new(pool) == pool[2]  # a quarter full beats half full; the standby is idle
+    assert choose_new(pool, {("c", 7): 3}) == pool[1]
+    assert choose_new(pool, {("c", 7): 3, ("b", 7): 1}) is None  # only the standby is free
+    assert choose_new([cand("y", load=1), cand("x", load=1)]) == cand("x", load=1)  # tie: id
+    assert free_slots(pool) == 1 + 3
+    assert free_slots(pool, {("c", 7): 5}) == 1
 
 
 def test_fence_moves_tasks_with_attempt_plus_one_and_checkpoint() -> None:
@@ -132,18 +154,11 @@ def test_fence_queues_tasks_the_plan_did_not_know() -> None:
     assert out.record.tasks["late"].status is SlotStatus.QUEUED
 
 
-def test_fence_keeps_unconfirmed_claims_for_the_offsets_to_settle() -> None:
-    rec = record(slots=(slot(status=SlotStatus.UNCONFIRMED),))
-    out = apply_control(rec, control(FENCE), 0, 60.0)
-    assert out.record.tasks["t-1"].status is SlotStatus.UNCONFIRMED
-    # Later, settled as taken: a dispatch moves it.
-    moved = apply_control(
-        out.record,
-        control(DISPATCH, plan=(PlanEntry("t-1", 2, "b", 9),), decision_id="d-2"),
-        0,
-        61.0,
-    )
-    assert [r.task_id for r in moved.redispatches] == ["t-1"]
+def test_new_work_held_by_a_fenced_epoch_moves_as_attempt_two_from_the_start() -> None:
+    rec = record(slots=(slot(),))  # attempt 1, dispatched as new work, never checkpointed
+    out = apply_control(rec, control(FENCE, plan=(PlanEntry("t-1", 2, "b", 9),)), 0, 60.0)
+    (rd,) = out.redispatches
+    assert (rd.attempt, rd.checkpoint, rd.from_agent_id, rd.source) == (2, None, "a", None)
 
 
 def test_first_plan_entry_per_task_attempt_wins() -> None:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from agent_failover.models import DispatchReason, EventKind, Pool, Redispatch, SourceRef
+from agent_failover.models import DispatchReason, EventKind, Pool, Redispatch
 from streams import events as ev
 from streams.events import apply_event, apply_redispatch
 from streams.state import AgentRecord, FencedEpoch, SlotStatus, decode_record, encode_record
-from tests.streams.factories import event, record, ref, slot, task
-
-SRC = SourceRef(topic="af.tasks", partition=1, offset=5)
+from tests.streams.factories import event, new_work, record, ref, slot, task
 
 
 def fenced(rec_epoch: int = 1) -> AgentRecord:
@@ -35,10 +33,10 @@ def redispatch(*, attempt: int = 2, epoch: int = 1) -> Redispatch:
 def test_task_lifecycle() -> None:
     rec = apply_event(None, event(EventKind.AGENT_STARTED, capacity=3, pool=Pool.STANDBY), 2).record
     assert (rec.epoch, rec.capacity, rec.pool, rec.partition) == (1, 3, Pool.STANDBY, 2)
-    rec = apply_event(rec, event(EventKind.CLAIMING, source=SRC), 2).record
-    assert rec.tasks["t-1"].status is SlotStatus.UNCONFIRMED
-    rec = apply_event(rec, event(EventKind.CLAIMED), 2).record
-    assert rec.tasks["t-1"].status is SlotStatus.OWNED and rec.tasks["t-1"].source == SRC
+    rec = apply_redispatch(rec, new_work(), 2).record  # the intake's dispatch of new work
+    assert rec.tasks["t-1"].status is SlotStatus.OWNED and rec.tasks["t-1"].attempt == 1
+    out = apply_event(rec, event(EventKind.CLAIMED), 2)
+    assert out.rejected is None and out.record == rec  # the dispatch already made it its own
     rec = apply_event(rec, event(EventKind.CHECKPOINTED, checkpoint=ref(11, 3)), 2).record
     rec = apply_event(rec, event(EventKind.CHECKPOINTED, checkpoint=ref(10, 2)), 2).record
     assert rec.tasks["t-1"].checkpoint == ref(11, 3)  # never moves backwards
@@ -64,10 +62,16 @@ def test_late_claimed_on_a_fenced_epoch_needs_a_dispatch() -> None:
     assert apply_event(out.record, event(EventKind.CLAIMED, task_id="t-9"), 0).to_dispatch == ()
 
 
-def test_late_claiming_waits_for_the_offsets() -> None:
-    out = apply_event(fenced(), event(EventKind.CLAIMING, task_id="t-9", source=SRC), 0)
-    assert out.to_dispatch == ()
-    assert out.record.tasks["t-9"].status is SlotStatus.UNCONFIRMED
+def test_new_work_dispatched_to_a_fenced_epoch_moves_on_as_attempt_two() -> None:
+    out = apply_redispatch(fenced(), new_work(), 0)
+    assert out.rejected == ev.FENCED_EPOCH and out.to_dispatch == ("t-1",)
+    s = out.record.tasks["t-1"]
+    assert (s.attempt, s.status, s.reason, s.checkpoint) == (
+        1,
+        SlotStatus.QUEUED,
+        DispatchReason.LATE_CLAIM,
+        None,
+    )
 
 
 def test_released_is_queued_for_immediate_dispatch_with_its_checkpoint() -> None:
@@ -140,7 +144,6 @@ def test_record_codec_round_trip() -> None:
             slots=(
                 slot(
                     checkpoint=ref(),
-                    source=SRC,
                     status=SlotStatus.QUEUED,
                     reason=DispatchReason.RELEASED,
                 ),

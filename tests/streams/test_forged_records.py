@@ -4,6 +4,7 @@ change nothing. Everything the monitor writes is signed."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from confluent_kafka import Message
@@ -18,12 +19,13 @@ from agent_failover.models import (
     FleetSummary,
     Heartbeat,
     Pool,
+    Redispatch,
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
 from streams.fleet import FleetDirectory
 from streams.liveness import LivenessTracker
-from tests.streams.factories import event, redispatch
+from tests.streams.factories import event, new_work, redispatch, task
 from tests.streams.harness import T0, Worker
 
 KEY = "the-fleet-signing-key-0123456789"
@@ -136,3 +138,34 @@ def test_forged_heartbeats_and_summaries_are_dead_lettered_by_the_heartbeat_thre
     for topic, value, key, headers in producer.sent:
         assert DeadLetter.decode(value).reason.startswith("bad signature")
         FLEET.check(topic, key, value, headers)
+
+
+def test_forged_tasks_and_intake_decisions_are_dead_lettered_and_change_nothing() -> None:
+    # The intake's read sites: a task nobody of the fleet submitted is never placed, and a
+    # decision no monitor of the fleet wrote is never forwarded (it would win: the first
+    # decision per task record counts).
+    w = worker()
+    forged = new_work("t-1", target="intruder", offset=2)  # about the genuine record below
+
+    async def run() -> None:
+        w.live.beat([A], T0)
+        await w.atick(T0, owned=(0, 1))
+        for offset, forger in enumerate((UNSIGNED, ROGUE)):
+            await w.assign(forged.encode(), offset=offset, signer=forger)
+            await w.place(task("forged").encode(), offset=offset, signer=forger)
+        await w.place(task("t-1").encode(), offset=2)
+        (decided,) = w.outbox.take(TOPICS.assigned)
+        await w.assign(decided.value)
+
+    asyncio.run(run())
+    (forwarded,) = w.outbox.take(TOPICS.priority)
+    rd = Redispatch.decode(forwarded.value)
+    assert (rd.task_id, rd.target_agent_id, forwarded.key) == ("t-1", A, A.encode())
+    reasons = [(d.topic, d.reason.split(":")[0]) for d in letters(w)]
+    assert sorted(reasons) == sorted(
+        [(TOPICS.assigned, "bad signature"), (TOPICS.tasks, "bad signature")] * 2
+    )
+    for topic in ("tasks", "tasks.assigned"):
+        labels = {"topic": topic, "reason": "bad_signature", "source": "monitor"}
+        assert w.gauge("agent_failover_dead_letters_total", labels) == 2
+    assert w.gauge("agent_failover_tasks_dispatched_total") == 1

@@ -11,7 +11,7 @@ import pytest
 from agent_failover import models as m
 from agent_failover.signing import Signer
 from tests.streams.conftest import Fleet, MonitorHarness, claimed_and_checkpointed, task_event
-from tests.streams.test_metrics_broker import sample, scrape
+from tests.streams.test_metrics_broker import bad_signatures, scrape
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
@@ -88,14 +88,5 @@ def test_forged_records_neither_fence_a_live_agent_nor_move_a_resume_point(
     base = h.http_base()
     assert base is not None
     _, samples = scrape(base)
-    counted = {
-        topic: sample(
-            samples,
-            "agent_failover_dead_letters_total",
-            topic=topic,
-            reason="bad_signature",
-            source="monitor",
-        )
-        for topic in ("heartbeats", "task-events", "control")
-    }
+    counted = bad_signatures(samples, "heartbeats", "task-events", "control")
     assert counted == {"heartbeats": beats, "task-events": 2, "control": 1}

@@ -51,18 +51,42 @@ def test_the_table_changed_behind_its_back_or_a_recovery_means_rebuild() -> None
     assert index.get("a") == table["a"]
 
 
-def test_agents_with_queued_tasks_or_unconfirmed_claims_are_known_without_a_scan() -> None:
+def test_agents_with_queued_tasks_are_known_without_a_scan() -> None:
     table = {
         "b": rec("b", 0, SlotStatus.QUEUED, SlotStatus.OWNED),
         "a": rec("a", 0, SlotStatus.QUEUED),
-        "c": rec("c", 0, SlotStatus.UNCONFIRMED),
         "d": rec("d", 0, SlotStatus.OWNED),
     }
     index = RecordIndex(table)
     index.rebuild(frozenset({0}))
     assert [r.agent_id for r in index.with_queued()] == ["a", "b"]
-    assert [r.agent_id for r in index.with_unconfirmed()] == ["c"]
     index.store("a", rec("a", 0, SlotStatus.OWNED))  # dispatched
-    index.store("d", rec("d", 0, SlotStatus.UNCONFIRMED, SlotStatus.QUEUED))
+    index.store("d", rec("d", 0, SlotStatus.OWNED, SlotStatus.QUEUED))
     assert [r.agent_id for r in index.with_queued()] == ["b", "d"]
-    assert [r.agent_id for r in index.with_unconfirmed()] == ["c", "d"]
+
+
+def test_agents_written_since_a_version_newest_first_until_too_long_ago() -> None:
+    table: dict[str, AgentRecord] = {}
+    index = RecordIndex(table)
+    index.rebuild(frozenset({0}))
+    v0 = index.version
+    assert index.written_since(v0) == []
+    index.store("a", rec("a", 0))
+    v1 = index.version
+    index.store("b", rec("b", 0))
+    index.store("a", rec("a", 0, SlotStatus.OWNED))
+    assert index.written_since(v0) == ["a", "b"]
+    assert index.written_since(v1) == ["a", "b"]  # a again after v1
+    assert index.written_since(index.version) == []
+    index.rebuild(frozenset({0}))
+    assert index.written_since(v1) is None  # built before the rebuild: build again
+
+
+def test_more_writes_than_remembered_mean_build_again() -> None:
+    index = RecordIndex({})
+    index.rebuild(frozenset({0}))
+    v0 = index.version
+    for n in range(5000):
+        index.store(f"a{n}", rec(f"a{n}", 0))
+    assert index.written_since(v0) is None
+    assert index.written_since(index.version - 2) == ["a4999", "a4998"]

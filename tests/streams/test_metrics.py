@@ -112,7 +112,10 @@ def test_every_label_value_exists_at_zero_from_the_start(metrics: MonitorMetrics
 def test_the_label_sets_are_the_contracts() -> None:
     assert set(STATES) == {"healthy", "degraded", "failed", "stopped", "unknown"}
     assert set(POOLS) == {"active", "standby"}
-    assert set(LAG_TOPICS) == {"heartbeats", "task-events", "control", "tasks.priority", "tasks"}
+    contract = {"heartbeats", "task-events", "control", "tasks.priority", "tasks"}
+    # Beyond the contract: the intake's decisions, read by the monitor like the others.
+    assert set(LAG_TOPICS) == contract | {"tasks.assigned"}
+    assert set(DEAD_LETTER_TOPICS) == contract | {"tasks.assigned", "checkpoints", "fleet"}
     assert set(REFUSALS) == {
         "not_json",
         "invalid",

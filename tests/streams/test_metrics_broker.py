@@ -47,6 +47,15 @@ def sample(samples: Samples, name: str, **labels: str) -> float | None:
     return samples.get((name, frozenset(labels.items())))
 
 
+def bad_signatures(samples: Samples, *topics: str) -> dict[str, float | None]:
+    """The monitor's dead letters of reason ``bad_signature``, by logical topic."""
+    name = "agent_failover_dead_letters_total"
+    return {
+        topic: sample(samples, name, topic=topic, reason="bad_signature", source="monitor")
+        for topic in topics
+    }
+
+
 def promtool() -> str | None:
     """promtool from PATH, else from the project's tool cache (where the tool installer puts it:
     ``$AGENT_FAILOVER_TOOLS_CACHE``, or ``${XDG_CACHE_HOME:-~/.cache}/agent-failover``)."""

@@ -56,8 +56,9 @@ def test_a_record_without_the_progress_and_silence_times_still_reads() -> None:
     assert orjson.loads(encode_record(old))["v"] == STATE_VERSION
 
 
-def test_a_version_1_record_is_still_read() -> None:
-    v1 = {
+def version_1(**slot: object) -> dict[str, object]:
+    """A record as version 1 wrote it, holding task ``t-1`` (``slot``: changes to its slot)."""
+    return {
         "v": 1,
         "agent_id": "a",
         "partition": 0,
@@ -76,12 +77,16 @@ def test_a_version_1_record_is_still_read() -> None:
                 "checkpoint": {"partition": 0, "offset": 3, "step": 1},
                 "source": None,
                 "reason": None,
+                **slot,
             }
         ],
         "decided": [["t-0", 2]],
         "done": [],
     }
-    rec = decode_record(orjson.dumps(v1))
+
+
+def test_a_version_1_record_is_still_read() -> None:
+    rec = decode_record(orjson.dumps(version_1()))
     assert rec.fenced == (FencedEpoch(1, "d", 1.5),)
     assert list(rec.tasks) == ["t-1"] and rec.tasks["t-1"].checkpoint is not None
     assert rec.decided == (("t-0", 2),) and rec.stopped == (2,)
@@ -103,6 +108,44 @@ def test_a_version_2_record_gives_its_checkpoints_the_slots_task_attempt_and_epo
         held.epoch,
     )
     assert dataclasses.replace(rec, tasks=full_record().tasks) == full_record()
+
+
+def _unconfirmed(slot_: dict[str, object]) -> None:
+    """Make a table slot an unconfirmed claim of the agents' former consumer group."""
+    slot_.update(status="unconfirmed", source={"topic": "af.tasks", "partition": 1, "offset": 9})
+
+
+def test_an_unconfirmed_claim_of_the_consumer_group_days_is_read_as_held() -> None:
+    # Nobody reads the agents' old group any more: the claimed task is the agent's, so it moves
+    # if the agent dies instead of being lost.
+    old = orjson.loads(encode_record(full_record()))
+    _unconfirmed(old["agent"]["tasks"]["t-1"])
+    rec = decode_record(orjson.dumps(old))
+    assert rec.tasks["t-1"].status is SlotStatus.OWNED
+    assert rec == full_record()
+
+
+def test_an_unconfirmed_claim_in_a_version_2_record_is_held_with_the_slots_checkpoint() -> None:
+    # Both conversions apply: the claim is held, its checkpoint reference named after the slot.
+    v3 = orjson.loads(encode_record(full_record()))
+    tasks = v3["agent"]["tasks"]
+    for name in ("task_id", "attempt", "epoch"):
+        del tasks["t-1"]["checkpoint"][name]
+    _unconfirmed(tasks["t-1"])
+    rec = decode_record(orjson.dumps({"v": 2, "agent": v3["agent"]}))
+    assert rec == full_record()
+
+
+def test_an_unconfirmed_claim_in_a_version_1_record_is_held() -> None:
+    v1 = version_1(status="unconfirmed", source={"topic": "af.tasks", "partition": 1, "offset": 9})
+    held = decode_record(orjson.dumps(v1)).tasks["t-1"]
+    assert held.status is SlotStatus.OWNED
+    assert held.checkpoint is not None
+    assert (held.checkpoint.task_id, held.checkpoint.attempt, held.checkpoint.epoch) == (
+        "t-1",
+        1,
+        4,
+    )
 
 
 @pytest.mark.parametrize("version", [4, 0, "2", True, None])

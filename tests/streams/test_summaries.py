@@ -7,9 +7,9 @@ import dataclasses
 import time
 
 from agent_failover.config import Topics
-from agent_failover.models import FleetSummary, PlanEntry, Pool
+from agent_failover.models import FleetSummary, Pool
 from streams.detection import Health
-from streams.dispatch import Candidate
+from streams.dispatch import Candidate, free_by_pool
 from streams.fleet import PUBLISH_INTERVAL
 from streams.state import AgentRecord, FencedEpoch, LiveEntry, SlotStatus
 from streams.summaries import (
@@ -18,7 +18,6 @@ from streams.summaries import (
     HealthCount,
     SummaryPublisher,
     count_health,
-    free_slots,
 )
 from tests.streams.factories import POLICY, live, record, slot
 from tests.streams.harness import T0, Worker, agent_in
@@ -49,7 +48,7 @@ def test_the_fleet_summary_goes_out_every_interval_and_at_once_on_a_partition_ch
     w = Worker({}, topics=TOPICS)
     a = agent_in(0, 2)
     w.live.beat([a], T0)
-    w.monitor.reservations.reserve([PlanEntry("t-9", 2, a, 1)], T0)
+    w.monitor.reservations.reserve((a, 1), "t-9", T0, local=True)
     p = frozenset({0})
     run(w.monitor.publisher, ("fleet", p, T0), ("fleet", p, T0 + PUBLISH_INTERVAL / 2))
     (first,) = published(w)
@@ -140,8 +139,8 @@ def test_free_slots_count_capacity_minus_held_and_placed_by_pool() -> None:
         Candidate("b", 1, Pool.ACTIVE, 2, 3),  # over-full: counts 0, not -1
         Candidate("s", 1, Pool.STANDBY, 2, 0),
     ]
-    assert free_slots(local, {("a", 1): 2}) == {Pool.ACTIVE: 1, Pool.STANDBY: 2}
-    assert free_slots([], {}) == {Pool.ACTIVE: 0, Pool.STANDBY: 0}
+    assert free_by_pool(local, {("a", 1): 2}) == {Pool.ACTIVE: 1, Pool.STANDBY: 2}
+    assert free_by_pool([], {}) == {Pool.ACTIVE: 0, Pool.STANDBY: 0}
 
 
 def test_the_summary_pass_publishes_free_slots_and_the_health_pass_the_checkpoint_age() -> None:

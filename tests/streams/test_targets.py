@@ -1,4 +1,5 @@
-"""Failover targets: this worker's healthy agents, reused for a while, then other workers'."""
+"""Targets: this worker's healthy agents, reused for a while but up to date for the agents
+written since, then other workers'."""
 
 from __future__ import annotations
 
@@ -34,10 +35,15 @@ class Pooled:
         self.ownership = Ownership(PARTITIONS, 0.0)
         self.ownership.set(owned, 0.0)
         self.directory = FleetDirectory("me", PARTITIONS)
-        table: dict[str, AgentRecord] = {}
+        self.table: dict[str, AgentRecord] = {}
+        self.index = RecordIndex(self.table)
+        self.index.rebuild(frozenset(owned))
         self.pool = TargetPool(
-            POLICY, self.ownership, self.snapshot, RecordIndex(table), self.directory
+            POLICY, self.ownership, self.snapshot, self.live, self.index, self.directory
         )
+
+    def live(self, agent_id: str) -> LiveEntry | None:
+        return self.lives.get(agent_id)
 
     def snapshot(self) -> dict[str, LiveEntry]:
         self.passes += 1
@@ -60,12 +66,25 @@ def test_only_owned_partitions_count_and_newer_offers_replace_older_ones() -> No
     p.lives = {A0: live(A0, last_seen=100.0), A1: live(A1, last_seen=100.0)}
     assert [c.agent_id for c in p.pool.local(100.0)] == [A0]  # A1's partition is not ours
     offered = [Candidate("from-summary", 1, Pool.ACTIVE, 2, 0)]
-    p.pool.offer(offered, 100.05)  # a summary built after: planning reuses it
+    p.pool.offer(offered, 100.05, p.index.version)  # a summary built after: planning reuses it
     assert p.pool.local(100.1) == offered
-    p.pool.offer([], 99.0)  # an older one does not replace it
+    p.pool.offer([], 99.0, p.index.version)  # an older one does not replace it
     assert p.pool.local(100.1) == offered
     p.pool.invalidate()
     assert [c.agent_id for c in p.pool.local(100.1)] == [A0]
+
+
+def test_agents_written_since_the_pass_are_looked_at_again_at_once() -> None:
+    p = Pooled(0)
+    b0 = agent_in(0, PARTITIONS, skip=1)
+    p.lives.update({A0: live(A0, last_seen=100.0), b0: live(b0, last_seen=100.0)})
+    p.index.store(A0, AgentRecord(A0, 0, epoch=1, tasks={"t-1": slot("t-1")}))
+    assert {c.agent_id: c.in_flight for c in p.pool.local(100.0)} == {A0: 1, b0: 0}
+    # t-1 completes, b0 gets a dispatch: both show before the next pass (the same one is used).
+    p.index.store(A0, AgentRecord(A0, 0, epoch=1, done=(("t-1", 1),)))
+    p.index.store(b0, AgentRecord(b0, 0, epoch=1, tasks={"t-2": slot("t-2")}))
+    assert {c.agent_id: c.in_flight for c in p.pool.local(100.05)} == {A0: 0, b0: 1}
+    assert p.passes == 1
 
 
 def test_the_pool_lists_own_agents_then_other_workers_agents() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Collection
 
 import pytest
 
@@ -16,9 +15,7 @@ from agent_failover.models import (
     Failover,
     PlanEntry,
     Redispatch,
-    SourceRef,
 )
-from streams.channels import Committed
 from streams.decisions import Fence
 from streams.detection import DeadEpoch
 from streams.state import AgentRecord, FencedEpoch, SlotStatus
@@ -31,8 +28,8 @@ REF = ref(offset=7, step=3)
 TIMEOUT = DeadEpoch("dead", 1, DispatchReason.HEARTBEAT_TIMEOUT, 4.0)
 
 
-def worker(table: dict[str, AgentRecord], committed: Committed | None = None) -> Worker:
-    w = Worker(table, topics=TOPICS, committed=committed)
+def worker(table: dict[str, AgentRecord]) -> Worker:
+    w = Worker(table, topics=TOPICS)
     w.monitor.ownership.set({0}, T0)
     return w
 
@@ -124,30 +121,6 @@ def test_applying_a_fence_sends_its_moves_then_records_it_and_a_copy_is_a_duplic
     assert w.outbox.sent == []
     assert counter(w, "agent_failover_decisions_duplicate_total") == 1
     assert counter(w, "agent_failover_tasks_moved_total", reason="heartbeat_timeout") == 1
-
-
-def test_an_unconfirmed_claim_of_a_fenced_epoch_moves_once_the_offsets_show_it_taken() -> None:
-    source = SourceRef("x.tasks", 1, 10)
-    asked: list[Collection[tuple[str, int]]] = []
-
-    def committed(partitions: Collection[tuple[str, int]]) -> dict[tuple[str, int], int | None]:
-        asked.append(partitions)
-        return {("x.tasks", 1): 11}  # the group committed past the claimed record
-
-    claim = slot("t-1", status=SlotStatus.UNCONFIRMED, source=source)
-    rec = dataclasses.replace(
-        record("z", slots=(claim,)), fenced=(FencedEpoch(1, "d-1", time.time()),)
-    )
-    w = worker({"z": rec}, committed=committed)
-    w.monitor.index.rebuild(frozenset({0}))
-    w.live.beat(["b"], T0, epoch=5)
-    asyncio.run(w.monitor.writer.settle_fenced(T0))
-    (ctl,) = w.controls()
-    assert (ctl.kind, ctl.reason) == (ControlKind.DISPATCH, DispatchReason.LATE_CLAIM)
-    assert ctl.plan == (PlanEntry("t-1", 2, "b", 5),)
-    assert asked == [{("x.tasks", 1)}]
-    asyncio.run(w.monitor.writer.settle_fenced(T0 + 0.5))  # once a second
-    assert len(asked) == 1
 
 
 def histogram(w: Worker, name: str) -> tuple[float, float]:

@@ -40,14 +40,13 @@ SAMPLES: list[tuple[str, m.Record]] = [
     (
         "task_event",
         m.TaskEvent(
-            kind=m.EventKind.CLAIMING,
+            kind=m.EventKind.CLAIMED,
             agent_id="a-1",
             epoch=7,
             at=1.0,
             task_id="t-1",
             attempt=1,
             task=TASK,
-            source=m.SourceRef(topic="af.tasks", partition=1, offset=9),
         ),
     ),
     (
@@ -144,4 +143,17 @@ SAMPLES: list[tuple[str, m.Record]] = [
         ),
     ),
     ("fleet_summary", m.FleetSummary(monitor_id="host-43", at=12.6, partitions=(), agents=())),
+    (
+        "redispatch",
+        m.Redispatch(
+            task=TASK,
+            attempt=1,
+            target_agent_id="a-2",
+            target_epoch=9,
+            reason=m.DispatchReason.NEW,
+            decision_id="d-2",
+            dispatched_at=3.2,
+            source=m.SourceRef(partition=1, offset=9),
+        ),
+    ),
 ]

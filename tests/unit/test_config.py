@@ -126,9 +126,9 @@ def test_agent_config_from_env() -> None:
             'got "-1"',
         ),
         (
-            "AGENT_FAILOVER_SESSION_TIMEOUT_MS",
-            "6",  # seconds given where milliseconds are expected
-            'AGENT_FAILOVER_SESSION_TIMEOUT_MS must be an integer from 1000 to 1,800,000, got "6"',
+            "AGENT_FAILOVER_FETCH_WAIT_MAX_MS",
+            "0.5",  # seconds given where milliseconds are expected
+            'AGENT_FAILOVER_FETCH_WAIT_MAX_MS must be an integer from 1 to 10,000, got "0.5"',
         ),
         (
             "AGENT_FAILOVER_CHECKPOINT_POLICY",

@@ -108,10 +108,8 @@ def test_invalid_task_events(event: dict[str, object], reason: str) -> None:
 
 
 def test_cross_field_rules_also_hold_when_constructing() -> None:
-    with pytest.raises(CodecError, match="kind 'claiming' needs 'task'"):
-        m.TaskEvent(
-            kind=m.EventKind.CLAIMING, agent_id="a", epoch=1, at=1.0, task_id="t", attempt=1
-        )
+    with pytest.raises(CodecError, match="kind 'claimed' needs 'task'"):
+        m.TaskEvent(kind=m.EventKind.CLAIMED, agent_id="a", epoch=1, at=1.0, task_id="t", attempt=1)
     with pytest.raises(CodecError, match="'target_epoch' needs 'target_agent_id'"):
         m.PlanEntry(task_id="t", attempt=2, target_epoch=3)
 
@@ -134,10 +132,35 @@ def test_a_broken_rule_in_a_nested_record_says_where() -> None:
     assert "'target_agent_id' needs 'target_epoch' - at `$.plan[0]`" in str(info.value)
 
 
-def test_redispatch_attempt_must_be_at_least_two() -> None:
-    data = SAMPLES[7][1].to_dict()
-    data["attempt"] = 1
-    with pytest.raises(CodecError, match=r"Expected `int` >= 2 - at `\$.attempt`"):
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"attempt": 1}, "attempt 1 needs 'reason' = 'new'"),
+        ({"attempt": 0}, r"Expected `int` >= 1 - at `\$.attempt`"),
+        ({"from_agent_id": None}, "reason 'heartbeat_timeout' needs 'from_agent_id'"),
+    ],
+)
+def test_a_moved_task_has_attempt_two_or_more_and_says_where_from(
+    change: dict[str, object], reason: str
+) -> None:
+    data = {**SAMPLES[7][1].to_dict(), **change}
+    with pytest.raises(CodecError, match=reason):
+        m.Redispatch.decode(orjson.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"attempt": 2}, "reason 'new' needs 'attempt' = 1"),
+        ({"source": None}, "reason 'new' needs 'source'"),
+        ({"source": {"partition": 1}}, r"missing required field `offset` - at `\$.source`"),
+    ],
+)
+def test_new_work_is_attempt_one_and_says_where_it_lies(
+    change: dict[str, object], reason: str
+) -> None:
+    data = {**SAMPLES[-1][1].to_dict(), **change}
+    with pytest.raises(CodecError, match=reason):
         m.Redispatch.decode(orjson.dumps(data))
 
 
@@ -206,8 +229,8 @@ def task_with_payload(depth: int) -> bytes:
 def test_a_payload_at_the_depth_limit_decodes_and_is_writable_wherever_it_is_embedded() -> None:
     task = m.Task.decode(task_with_payload(m.MAX_JSON_DEPTH).replace(b'"t"', b'"t-1"', 1))
     assert m.Task.decode(task.encode()) == task
-    claiming = m.TaskEvent(
-        kind=m.EventKind.CLAIMING,
+    claimed = m.TaskEvent(
+        kind=m.EventKind.CLAIMED,
         agent_id="a",
         epoch=1,
         at=1.0,
@@ -215,7 +238,7 @@ def test_a_payload_at_the_depth_limit_decodes_and_is_writable_wherever_it_is_emb
         attempt=1,
         task=task,
     )
-    assert m.TaskEvent.decode(claiming.encode()) == claiming
+    assert m.TaskEvent.decode(claimed.encode()) == claimed
     moved = dataclasses.replace(SAMPLES[7][1], task=task)
     assert m.Redispatch.decode(moved.encode()) == moved
     slot = TaskSlot(task, 1, 1, SlotStatus.OWNED)

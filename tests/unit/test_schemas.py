@@ -133,6 +133,10 @@ INVALID = [
     changed("control", plan=[{"task_id": "t", "attempt": 2, "target_agent_id": "b"}]),
     changed("control", plan=[{"task_id": "t", "attempt": 1}]),
     changed("redispatch", target_agent_id=...),
+    changed("redispatch", attempt=1),  # a moved task
+    changed("redispatch", from_epoch=...),
+    ("redispatch", {**SAMPLES[-1][1].to_dict(), "attempt": 2}),  # new work
+    ("redispatch", {**SAMPLES[-1][1].to_dict(), "source": None}),
     changed("failover", moved=[{"task_id": "t", "attempt": 0}]),
     changed("dead_letter", key_size=-1),
     changed("fleet_summary", partitions=[-1]),
@@ -194,6 +198,7 @@ PROBES: list[Any] = [
     "claimed",
     "fence",
     "heartbeat_timeout",
+    "new",
     [],
     ["x"],
     [-1],
@@ -232,7 +237,7 @@ scalars = (
     | st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: not f.is_integer())
     | st.text(max_size=4)
     | st.sampled_from(
-        ["", "active", "standby", "claimed", "checkpointed", "fence", "heartbeat_timeout"]
+        ["", "active", "standby", "claimed", "checkpointed", "fence", "heartbeat_timeout", "new"]
     )
 )
 json_values = st.recursive(

@@ -78,8 +78,6 @@ tickInterval: TICK_INTERVAL
 gracePeriod: GRACE_PERIOD
 stuckAfter: STUCK_AFTER
 appId: MONITOR_APP_ID
-groupId: GROUP_ID
-agentsSessionTimeout: AGENTS_SESSION_TIMEOUT
 sessionTimeout: MONITOR_SESSION_TIMEOUT
 metricsHost: METRICS_HOST
 metricsPort: METRICS_PORT
