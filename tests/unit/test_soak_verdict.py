@@ -331,20 +331,36 @@ def test_unfinished_tasks_are_lost_stuck_or_unjudged() -> None:
     run.run("t2", 1, b, range(1), 2.0)  # held by b, never finished
     run.beat(b, in_flight=("t2",))  # one free slot left
     v = run.verdict()
-    assert [x.split(":")[0] for x in v.lost] == ["t1"]
+    assert v.lost == ["t1: started, not completed, held by no live agent"]
     assert v.stuck == [
-        "t2: held by a live agent, no step for 97 s",
-        "t3: never started, 1 free slot(s) at the end",
+        "t2: not completed, held by a live agent, last step 97 s before the end; 1 free slot(s)",
+        "t3: never started (waiting); 1 free slot(s) at the end",
     ]
-    assert v.unfinished == []
-    # With every slot busy, a task nobody started yet is not judged; one still moving neither.
+    assert (v.unfinished, v.free_slots) == ([], 1)
+    # With every slot busy at the end, what is not done yet is not judged.
     run.heartbeats = []
-    run.beat(b, in_flight=("t2", "t3"))
-    run.run("t3", 1, b, range(1), run.cut_at - 3)
+    run.beat(b, in_flight=("t2", "t9"))
     v = run.verdict()
-    assert v.unfinished == ["t3"]
-    assert [x.split(":")[0] for x in v.stuck] == ["t2"]
-    assert v.free_slots == 0
+    assert (v.unfinished, v.stuck, v.free_slots) == (["t2", "t3"], [], 0)
+    assert len(v.lost) == 1
+
+
+def test_the_longest_wait_for_a_first_claim_is_measured() -> None:
+    run = Run({"t1": 1, "t2": 1})
+    a = run.agent("a", 1, 1.0)
+    for task_id, submitted, claimed in (("t1", 1.0, 2.0), ("t2", 1.5, 9.0)):
+        run.events.append(
+            m.TaskEvent(
+                kind=m.EventKind.CLAIMED,
+                agent_id="a",
+                epoch=a.pid,
+                at=claimed,
+                task_id=task_id,
+                attempt=1,
+                task=m.Task(task_id=task_id, task_type="soak", submitted_at=submitted),
+            )
+        )
+    assert run.verdict().longest_wait == (7.5, "t2")
 
 
 def test_a_completed_task_with_a_step_never_committed_is_lost() -> None:

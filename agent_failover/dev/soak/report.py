@@ -87,6 +87,7 @@ def render(result: SoakResult) -> str:
             f"{v.executed_twice['handoff']}, by a fenced epoch after its fence "
             f"{v.executed_twice['after_fence']}, unexplained {v.executed_twice['unexplained']}",
         ),
+        ("longest wait for a first claim", f"{v.longest_wait[0]:.1f} s ({v.longest_wait[1]})"),
         ("free slots at the end", str(v.free_slots)),
         ("unfinished (no free slot)", str(len(v.unfinished))),
     ]

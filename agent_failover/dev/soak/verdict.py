@@ -42,10 +42,6 @@ _EXPLAINING = {"SIGKILL", "SIGSTOP", "SIGTERM"}
 
 Execution = tuple[str, int, str, int]  # task, attempt, agent id, epoch
 
-#: Seconds without a step after which a task held by a live agent counts as stuck (steps last
-#: at most half a second).
-STALLED = 10.0
-
 
 @dataclasses.dataclass
 class Verdict:
@@ -62,6 +58,8 @@ class Verdict:
     executed_twice: dict[str, int]
     redone_past_checkpoint: int
     fences: int
+    #: The longest time from a task's submission to its first claim, and that task.
+    longest_wait: tuple[float, str]
     free_slots: int
     torn_lines: int
     unexpected_exits: list[str]
@@ -183,6 +181,7 @@ def judge_soak(ev: Evidence) -> Verdict:
         executed_twice=causes,
         redone_past_checkpoint=past_checkpoint,
         fences=len(story.fence),
+        longest_wait=_longest_wait(ev),
         free_slots=free,
         torn_lines=ev.steps.torn,
         unexpected_exits=_unexpected_exits(story),
@@ -301,11 +300,10 @@ def _wrong_state(story: _Story, tasks: dict[str, Any]) -> list[str]:
 
 
 def _unfinished(story: _Story, completed: set[str]) -> tuple[list[str], list[str], list[str], int]:
-    """Tasks not completed at the end, and the free slots then (see :data:`STALLED`).
+    """Tasks not completed at the end, and the free slots then.
 
-    Lost: started once, and no live epoch holds it. Stuck: held, with no step for ``STALLED``
-    seconds; or never started while agents had free slots. Unfinished (not judged): held and
-    still making progress, or waiting while every slot was busy.
+    Lost: started once, and no live epoch holds it. Stuck: the rest, while agents had free
+    slots. Unfinished (not judged): the rest, while every slot was busy.
     """
     ev = story.ev
     live = {
@@ -326,19 +324,33 @@ def _unfinished(story: _Story, completed: set[str]) -> tuple[list[str], list[str
         last_step[s.task_id] = max(s.at, last_step.get(s.task_id, 0.0))
     lost, stuck, unfinished = [], [], []
     for task_id in sorted(set(story.task_steps) - completed):
-        if task_id in held:
-            idle = ev.cut_at - last_step.get(task_id, ev.started_at)
-            if idle >= STALLED:
-                stuck.append(f"{task_id}: held by a live agent, no step for {idle:.0f} s")
-            else:
-                unfinished.append(task_id)
-        elif task_id in started:
+        if task_id in started and task_id not in held:
             lost.append(f"{task_id}: started, not completed, held by no live agent")
-        elif free > 0:
-            stuck.append(f"{task_id}: never started, {free} free slot(s) at the end")
-        else:
+        elif free == 0:
             unfinished.append(task_id)
+        elif task_id in last_step:
+            idle = ev.cut_at - last_step[task_id]
+            stuck.append(
+                f"{task_id}: not completed, held by a live agent, last step {idle:.0f} s before "
+                f"the end; {free} free slot(s)"
+            )
+        else:
+            where = "held by a live agent" if task_id in held else "waiting"
+            stuck.append(f"{task_id}: never started ({where}); {free} free slot(s) at the end")
     return lost, stuck, unfinished, free
+
+
+def _longest_wait(ev: Evidence) -> tuple[float, str]:
+    """The longest time from a task's submission to its first claim (or to the end, unclaimed)."""
+    first: dict[str, float] = {}
+    submitted: dict[str, float] = {}
+    for e in ev.events:
+        if e.kind is m.EventKind.CLAIMED and e.task is not None and e.task_id is not None:
+            first[e.task_id] = min(e.at, first.get(e.task_id, e.at))
+            if e.task.submitted_at is not None:
+                submitted[e.task_id] = e.task.submitted_at
+    waits = [(first[t] - submitted[t], t) for t in submitted]
+    return max(waits, default=(0.0, ""))
 
 
 def _unexpected_exits(story: _Story) -> list[str]:
