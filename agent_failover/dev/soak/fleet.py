@@ -91,7 +91,7 @@ class Fleet:
     def start(self) -> None:
         """Start every monitor worker, then every agent slot's first process."""
         self._monitors = [self._spawn_monitor(slot) for slot in range(MONITORS)]
-        self._agents = [self._spawn_agent(slot, None) for slot in range(len(self.agent_slots()))]
+        self._agents = [self._spawn_agent(slot, None) for slot in self.agent_slots()]
 
     def agent_slots(self) -> range:
         """The agent slots."""
