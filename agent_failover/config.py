@@ -171,6 +171,8 @@ SETTINGS = Registry([
        "where `make ops-tools` installs helm, promtool, Alertmanager and the validators", "tests"),
     _s("DEMO_RESULTS_TOPIC", "", Text(249), "set by the demo",
        "where a demo agent writes each step's result", "demo"),
+    _s("DEMO_LEDGER_DIR", "", Text(), "set by the soak",
+       "where a demo agent also records each step, fsynced before its checkpoint", "demo"),
     _s("DEMO_STEP_SECONDS", "", Text(), "`0.2,0.4`",
        "min,max duration of a demo agent's simulated model call", "demo"),
 ])

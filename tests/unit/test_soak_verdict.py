@@ -118,7 +118,18 @@ class Run:
         step: int,
         at: float,
     ) -> None:
-        ref = m.CheckpointRef(partition=0, offset=0, step=step) if step >= 0 else None
+        ref = (
+            m.CheckpointRef(
+                partition=0,
+                offset=0,
+                step=step,
+                task_id=task_id,
+                attempt=attempt - 1,
+                epoch=old.pid,
+            )
+            if step >= 0
+            else None
+        )
         self.redispatches.append(
             m.Redispatch(
                 task=task(task_id),

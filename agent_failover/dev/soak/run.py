@@ -86,7 +86,6 @@ def _run(schedule: Schedule, bootstrap: str, log_dir: Path, say: Say) -> Evidenc
         "AGENT_FAILOVER_HEARTBEAT_TIMEOUT": str(profile.heartbeat_timeout),
         "AGENT_FAILOVER_DEMO_STEP_SECONDS": ",".join(map(str, profile.step_seconds)),
         "AGENT_FAILOVER_MONITOR_APP_ID": f"af-soak-monitor-{run_id}",
-        "AGENT_FAILOVER_GROUP_ID": f"af-soak-agents-{run_id}",
         "AGENT_FAILOVER_METRICS_PORT": "0",
     }
     ledger_dir = log_dir / "ledger"
