@@ -39,8 +39,9 @@ class Agent(AgentFront):
     """An agent process's connection to agent-failover, for synchronous handlers.
 
     ``handler(ctx)`` runs once per task attempt, in a thread of its own (at most ``capacity`` at a
-    time). Returning means completed; raising means failed (not retried), except
-    :class:`TaskReleased` (hand the task back) and :class:`FencedError` (it was taken away).
+    time). Returning means completed, and what it returns (JSON, at most 256 KiB) is the task's
+    result; raising means failed (not retried), except :class:`TaskReleased` (hand the task
+    back) and :class:`FencedError` (it was taken away).
 
     Nothing touches the network before :meth:`start` (or ``with``)::
 
@@ -134,9 +135,10 @@ class Agent(AgentFront):
 
     def _run_task(self, ctx: TaskContext) -> None:
         error: BaseException | None = None
+        result = None
         try:
             with ctx._bound():
-                self._handler(ctx)
+                result = self._handler(ctx)
         except BaseException as exc:  # even SystemExit in a handler must free its slot
             error = exc
-        self._core.task_done(ctx, error)
+        self._core.task_done(ctx, error, result)

@@ -130,9 +130,10 @@ class AsyncAgent(AgentFront):
 
     async def _run_task(self, ctx: TaskContext) -> None:
         error: BaseException | None = None
+        result = None
         try:
             with ctx._bound():
-                await self._handler(ctx)
+                result = await self._handler(ctx)
         except asyncio.CancelledError:
             # close() cancels only tasks it already released; anything else cancelled (the loop
             # shutting down) is handed back too, never reported done.
@@ -145,10 +146,10 @@ class AsyncAgent(AgentFront):
             raise
         except Exception as exc:
             error = exc
-        await asyncio.wrap_future(self._task_done_off_loop(ctx, error))
+        await asyncio.wrap_future(self._task_done_off_loop(ctx, error, result))
 
     def _task_done_off_loop(
-        self, ctx: TaskContext, error: BaseException | None
+        self, ctx: TaskContext, error: BaseException | None, result: Any = None
     ) -> concurrent.futures.Future[None]:
         """Run ``task_done`` (it may write a final checkpoint and wait for the broker) in a thread.
 
@@ -162,7 +163,7 @@ class AsyncAgent(AgentFront):
 
         def report() -> None:
             try:
-                self._core.task_done(ctx, error)
+                self._core.task_done(ctx, error, result)
             except BaseException as exc:  # nobody may be waiting any more: say it here
                 log.error("task %s: reporting its end failed", ctx.task_id, exc_info=exc)
                 done.set_exception(exc)

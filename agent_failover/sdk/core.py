@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from agent_failover.config import AgentConfig
 from agent_failover.errors import (
     AgentFailoverError,
+    CodecError,
     FencedError,
     InternalError,
     LifecycleError,
@@ -43,6 +44,7 @@ from agent_failover.models import (
     Redispatch,
     Task,
     TaskEvent,
+    plain_result,
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
@@ -452,16 +454,24 @@ class AgentCore:
         except Exception as exc:
             self.task_done(ctx, exc)
 
-    def task_done(self, ctx: TaskContext, exc: BaseException | None) -> None:
-        """The handler of ``ctx`` returned (``exc`` None) or raised; report it and free the slot.
+    def task_done(self, ctx: TaskContext, exc: BaseException | None, result: Any = None) -> None:
+        """The handler of ``ctx`` returned ``result`` (``exc`` None) or raised; report it and
+        free the slot.
 
+        The result goes out on ``completed``; one that is not JSON or is over
+        :data:`~agent_failover.models.MAX_RESULT_BYTES` fails the attempt instead, saying why.
         May block until the broker confirms a final checkpoint (when the handler released the
         task), so fronts call it off any event loop.
         """
         try:
             if exc is None:
+                try:
+                    result = plain_result(result)
+                except CodecError as bad:
+                    exc = bad
+            if exc is None:
                 if ctx._settle(Outcome.COMPLETED):
-                    self._event_nowait(EventKind.COMPLETED, ctx)
+                    self._event_nowait(EventKind.COMPLETED, ctx, result=result)
             elif isinstance(exc, TaskReleased):
                 self._release(ctx)
             elif isinstance(exc, FencedError) and ctx.fenced:
