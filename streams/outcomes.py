@@ -11,7 +11,8 @@ Exactly one outcome counts per task (docs/architecture.md, "Outcomes"):
 
 - the outcome is acknowledged *before* the event's change to the agent's record is stored, so a
   record that shows the task finished implies a published outcome; a crash in between applies
-  the event again, and publishes the same bytes again (the outcome is a function of the event);
+  the event again, and publishes the same bytes again (:meth:`TaskOutcome.of_event`: the
+  outcome is a function of the event);
 - two workers applying one event (a rebalance) publish identical bytes too;
 - readers take the first outcome per task id in its partition and ignore the rest.
 """
@@ -22,8 +23,7 @@ import logging
 from collections.abc import Callable
 
 from agent_failover.config import Topics
-from agent_failover.errors import CodecError
-from agent_failover.models import EventKind, OutcomeKind, TaskEvent, TaskOutcome, plain_result
+from agent_failover.models import EventKind, TaskEvent, TaskOutcome
 from agent_failover.partitioner import partition_for
 from streams.channels import Send, until_done
 
@@ -31,32 +31,6 @@ log = logging.getLogger(__name__)
 
 #: The event kinds that end a task.
 FINAL = frozenset({EventKind.COMPLETED, EventKind.FAILED})
-
-
-def outcome_of(ev: TaskEvent) -> TaskOutcome:
-    """The outcome a task's accepted ``completed`` or ``failed`` event stands for.
-
-    A function of the event alone, so that applying an event twice publishes the same bytes. A
-    ``completed`` whose result breaks the limit (an agent not written with the SDK, which refuses
-    it) is a failure, as the SDK reports it.
-    """
-    assert ev.kind in FINAL and ev.task_id is not None and ev.attempt is not None
-    kind, result, error = OutcomeKind.FAILED, None, ev.error or "failed (no reason given)"
-    if ev.kind is EventKind.COMPLETED:
-        try:
-            kind, result = OutcomeKind.COMPLETED, plain_result(ev.result)
-        except CodecError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-    return TaskOutcome(
-        task_id=ev.task_id,
-        kind=kind,
-        attempt=ev.attempt,
-        agent_id=ev.agent_id,
-        epoch=ev.epoch,
-        finished_at=ev.at,
-        result=result,
-        error=error if kind is OutcomeKind.FAILED else None,
-    )
 
 
 class OutcomePublisher:
@@ -70,7 +44,7 @@ class OutcomePublisher:
     async def publish(self, ev: TaskEvent, keep_going: Callable[[], bool] = lambda: True) -> bool:
         """Write the outcome of ``ev`` and wait for the acknowledgement, trying again after a
         failure while ``keep_going()``; returns whether it was written."""
-        outcome = outcome_of(ev)
+        outcome = TaskOutcome.of_event(ev)
         key = outcome.task_id.encode()
         value = outcome.encode()
         partition = partition_for(outcome.task_id, self._partitions)

@@ -461,3 +461,31 @@ class TaskOutcome(Record):
     ] = None
     error: Annotated[str | None, Meta(description="Why the task failed (`failed` only).")] = None
     schema_version: Version = SCHEMA_VERSION
+
+    @classmethod
+    def of_event(cls, ev: TaskEvent) -> TaskOutcome:
+        """The outcome an accepted ``completed`` or ``failed`` event stands for.
+
+        A function of the event alone, so that applying an event twice publishes the same
+        bytes. A ``completed`` whose result breaks the limit (from an agent not written with the
+        SDK, which refuses such a result) is a failure, as the SDK reports it.
+        """
+        if ev.kind not in (EventKind.COMPLETED, EventKind.FAILED):
+            raise cls._error(f"a {ev.kind.value} event ends no task")
+        assert ev.task_id is not None and ev.attempt is not None  # the event's own rules
+        kind, result, error = OutcomeKind.FAILED, None, ev.error or "failed (no reason given)"
+        if ev.kind is EventKind.COMPLETED:
+            try:
+                kind, result = OutcomeKind.COMPLETED, plain_result(ev.result)
+            except CodecError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        return cls(
+            task_id=ev.task_id,
+            kind=kind,
+            attempt=ev.attempt,
+            agent_id=ev.agent_id,
+            epoch=ev.epoch,
+            finished_at=ev.at,
+            result=result,
+            error=error if kind is OutcomeKind.FAILED else None,
+        )

@@ -15,6 +15,7 @@ from agent_failover.config import AgentConfig
 from agent_failover.errors import LifecycleError
 from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.core import AgentCore, AgentFront, State
+from agent_failover.sdk.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,18 @@ class Agent(AgentFront):
 
         with Agent(AgentConfig.from_env(), handler) as agent:
             agent.run()  # until SIGTERM / SIGINT / stop()
+
+    ``transport`` is Kafka unless given: tests pass a
+    :class:`~agent_failover.sdk.testing.MemoryTransport` to run the agent without a broker.
     """
 
-    def __init__(self, config: AgentConfig, handler: Handler) -> None:
+    def __init__(
+        self, config: AgentConfig, handler: Handler, *, transport: Transport | None = None
+    ) -> None:
         if inspect.iscoroutinefunction(handler):
             raise TypeError("handler is a coroutine function: use AsyncAgent")
         self._handler = handler
-        self._core = AgentCore(config, self._launch)
+        self._core = AgentCore(config, self._launch, transport)
 
     def start(self) -> Self:
         """Connect, announce this epoch and start taking tasks (in background threads).

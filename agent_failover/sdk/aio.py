@@ -18,6 +18,7 @@ from agent_failover.errors import LifecycleError, TaskReleased
 from agent_failover.sdk.agent import STOP_SIGNALS, signals_wanted
 from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.core import AgentCore, AgentFront, State
+from agent_failover.sdk.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,17 @@ class AsyncAgent(AgentFront):
 
         async with AsyncAgent(config, handler) as agent:
             await agent.run()
+
+    ``transport`` as for :class:`~agent_failover.sdk.Agent`.
     """
 
-    def __init__(self, config: AgentConfig, handler: AsyncHandler) -> None:
+    def __init__(
+        self, config: AgentConfig, handler: AsyncHandler, *, transport: Transport | None = None
+    ) -> None:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError("handler must be an async def function: use Agent for plain functions")
         self._handler = handler
-        self._core = AgentCore(config, self._launch)
+        self._core = AgentCore(config, self._launch, transport)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()

@@ -9,7 +9,6 @@ from agent_failover import models as m
 from agent_failover.config import Topics
 from agent_failover.models import EventKind, OutcomeKind, TaskOutcome
 from agent_failover.partitioner import partition_for
-from streams.outcomes import outcome_of
 from tests.streams.factories import control, event, redispatch
 from tests.streams.harness import T0, Sent, Worker
 
@@ -152,11 +151,11 @@ def test_the_same_event_applied_twice_publishes_the_same_bytes() -> None:
 
 def test_a_result_over_the_limit_from_an_agent_without_the_sdk_is_a_failure() -> None:
     big = "x" * m.MAX_RESULT_BYTES
-    outcome = outcome_of(event(EventKind.COMPLETED, result=big))
+    outcome = TaskOutcome.of_event(event(EventKind.COMPLETED, result=big))
     assert outcome.kind is OutcomeKind.FAILED and outcome.result is None
     assert outcome.error is not None and "over the 262,144-byte limit" in outcome.error
 
 
 def test_a_failure_without_a_reason_still_makes_a_valid_outcome() -> None:
-    outcome = outcome_of(event(EventKind.FAILED))
+    outcome = TaskOutcome.of_event(event(EventKind.FAILED))
     assert TaskOutcome.decode(outcome.encode()).error == "failed (no reason given)"
