@@ -84,7 +84,9 @@ class TaskLedger:
     def ok(self) -> bool:
         return not self.problems()
 
-    def _outcome_problems(self) -> list[str]:
+    def outcome_problems(self) -> list[str]:
+        """What is wrong with the task's outcomes: none, the first not the last attempt's
+        completion, or later ones that differ from the first."""
         if not self.outcomes:
             return ["no outcome"]
         first, out = self.outcomes[0], []
@@ -97,7 +99,7 @@ class TaskLedger:
         return out
 
     def problems(self) -> list[str]:
-        out = self._outcome_problems()
+        out = self.outcome_problems()
         if len(self.completed_attempts) != 1:
             out.append(f"completed {len(self.completed_attempts)} times")
         elif self.completed_attempts[0] != self.attempts:

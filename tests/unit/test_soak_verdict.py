@@ -31,6 +31,7 @@ class Run:
     redispatches: list[m.Redispatch] = dataclasses.field(default_factory=list)
     checkpoints: list[m.Checkpoint] = dataclasses.field(default_factory=list)
     heartbeats: list[m.Heartbeat] = dataclasses.field(default_factory=list)
+    outcomes: list[m.TaskOutcome] = dataclasses.field(default_factory=list)
     cut_at: float = 100.0
 
     def agent(self, agent_id: str, epoch: int, at: float, capacity: int = 2) -> ProcessRecord:
@@ -57,8 +58,10 @@ class Run:
         *,
         checkpoint: bool = True,
         complete: bool = False,
+        outcome: bool = True,
     ) -> None:
-        """The attempt claims the task at ``at`` and runs ``steps``, one a second."""
+        """The attempt claims the task at ``at`` and runs ``steps``, one a second; ``complete``:
+        it reports completion, and (``outcome``) the monitor publishes its outcome."""
         agent, epoch = proc.agent_id or "", proc.pid
         self.events.append(
             m.TaskEvent(
@@ -88,6 +91,18 @@ class Run:
                     at=at + len(steps) + 1,
                     task_id=task_id,
                     attempt=attempt,
+                )
+            )
+        if complete and outcome:
+            # What the monitor publishes for an accepted completion.
+            self.outcomes.append(
+                m.TaskOutcome(
+                    task_id=task_id,
+                    kind=m.OutcomeKind.COMPLETED,
+                    attempt=attempt,
+                    agent_id=agent,
+                    epoch=epoch,
+                    finished_at=at + len(steps) + 1,
                 )
             )
 
@@ -195,6 +210,7 @@ class Run:
             redispatches=self.redispatches,
             checkpoints=self.checkpoints,
             heartbeats=self.heartbeats,
+            outcomes=self.outcomes,
         )
 
 
@@ -331,6 +347,37 @@ def test_a_completion_of_a_superseded_attempt_does_not_count() -> None:
     v = run.verdict()
     assert (v.completed_exactly_once, v.superseded_completions) == (1, 1)
     assert v.violations == 0
+
+
+def test_a_completed_task_without_an_outcome_is_a_violation() -> None:
+    run = Run({"t1": 2})
+    a = run.agent("a", 1, 1.0)
+    run.run("t1", 1, a, range(2), 2.0, complete=True, outcome=False)
+    run.beat(a)
+    v = run.verdict()
+    assert v.wrong_outcome == ["t1: no outcome"]
+    assert v.violations == 1
+
+
+def test_an_outcome_naming_a_superseded_attempt_is_a_violation() -> None:
+    run = crashed_and_resumed(checkpoint_last=False)
+    a = run.processes[0]
+    # The zombie's completion reached the outcomes before the accepted one.
+    run.outcomes.insert(
+        0,
+        m.TaskOutcome(
+            task_id="t1",
+            kind=m.OutcomeKind.COMPLETED,
+            attempt=1,
+            agent_id="a",
+            epoch=a.pid,
+            finished_at=7.0,
+        ),
+    )
+    v = run.verdict()
+    assert v.wrong_outcome == [
+        "t1: outcome completed by attempt 1, last is 2; 2 outcomes that differ"
+    ]
 
 
 def test_unfinished_tasks_are_lost_stuck_or_unjudged() -> None:

@@ -2,7 +2,7 @@
 
 :class:`Evidence` is all the verdict may use: the schedule, the processes and what was done to
 them (the soak's own records), the step ledger the agents' handler wrote, and the records of
-task-events, control, tasks.priority, checkpoints and heartbeats read back to their high
+task-events, control, tasks.priority, checkpoints, heartbeats and outcomes read back to their high
 watermark after every process was stopped.
 """
 
@@ -46,6 +46,8 @@ class Evidence:
     checkpoints: list[m.Checkpoint]
     #: The newest heartbeat of each epoch.
     heartbeats: list[m.Heartbeat]
+    #: The monitor's outcomes (the first per task counts for submitters).
+    outcomes: list[m.TaskOutcome] = dataclasses.field(default_factory=list)
     #: Records that could not be decoded, per topic.
     undecodable: dict[str, int] = dataclasses.field(default_factory=dict)
     #: The box's 1-minute load average when the fleet was ready and at the end.
@@ -68,6 +70,7 @@ class Evidence:
                 "redispatches": len(self.redispatches),
                 "checkpoints": len(self.checkpoints),
                 "heartbeat_epochs": len(self.heartbeats),
+                "outcomes": len(self.outcomes),
                 "undecodable": self.undecodable,
             },
         }
@@ -81,6 +84,7 @@ def read_back(kafka: KafkaConfig | str, topics: Topics, ledger_dir: Path, **know
         topics.priority: m.Redispatch.decode,
         topics.checkpoints: m.Checkpoint.decode,
         topics.heartbeats: m.Heartbeat.decode,
+        topics.outcomes: m.TaskOutcome.decode,
     }
     recs = read_topic(kafka, list(decoders), timeout=120.0)
     recs.sort(key=lambda r: (r.topic, r.partition, r.offset))
@@ -103,6 +107,7 @@ def read_back(kafka: KafkaConfig | str, topics: Topics, ledger_dir: Path, **know
         redispatches=decoded[topics.priority],
         checkpoints=decoded[topics.checkpoints],
         heartbeats=list(newest.values()),
+        outcomes=decoded[topics.outcomes],
         undecodable=undecodable,
         **known,
     )

@@ -124,4 +124,5 @@ _LABELS = {
     "false_failovers": "false failovers",
     "unexplained": "steps run twice, no failure to explain",
     "wrong_state": "steps resumed from a wrong state",
+    "wrong_outcome": "completed tasks with a wrong outcome",
 }

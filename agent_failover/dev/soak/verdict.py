@@ -19,7 +19,8 @@ A step executed more than once is put down to the first cause that applies to th
 Violations: tasks lost, tasks stuck, steps or tasks committed twice, steps by a fenced epoch
 after its fence, false failovers (an epoch fenced while its process was neither killed, stopped
 nor frozen), steps run twice with no failure to explain them, and committed steps whose input was
-not the previous committed step's output (a resume from the wrong state).
+not the previous committed step's output (a resume from the wrong state), and completed tasks
+whose outcome is missing, not the last attempt's completion, or contradicted by a later one.
 """
 
 from __future__ import annotations
@@ -70,13 +71,14 @@ class Verdict:
     false_failovers: list[str]
     unexplained: list[str]
     wrong_state: list[str]
+    wrong_outcome: list[str]
     #: Tasks not done at the end while no agent had a free slot: the run proves nothing of them.
     unfinished: list[str]
 
     @property
     def violations(self) -> int:
         """Lost + stuck + committed twice + after a fence + false failovers + unexplained runs +
-        wrong states."""
+        wrong states + wrong outcomes."""
         return sum(len(v) for v in self.violation_lists().values())
 
     def violation_lists(self) -> dict[str, list[str]]:
@@ -89,6 +91,7 @@ class Verdict:
             "false_failovers": self.false_failovers,
             "unexplained": self.unexplained,
             "wrong_state": self.wrong_state,
+            "wrong_outcome": self.wrong_outcome,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,7 +156,7 @@ def judge_soak(ev: Evidence) -> Verdict:
         StepResult(s.task_id, s.attempt, s.step, s.agent_id, s.epoch, s.digest, s.at)
         for s in ev.steps.lines
     ]
-    chain = judge(story.task_steps, results, story.redispatch.values(), [])
+    chain = judge(story.task_steps, results, story.redispatch.values(), [], ev.outcomes)
     counting, superseded = _completions(story)
     twice = [f"{t}: completed {n} times" for t, n in sorted(counting.items()) if n > 1]
     missing = []
@@ -192,6 +195,11 @@ def judge_soak(ev: Evidence) -> Verdict:
         false_failovers=_false_failovers(story),
         unexplained=unexplained,
         wrong_state=_wrong_state(story, chain.tasks),
+        wrong_outcome=[
+            f"{t}: {'; '.join(ledger.outcome_problems())}"
+            for t, ledger in sorted(chain.tasks.items())
+            if counting.get(t) and ledger.outcome_problems()
+        ],
         unfinished=unfinished,
     )
 

@@ -27,9 +27,10 @@ class Watch:
         self._attempts: dict[str, int] = {}  # task id -> highest attempt claimed
         self._completed: dict[str, int] = {}  # task id -> highest attempt completed
         self._owners: dict[int, str] = {}  # agent partition -> monitor id, newest summary wins
+        self._outcomes: set[str] = set()  # task ids with an outcome
         self._tail = TopicTail(
             kafka,
-            [topics.task_events, topics.fleet],
+            [topics.task_events, topics.fleet, topics.outcomes],
             on_records=self._on_records,
             keep=False,
             name="soak-watch",
@@ -49,6 +50,10 @@ class Watch:
             try:
                 if rec.topic == self.topics.fleet:
                     self._on_summary(m.FleetSummary.decode(rec.value or b""))
+                elif rec.topic == self.topics.outcomes:
+                    outcome = m.TaskOutcome.decode(rec.value or b"")
+                    with self._lock:
+                        self._outcomes.add(outcome.task_id)
                 else:
                     self._on_event(m.TaskEvent.decode(rec.value or b""))
             except CodecError:
@@ -103,6 +108,10 @@ class Watch:
         return int(tail) if tail.isdigit() else None
 
     def done(self, tasks: set[str]) -> bool:
-        """Whether every task completed by the highest attempt claimed for it so far."""
+        """Whether every task completed by the highest attempt claimed for it so far, and the
+        monitor published its outcome (what a submitter waits for)."""
         with self._lock:
-            return all(self._completed.get(t, 0) >= self._attempts.get(t, 1) for t in tasks)
+            return all(
+                self._completed.get(t, 0) >= self._attempts.get(t, 1) and t in self._outcomes
+                for t in tasks
+            )
