@@ -203,12 +203,18 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
     probes = Probes()
     metrics.bind_probes(lambda: probes.ready().ok, probes.broker_up)
     directory = FleetDirectory(monitor_id(), topics.agent_partitions)
+
+    def answered(at: float) -> None:
+        # Called from the reader's thread once it runs, after `liveness` below exists.
+        probes.broker_answered(at)
+        liveness.broker_answered(at)
+
     liveness = LivenessTracker(
         config.kafka,
         topics,
         on_heartbeats=metrics.heartbeats_received,
         on_dead_letter=lambda t, why: metrics.dead_letter(logical_topic(topics, t), why),
-        on_stats=stats_handler(probes.broker_answered, _lag_reporter(config, metrics)),
+        on_stats=stats_handler(answered, _lag_reporter(config, metrics)),
         directory=directory,
         fetch_wait_ms=fetch_wait_ms,
     )

@@ -138,6 +138,13 @@ class LivenessTracker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_poll = time.monotonic()
+        #: The monitor time the broker last answered this reader (its statistics say so);
+        #: None: not known yet.
+        self.answered_at: float | None = None
+
+    def broker_answered(self, at: float) -> None:
+        """The broker last answered this reader at ``at`` (monitor clock), from its statistics."""
+        self.answered_at = at
 
     # -- called from the event loop -------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from streams.firstseen import FirstSeen
 from streams.fleet import EXPIRE_AFTER, FleetDirectory
 from streams.index import RecordIndex, Table
 from streams.intake import Intake, TaskFeed
+from streams.kafkastats import STATS_INTERVAL
 from streams.metrics import MonitorMetrics
 from streams.outcomes import OutcomePublisher
 from streams.ownership import Ownership
@@ -67,6 +68,8 @@ class Liveness(Protocol):
 
     #: The monitor time of the heartbeat thread's last poll.
     last_poll: float
+    #: The monitor time the broker last answered the heartbeat thread (None: not known).
+    answered_at: float | None
 
     @property
     def assigned(self) -> frozenset[int]: ...
@@ -85,6 +88,7 @@ class Skipped(enum.StrEnum):
 
     BUSY = "busy"  # rebalancing or recovering
     STALLED = "stalled"  # the loop or the heartbeat thread was starved: liveness is stale
+    BROKER = "broker"  # the broker went quiet: heartbeats may be missing, not late
     ASSIGNING = "assigning"  # the heartbeat thread has not read every owned partition to its end
     LAGGING = "lagging"  # the heartbeat thread trails its partitions by more than the stall limit
     UNOWNED = "unowned"  # no partition owned: only the (empty) fleet summary goes out
@@ -222,6 +226,11 @@ class Monitor:
         self._unread: frozenset[int] = frozenset()  # owned, not read to the end at the last tick
         # Beyond this the heartbeat thread or the loop was starved: liveness is not trustworthy.
         self._stall_limit = max(timeout / 3, 0.5)
+        # Beyond this the broker has not answered the heartbeat thread: an agent's missing
+        # heartbeat may never have reached it. Below the timeout minus a heartbeat interval, so
+        # an outage is seen before its first missing heartbeat could fence anyone; above a
+        # healthy broker's silence as its statistics report it (their interval + one fetch).
+        self._silence_limit = max(self._stall_limit, 4 * STATS_INTERVAL)
 
     async def on_message(self, msg: Message, now: float) -> None:
         """Handle one record of task-events, tasks.priority or control (see :class:`Router`)."""
@@ -239,12 +248,13 @@ class Monitor:
         """One detection round over the ``owned`` partitions at ``now`` (``busy``: rebalancing
         or recovering).
 
-        Decides nothing while busy, while the heartbeat thread has not read every owned
-        partition to its end since it was assigned (those count as owned from then on), while it
-        trails its partitions by more than the stall limit (max(timeout / 3, 0.5 s)), or after a
-        stall (a tick or a heartbeat poll longer ago than that limit: every partition then counts
-        as owned from the stall's end). Every verdict uses ``now``, so a slow tick can only delay
-        a fence, never bring one forward.
+        Decides nothing while busy; while the broker does not answer the heartbeat thread (every
+        partition then counts as owned from the silence's end); while the heartbeat thread has
+        not read every owned partition to its end since it was assigned (those count as owned
+        from then on); while it trails its partitions by more than the stall limit
+        (max(timeout / 3, 0.5 s)); or after a stall (a tick or a heartbeat poll longer ago than
+        that limit: every partition then counts as owned from the stall's end). Every verdict
+        uses ``now``, so a slow tick can only delay a fence, never bring one forward.
         """
         started = time.perf_counter()
         try:
@@ -269,19 +279,23 @@ class Monitor:
         self._unread = unread
         stalled = self._last_tick is not None and now - self._last_tick > self._stall_limit
         stalled = stalled or now - self.liveness.last_poll > self._stall_limit
+        answered = self.liveness.answered_at
+        silent = answered is not None and now - answered > self._silence_limit
         self._last_tick = now
         skipped: Skipped | None = None
         if busy:
             skipped = Skipped.BUSY
         elif stalled:
             skipped = Skipped.STALLED
+        elif silent:
+            skipped = Skipped.BROKER
         elif unread:
             skipped = Skipped.ASSIGNING
         elif self.liveness.behind(now) > self._stall_limit:
             skipped = Skipped.LAGGING
         self._note_skipping(skipped, partitions, now)
         if skipped is not None:
-            if stalled:
+            if stalled or silent:
                 self.ownership.rearm(now)  # liveness may be stale everywhere: age from here
             if busy:
                 self.index.invalidate()  # recovery writes the table without us: rebuild after it
@@ -311,6 +325,12 @@ class Monitor:
         """Log when decisions stop or resume (once per change, not per tick)."""
         if skipped is Skipped.STALLED:
             log.warning("monitor stalled: no decisions; liveness restarts now")
+        elif skipped is Skipped.BROKER and self._skipping is not Skipped.BROKER:
+            log.warning(
+                "the broker has not answered for %.1fs: no decisions; every agent gets a whole "
+                "heartbeat timeout once it answers again",
+                now - (self.liveness.answered_at or now),
+            )
         elif skipped is Skipped.LAGGING and self._skipping is not Skipped.LAGGING:
             log.warning(
                 "heartbeat reader %.1fs behind: no decisions until it catches up",

@@ -48,6 +48,8 @@ def not_ready(report: TickReport, *, assigned: bool, grace_left: float) -> str |
         return "rebalancing or recovering tables"
     if report.skipped is Skipped.STALLED:
         return "stalled: the event loop or the heartbeat reader was starved"
+    if report.skipped is Skipped.BROKER:
+        return "the broker went quiet: no decisions until it answers again"
     if report.skipped is Skipped.ASSIGNING:
         return "the heartbeat reader does not read the assigned partitions yet"
     if grace_left > 0:

@@ -217,7 +217,9 @@ class Relay:
     With ``certs``, connections are TLS (the server certificate of the test CA), and with
     ``require_client_cert`` only clients presenting a certificate of that CA get through
     (mutual TLS). With ``users`` (name -> password), a client must first pass the SASL exchange
-    the relay serves; ``refused`` counts the connections turned away.
+    the relay serves; ``refused`` counts the connections turned away. :meth:`cut` takes the
+    broker away from every client (connections closed, new ones closed at once) until
+    :meth:`restore`.
     """
 
     def __init__(
@@ -243,14 +245,24 @@ class Relay:
         self.bootstrap = f"127.0.0.1:{self.port}"
         self.refused = 0
         self._stop = threading.Event()
+        self._cut = threading.Event()
         self._thread = threading.Thread(target=self._accept, name="relay", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def cut(self) -> None:
+        """The broker is gone for every client: open connections close, new ones are closed."""
+        self._cut.set()
+
+    def restore(self) -> None:
+        """The broker is back."""
+        self._cut.clear()
+
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(5)
         self._listener.close()
 
     def _accept(self) -> None:
@@ -258,6 +270,9 @@ class Relay:
             try:
                 raw, _ = self._listener.accept()
             except TimeoutError:
+                continue
+            if self._cut.is_set():
+                raw.close()
                 continue
             threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
 
@@ -283,7 +298,7 @@ class Relay:
             with selectors.DefaultSelector() as sel:
                 for sock in pairs:
                     sel.register(sock, selectors.EVENT_READ)
-                while not self._stop.is_set():
+                while not self._stop.is_set() and not self._cut.is_set():
                     for key, _ in sel.select(0.2):
                         source: socket.socket = key.fileobj  # type: ignore[assignment]
                         if not _pump(source, pairs[source]):
@@ -355,10 +370,10 @@ def relayed_tansu(
     """Tansu behind a :class:`Relay` (its options); clients bootstrap at ``relay.bootstrap``."""
     # Each must know the other's port: the relay binds first, and learns the broker's after.
     front = Relay(0, certs=certs, require_client_cert=require_client_cert, users=users)
-    with tansu(log_dir, advertised=front.port) as port:
-        front.backend = port
-        front.start()
-        try:
+    try:
+        with tansu(log_dir, advertised=front.port) as port:
+            front.backend = port
+            front.start()
             yield front
-        finally:
-            front.stop()
+    finally:
+        front.stop()

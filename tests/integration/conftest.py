@@ -97,41 +97,52 @@ class Scenario:
         return build_report(self.kafka, self.results_topic, self.topics, self.task_steps)
 
 
+def build_scenario(bootstrap: str, tmp_path: Path, **settings: str) -> Scenario:
+    """A fresh scenario on the broker at ``bootstrap``; keyword arguments become
+    AGENT_FAILOVER_* settings of every process. Stop it with :func:`stop_scenario`."""
+    run_id = uuid.uuid4().hex[:8]
+    topics = Topics(
+        prefix=f"t{run_id}.", agent_partitions=4, task_partitions=4, checkpoint_partitions=4
+    )
+    results = f"{topics.prefix}results"
+    # The fleet signs: every scenario also shows that signed records flow end to end.
+    signing_key = secrets.token_urlsafe(32)
+    kafka = KafkaConfig(bootstrap_servers=bootstrap, signing_key=signing_key)
+    ensure_topics(kafka, topics)
+    ensure_topics(kafka, topics, specs=[TopicSpec(results, 4, {}, "results")])
+    env = {
+        "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "0.5",
+        "AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "2.0",
+        "AGENT_FAILOVER_CAPACITY": "6",
+        "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results,
+        "AGENT_FAILOVER_DEMO_STEP_SECONDS": "0.2,0.3",
+        "AGENT_FAILOVER_MONITOR_APP_ID": f"af-test-{run_id}",
+        "AGENT_FAILOVER_METRICS_PORT": "0",
+        "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / f"monitor-data-{run_id}"),
+        "AGENT_FAILOVER_SIGNING_KEY": signing_key,
+    }
+    env.update({f"AGENT_FAILOVER_{k.upper()}": v for k, v in settings.items()})
+    cluster = LocalCluster(bootstrap, topics, tmp_path / "logs", env=env)
+    observer = Observer(kafka, topics, results).start()
+    return Scenario(kafka, topics, results, cluster, observer)
+
+
+def stop_scenario(scenario: Scenario) -> None:
+    """Stop every process of the scenario and its observer."""
+    scenario.cluster.stop_all()
+    scenario.observer.stop()
+
+
 @pytest.fixture
 def scenario_factory(broker: BrokerHandle, tmp_path: Path) -> Iterator[Callable[..., Scenario]]:
-    """Build a scenario; keyword arguments become AGENT_FAILOVER_* settings of every process."""
+    """Build a scenario (:func:`build_scenario`) on the session's broker."""
     made: list[Scenario] = []
 
     def make(**settings: str) -> Scenario:
-        run_id = uuid.uuid4().hex[:8]
-        topics = Topics(
-            prefix=f"t{run_id}.", agent_partitions=4, task_partitions=4, checkpoint_partitions=4
-        )
-        results = f"{topics.prefix}results"
-        # The fleet signs: every scenario also shows that signed records flow end to end.
-        signing_key = secrets.token_urlsafe(32)
-        kafka = KafkaConfig(bootstrap_servers=broker.bootstrap_servers, signing_key=signing_key)
-        ensure_topics(kafka, topics)
-        ensure_topics(kafka, topics, specs=[TopicSpec(results, 4, {}, "results")])
-        env = {
-            "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "0.5",
-            "AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "2.0",
-            "AGENT_FAILOVER_CAPACITY": "6",
-            "AGENT_FAILOVER_DEMO_RESULTS_TOPIC": results,
-            "AGENT_FAILOVER_DEMO_STEP_SECONDS": "0.2,0.3",
-            "AGENT_FAILOVER_MONITOR_APP_ID": f"af-test-{run_id}",
-            "AGENT_FAILOVER_METRICS_PORT": "0",
-            "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "monitor-data"),
-            "AGENT_FAILOVER_SIGNING_KEY": signing_key,
-        }
-        env.update({f"AGENT_FAILOVER_{k.upper()}": v for k, v in settings.items()})
-        cluster = LocalCluster(broker.bootstrap_servers, topics, tmp_path / "logs", env=env)
-        observer = Observer(kafka, topics, results).start()
-        scenario = Scenario(kafka, topics, results, cluster, observer)
+        scenario = build_scenario(broker.bootstrap_servers, tmp_path, **settings)
         made.append(scenario)
         return scenario
 
     yield make
     for scenario in made:
-        scenario.cluster.stop_all()
-        scenario.observer.stop()
+        stop_scenario(scenario)

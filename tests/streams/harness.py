@@ -65,11 +65,14 @@ class LiveMap:
     Same contract: entries in ``last_seen`` order (a heartbeat moves its agent to the end), an
     agent listed by :meth:`drain_changed` when it first appears or changes epoch, an older epoch's
     heartbeat ignored, and a new assignment taken (and read to its end) at the thread's next
-    :meth:`poll`. ``lag_s`` is how far behind the thread is, as the test sets it.
+    :meth:`poll`. ``lag_s`` is how far behind the thread is, as the test sets it; with
+    ``broker_up`` false its polls get no answer (``answered_at`` stays where it was).
     """
 
     def __init__(self) -> None:
         self.last_poll = 0.0
+        self.answered_at: float | None = None
+        self.broker_up = True
         self.lag_s = 0.0
         self._entries: dict[str, LiveEntry] = {}
         self._changed: list[str] = []
@@ -80,6 +83,8 @@ class LiveMap:
         """What one poll of the heartbeat thread does besides reading heartbeats."""
         self._assigned = self._wanted
         self.last_poll = now
+        if self.broker_up:
+            self.answered_at = now
 
     def beat(
         self,

@@ -144,6 +144,27 @@ def test_a_lagging_heartbeat_reader_stops_decisions_without_restarting_liveness(
     assert w.monitor.ownership.since == {0: T0}
 
 
+def test_a_quiet_broker_stops_decisions_and_everyone_ages_from_its_return() -> None:
+    w, ids = worker(2)
+    dead, alive = ids
+    w.live.beat(ids, T0)
+    w.tick(T0)
+    w.live.broker_up = False  # the broker goes away: no heartbeat reaches the reader any more
+    assert w.tick(T0 + 1.0).skipped is None  # within a healthy broker's silence: deciding
+    for k in range(4, 61):  # beyond it (ticks every half second): heartbeats may be missing
+        assert w.tick(T0 + k * 0.5).skipped is Skipped.BROKER
+    assert w.controls() == []  # nobody fenced for heartbeats that could not arrive
+    assert w.monitor.ownership.since == {0: T0 + 30.0}
+    w.live.broker_up = True
+    for now in (T0 + 30.5, T0 + 31.0, T0 + 31.5, T0 + 32.0, T0 + 32.5, T0 + 32.9):
+        w.live.beat([alive], now)
+        assert w.tick(now).skipped is None
+    assert w.controls() == []  # the silent agent gets a whole timeout after the broker's return
+    w.tick(T0 + 33.1)
+    (ctl,) = w.controls()
+    assert (ctl.agent_id, ctl.reason) == (dead, DispatchReason.HEARTBEAT_TIMEOUT)
+
+
 def test_a_partition_counts_as_taken_over_once_its_heartbeats_are_read_to_the_end() -> None:
     topics = Topics(prefix="x.", agent_partitions=2)
     mine, taken = agent_in(0, 2), agent_in(1, 2)
