@@ -208,6 +208,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         topics,
         on_heartbeats=metrics.heartbeats_received,
         on_dead_letter=lambda t, why: metrics.dead_letter(logical_topic(topics, t), why),
+        on_dead_letter_lost=lambda t: metrics.dead_letter_lost(logical_topic(topics, t)),
         on_stats=stats_handler(probes.broker_answered, _lag_reporter(config, metrics)),
         directory=directory,
         fetch_wait_ms=fetch_wait_ms,
