@@ -14,13 +14,20 @@ import time
 from collections.abc import Awaitable, Callable
 
 from agent_failover.config import Topics
-from agent_failover.errors import Refusal
+from agent_failover.errors import CodecError, Refusal
 from agent_failover.logs import rate_limited, similar
-from agent_failover.models.deadletter import cut_key, dead_letter, internal_reason
+from agent_failover.models.deadletter import (
+    DeadLetter,
+    Source,
+    cut_key,
+    dead_letter,
+    internal_reason,
+)
+from agent_failover.signing import Signer
 from streams.channels import Message, Send
-from streams.metrics import MonitorMetrics, logical_topic
+from streams.metrics import AGENT, DEAD_LETTER_TOPICS, MonitorMetrics, logical_topic
 
-__all__ = ["DeadLetters", "cut_key", "dead_letter", "log_internal"]
+__all__ = ["AgentLetters", "DeadLetters", "cut_key", "dead_letter", "log_internal"]
 
 #: One line per bad record would let whoever writes them fill the log: rate limited.
 log = rate_limited(__name__)
@@ -91,3 +98,49 @@ def log_internal(topic: str, where: str, exc: Exception) -> None:
         exc_info=exc,
         extra=similar(f"internal {topic} {type(exc).__name__}"),
     )
+
+
+class AgentLetters:
+    """Counts the dead letters agents write (``source: agent``) in
+    ``agent_failover_dead_letters_total{source="agent"}``.
+
+    Agents have no metrics endpoint of their own; the monitor reads the dead-letter topic for
+    them. The topic has one partition, so one worker of the group reads it and each letter is
+    counted once in the fleet (a few again after that worker dies: reading resumes from the last
+    committed offset). Letters the monitor wrote are skipped (it counted them when it wrote
+    them), and so is anything not signed by the fleet or not a dead letter: a dead letter is
+    never written about a dead letter.
+    """
+
+    def __init__(self, topics: Topics, metrics: MonitorMetrics, signer: Signer) -> None:
+        self._topics = topics
+        self._metrics = metrics
+        self._signer = signer
+
+    def on_message(self, msg: Message) -> None:
+        """Count one record of the dead-letter topic if an agent wrote it. Never raises."""
+        try:
+            letter = self._signer.open(DeadLetter, msg)
+            if letter.source is not Source.AGENT:
+                return
+            topic = logical_topic(self._topics, letter.topic)
+            if not letter.topic.startswith(self._topics.prefix) or topic not in DEAD_LETTER_TOPICS:
+                log.warning(
+                    "agent dead letter about topic %r not counted: not one agents read",
+                    letter.topic[:200],
+                    extra=similar("agent letter topic"),
+                )
+                return
+            refusal = letter.refusal or Refusal.INVALID
+            self._metrics.dead_letter(topic, refusal.value, AGENT)
+        except CodecError as exc:
+            log.warning(
+                "%s[%d]@%d not counted: %s",
+                msg.topic,
+                msg.partition,
+                msg.offset,
+                exc,
+                extra=similar("agent letter unreadable"),
+            )
+        except Exception as exc:
+            log_internal(msg.topic, f"{msg.topic}[{msg.partition}]@{msg.offset}", exc)

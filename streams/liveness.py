@@ -49,14 +49,13 @@ from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
 from agent_failover.logs import rate_limited, similar
 from agent_failover.models import (
-    DeadLetter,
     FleetSummary,
     Heartbeat,
     cut_key,
-    dead_letter,
     internal_reason,
 )
 from agent_failover.partitioner import partition_for
+from agent_failover.sdk.deadletters import letter_of
 from agent_failover.signing import Signer
 from streams.catchup import CatchUp, PartitionLag
 from streams.deadletters import log_internal
@@ -436,16 +435,7 @@ class LivenessTracker:
         try:
             if self._on_dead_letter is not None:
                 self._on_dead_letter(source, refusal.value)
-            record: DeadLetter = dead_letter(
-                topic=source,
-                partition=msg.partition() or 0,
-                offset=msg.offset() or 0,
-                key=msg.key(),
-                value=msg.value(),
-                reason=reason,
-                at=time.time(),
-                refusal=refusal,
-            )
+            record = letter_of(msg, reason, refusal)
             topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
             headers = self._signer.headers(topic, key, value)
 

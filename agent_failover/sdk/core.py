@@ -47,6 +47,7 @@ from agent_failover.models import (
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.context import Outcome, TaskContext
+from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
 from agent_failover.sdk.intake import (
     Listener,
@@ -230,10 +231,12 @@ class AgentCore:
             [TopicPartition(topics.control, own), TopicPartition(topics.priority, own)],
             timeout=cfg.close_timeout,
         )
+        dead_letters = AgentDeadLetters(self._producer.send, topics.dead_letter, cfg.agent_id)
         self._reader = CheckpointReader(
             assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", fetch_wait),
             topics.checkpoints,
             signer,
+            dead_letters=dead_letters,
         )
         try:
             self._reader.warm()  # a failover's resume should not pay for a new connection
@@ -261,6 +264,8 @@ class AgentCore:
             on_redispatch=self._on_redispatch,
             on_failure=self.fail,
             signer=signer,
+            dead_letters=dead_letters,
+            agent_id=cfg.agent_id,
             name=self._name,
         )
         self._listener.start()
