@@ -18,14 +18,16 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig
-from agent_failover.dev.reading import read_topic
+from agent_failover.dev.reading import Rec, read_topic
 from agent_failover.errors import CodecError
+
+_R = TypeVar("_R", bound=m.Record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,16 +164,20 @@ def build_report(
 ) -> LedgerReport:
     """Read the three topics back to their high watermark and judge them."""
     results = [StepResult.decode(r.value) for r in read_topic(kafka, results_topic) if r.value]
-    redispatches = [
-        m.Redispatch.decode(r.value) for r in read_topic(kafka, priority_topic) if r.value
-    ]
-    events = []
-    for rec in read_topic(kafka, events_topic):
-        try:
-            events.append(m.TaskEvent.decode(rec.value or b""))
-        except CodecError:
-            continue  # the monitor dead-letters bad records; they are no task's completion
+    # The monitor and agents set bad records aside: they are no task's attempt or completion.
+    redispatches = _decodable(m.Redispatch, read_topic(kafka, priority_topic))
+    events = _decodable(m.TaskEvent, read_topic(kafka, events_topic))
     return judge(task_steps, results, redispatches, events)
+
+
+def _decodable(cls: type[_R], records: Iterable[Rec]) -> list[_R]:
+    found: list[_R] = []
+    for rec in records:
+        try:
+            found.append(cls.decode(rec.value or b""))
+        except CodecError:
+            continue
+    return found
 
 
 def summarise(report: LedgerReport) -> dict[str, Any]:

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from hypothesis import settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.errors import Refusal
+from agent_failover.errors import CodecError, Refusal
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
 
@@ -44,6 +44,28 @@ def fuzz_settings(default: int) -> settings:
         max_examples=EXAMPLES or default,
         suppress_health_check=list(settings.default.suppress_health_check),
     )
+
+
+def sample(strategy: st.SearchStrategy[Any], count: int) -> list[Any]:
+    """Up to ``count`` examples hypothesis draws from ``strategy``, the same on every run (more
+    with AGENT_FAILOVER_FUZZ_EXAMPLES): for a test too slow to run once per example, such as one
+    against the broker, which then holds for all of them at once."""
+    drawn: list[Any] = []
+
+    @settings(
+        max_examples=max(count, EXAMPLES),
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def collect(example: Any) -> None:
+        drawn.append(example)
+
+    collect()
+    return drawn
 
 
 #: A record's key and value stay below this together: the broker's limit, less its overhead.
@@ -520,3 +542,22 @@ def agent_id_of(record: Any) -> str:
 def stream(*choices: st.SearchStrategy[Any], max_size: int = 12) -> st.SearchStrategy[list[Any]]:
     """A list of records drawn from any of ``choices``."""
     return st.lists(st.one_of(*choices), min_size=1, max_size=max_size)
+
+
+def refused(
+    cls: type[m.Record],
+    raw: Raw,
+    partitions: int | None,
+    also: Callable[[Any, Raw], bool] = lambda _record, _raw: False,
+) -> bool:
+    """Whether every reader refuses ``raw``: the model's decoder does, or (``partitions``: an
+    agent-keyed topic) it lies in a partition its agent does not hash to, or ``also`` says the
+    record is no use where it lies."""
+    try:
+        record = cls.decode(raw.value)
+    except CodecError:
+        return True
+    wrong = partitions is not None and (
+        partition_for(agent_id_of(record), partitions) != raw.partition
+    )
+    return wrong or also(record, raw)
