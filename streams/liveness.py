@@ -47,7 +47,7 @@ from confluent_kafka import (
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
-from agent_failover.logs import rate_limited, similar
+from agent_failover.logs import kafka_log_settings, rate_limited, similar
 from agent_failover.models import (
     FleetSummary,
     Heartbeat,
@@ -230,7 +230,8 @@ class LivenessTracker:
     def _clients(self) -> tuple[Consumer, Producer]:
         base: dict[str, Any] = {
             **self._kafka.as_librdkafka_dict(),
-            "logger": logging.getLogger(__name__ + ".librdkafka"),
+            # Rate limited: a broker outage must not flood the log with reconnect lines.
+            **kafka_log_settings("liveness"),
         }
         stats: dict[str, Any] = {}
         if self._on_stats is not None:

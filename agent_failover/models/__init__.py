@@ -32,11 +32,14 @@ from agent_failover.models.records import (
     SourceRef,
     Task,
     TaskEvent,
+    TaskOutcome,
+    plain_result,
 )
 from agent_failover.models.vocabulary import (
     JSON,
     MAX_INT63,
     MAX_JSON_DEPTH,
+    MAX_RESULT_BYTES,
     RECORD_LIMIT,
     RECORD_MARGIN,
     SCHEMA_VERSION,
@@ -44,6 +47,7 @@ from agent_failover.models.vocabulary import (
     ControlKind,
     DispatchReason,
     EventKind,
+    OutcomeKind,
     Pool,
 )
 
@@ -60,6 +64,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         Failover,
         DeadLetter,
         FleetSummary,
+        TaskOutcome,
     )
 }
 
@@ -67,6 +72,7 @@ __all__ = [
     "JSON",
     "MAX_INT63",
     "MAX_JSON_DEPTH",
+    "MAX_RESULT_BYTES",
     "RECORD_LIMIT",
     "RECORD_MARGIN",
     "RECORD_TYPES",
@@ -85,6 +91,7 @@ __all__ = [
     "Heartbeat",
     "MovedTask",
     "Needs",
+    "OutcomeKind",
     "PlanEntry",
     "Pool",
     "Record",
@@ -93,7 +100,9 @@ __all__ = [
     "SourceRef",
     "Task",
     "TaskEvent",
+    "TaskOutcome",
     "cut_key",
     "dead_letter",
     "internal_reason",
+    "plain_result",
 ]

@@ -310,6 +310,21 @@ def summaries() -> st.SearchStrategy[m.FleetSummary]:
     )
 
 
+@st.composite
+def outcomes(draw: st.DrawFn) -> m.TaskOutcome:
+    failed = draw(st.booleans())
+    return m.TaskOutcome(
+        task_id=draw(st.sampled_from(TASKS)),
+        kind=m.OutcomeKind.FAILED if failed else m.OutcomeKind.COMPLETED,
+        attempt=draw(st.integers(1, 3)),
+        agent_id=draw(st.sampled_from(AGENTS)),
+        epoch=draw(epochs),
+        finished_at=draw(times),
+        result=None if failed else draw(json_values),
+        error=draw(odd_text.filter(bool)) if failed else None,
+    )
+
+
 def agent_letters() -> st.SearchStrategy[m.DeadLetter]:
     return st.builds(
         m.dead_letter,

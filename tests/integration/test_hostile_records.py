@@ -1,11 +1,12 @@
 """End to end: a burst of hostile records on every topic, then a normal failover.
 
 A live monitor and agents (processes, a signing fleet, the development broker) receive records
-from :mod:`tests.fuzz.hostile` that every reader refuses, on all nine topics: values and keys up
+from :mod:`tests.fuzz.hostile` that every reader refuses, on all ten topics: values and keys up
 to the record limit, nesting up to 1,025 levels, integers beyond 64 bits, lone surrogates,
 tombstones, wrong types and partitions, records signed by a stranger. Nothing may stop: the
 monitor sets aside each record it reads, an agent each one addressed to it, both count them, and
-then an agent is killed and its tasks resume elsewhere, each step committed exactly once.
+then an agent is killed and its tasks resume elsewhere, each step committed exactly once and
+each task's outcome published (the ledger skips what nobody could read).
 
 Hypothesis draws the burst, eight records per topic (the same ones every run;
 AGENT_FAILOVER_FUZZ_EXAMPLES draws more), and the properties hold for all of them at once: a
@@ -40,6 +41,7 @@ from tests.fuzz.hostile import (
     controls,
     heartbeats,
     hostile,
+    outcomes,
     redispatches,
     refused,
     sample,
@@ -55,8 +57,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 AGENTS = ["agent-a", "agent-b", "agent-c"]
 #: The scenario's partition counts (tests/integration/conftest.py).
 SHAPE = Topics(agent_partitions=4, task_partitions=4, checkpoint_partitions=4)
-#: Topics the monitor sets aside every bad record of (checkpoints it never reads; dead letters it
-#: only counts).
+#: Topics the monitor sets aside every bad record of (checkpoints it never reads, outcomes it only
+#: writes, dead letters it only counts).
 MONITOR_READS = (
     "heartbeats",
     "task-events",
@@ -110,6 +112,7 @@ HOSTILE = (
         also=no_decision,
     ),
     on("checkpoints", checkpoints(), m.Checkpoint, lambda c: c.task_id, 4),
+    on("outcomes", outcomes(), m.TaskOutcome, lambda o: o.task_id, T),
     on("fleet", summaries(), m.FleetSummary, lambda s: s.monitor_id, 1),
     on("dead-letter", agent_letters(), m.DeadLetter, lambda d: d.key or "k", 1),
 )
@@ -202,7 +205,11 @@ def test_a_burst_of_hostile_records_on_every_topic_stops_nothing(
     scenario_factory: Callable[..., Scenario],
 ) -> None:
     burst = [record for records in HOSTILE for record in sample(records, PER_TOPIC)]
-    assert {topic for topic, _, _ in burst} == set(MONITOR_READS) | {"checkpoints", "dead-letter"}
+    assert {topic for topic, _, _ in burst} == set(MONITOR_READS) | {
+        "checkpoints",
+        "outcomes",
+        "dead-letter",
+    }
     s = scenario_factory()
     monitor = s.cluster.start_monitor()
     procs = s.start_agents(AGENTS)
