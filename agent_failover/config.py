@@ -167,6 +167,8 @@ SETTINGS = Registry([
        "the broker the test suite starts when `KAFKA_BOOTSTRAP_SERVERS` is unset", "tests"),
     _s("KAFKA_IMAGE", "", Text(), "`confluentinc/cp-kafka:7.6.0`",
        "image of the testcontainers broker", "tests"),
+    _s("FUZZ_EXAMPLES", "", Number(0, 1_000_000, integer=True), "per test",
+       "examples per property of the hostile-record tests (more: a deeper run)", "tests"),
     _s("TOOLS_CACHE", "", Text(), "`${XDG_CACHE_HOME:-~/.cache}/agent-failover`",
        "where `make ops-tools` installs helm, promtool, Alertmanager and the validators", "tests"),
     _s("DEMO_RESULTS_TOPIC", "", Text(249), "set by the demo",

@@ -69,6 +69,7 @@ class Refusal(enum.StrEnum):
     TOO_LARGE = "too_large"  # over a size limit
     BAD_SIGNATURE = "bad_signature"  # a signed record whose signature does not match
     WRONG_PARTITION = "wrong_partition"  # valid, but in a partition its key does not hash to
+    INTERNAL = "internal"  # handling it raised an unexpected exception (a bug it triggered)
 
 
 class CodecError(AgentFailoverError, ValueError):

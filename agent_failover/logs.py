@@ -55,6 +55,9 @@ class RateLimitFilter(logging.Filter):
     reconnect line differs only in its timings). The first record after a window in which some
     were dropped is preceded by one line: ``suppressed N similar messages in the last S s: ...``.
     ``applies_to`` (a logger name test) limits the filter to some loggers, for use on a handler.
+    A line whose text comes from outside (the reason a bad record was refused: whoever wrote the
+    record chooses it) names its kind instead, with ``extra=`` :func:`similar` ``(kind)``: lines
+    of one kind are then similar whatever their text.
     """
 
     _MAX_KEYS = 1024
@@ -80,7 +83,9 @@ class RateLimitFilter(logging.Filter):
             return True
         if self._applies_to is not None and not self._applies_to(record.name):
             return True
-        key = (record.name, record.levelno, _DIGITS.sub("#", record.getMessage()))
+        kind = getattr(record, _KIND, None)
+        text = kind if isinstance(kind, str) else _DIGITS.sub("#", record.getMessage())
+        key = (record.name, record.levelno, text)
         now = self._clock()
         with self._lock:
             window = self._windows.get(key)
@@ -118,6 +123,15 @@ class RateLimitFilter(logging.Filter):
 
 
 _rate_limit = RateLimitFilter()
+
+#: The log record attribute naming a line's kind for the rate limit (see :func:`similar`).
+_KIND = "af_rate_kind"
+
+
+def similar(kind: str) -> dict[str, str]:
+    """``extra=`` for a rate-limited line whose text varies with its input: every line of
+    ``kind`` counts as the same message."""
+    return {_KIND: kind}
 
 
 def is_client_logger(name: str) -> bool:

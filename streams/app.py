@@ -1,4 +1,4 @@
-"""The faust app of the monitor: ``create_app(config)`` wires the tables, three agents, two timers.
+"""The faust app of the monitor: ``create_app(config)`` wires the tables, four agents, two timers.
 
 The faust parts are thin, each handing records to :class:`~streams.monitor.Monitor`:
 
@@ -8,11 +8,13 @@ The faust parts are thin, each handing records to :class:`~streams.monitor.Monit
   acknowledgements, positioned by the ``intake`` table instead (:mod:`streams.intake`);
 - ``assign`` consumes ``tasks.assigned`` (co-partitioned with ``tasks``; table ``intake``) and
   forwards the first decision per task record (:mod:`streams.assign`);
+- ``agent-dead-letters`` consumes the one-partition ``dead-letter`` topic and counts the dead
+  letters agents wrote (:class:`~streams.deadletters.AgentLetters`);
 - a timer runs detection every ``tick_interval``.
 
 They pass the monitor's clock, ``time.monotonic()``. Heartbeats bypass faust
 (:mod:`streams.liveness`). Beside them: ``/metrics``, ``/healthz`` and ``/readyz``
-(:mod:`streams.http`), and a timer measuring the three agents' consumer lag each second.
+(:mod:`streams.http`), and a timer measuring the first three agents' consumer lag each second.
 
 ``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
 first access from the environment (:meth:`MonitorConfig.from_env`).
@@ -214,6 +216,7 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
         topics,
         on_heartbeats=metrics.heartbeats_received,
         on_dead_letter=lambda t, why: metrics.dead_letter(logical_topic(topics, t), why),
+        on_dead_letter_lost=lambda t: metrics.dead_letter_lost(logical_topic(topics, t)),
         on_stats=stats_handler(answered, _lag_reporter(config, metrics)),
         directory=directory,
         fetch_wait_ms=fetch_wait_ms,
@@ -269,6 +272,14 @@ def build_app(config: MonitorConfig) -> tuple[faust.App, Monitor, LivenessTracke
             msg = event.message
             await monitor.on_decision(msg)
             lag.handled(msg.topic, msg.partition, msg.offset)
+
+    # One partition: one worker counts the agents' dead letters for the whole fleet.
+    letters = raw(topics.dead_letter, partitions=1)
+
+    @app.agent(letters, name="agent-dead-letters")
+    async def agent_dead_letters(stream: Any) -> None:
+        async for event in stream.events():
+            monitor.on_dead_letter(event.message)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_side_services() -> None:

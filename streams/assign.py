@@ -13,7 +13,9 @@ decision about source offset ``o`` of partition ``p``:
 
 A decision is read like every record: signed by the fleet (when it has a key) or dead-lettered.
 The forwarded copy is signed again, by ``send``, for its own topic and key: a signature covers
-topic, key and value, and both the topic and the key change on the way.
+topic, key and value, and both the topic and the key change on the way. The forward is tried
+until it is acknowledged (a broker outage must not skip a decision); a copy too large for any
+broker, or a decision whose handling raises, is dead-lettered instead and the next one read.
 
 Decisions about one partition are ordered (one partition of ``tasks.assigned``) and every decider
 writes them in offset order, acknowledged one by one, so the first decision about each record
@@ -31,7 +33,7 @@ from agent_failover.config import Topics
 from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import DispatchReason, Redispatch
 from agent_failover.signing import Signer
-from streams.channels import Message, Send, until_done
+from streams.channels import Message, Send, oversize, until_done
 from streams.deadletters import DeadLetters
 from streams.metrics import MonitorMetrics
 from streams.ownership import Ownership
@@ -85,9 +87,10 @@ class Assigner:
         self._dead_letters = dead_letters
 
     async def on_decision(self, msg: Message) -> None:
-        """Handle one record of ``tasks.assigned``; an unexpected error is retried (faust would
-        move on, and a decision left behind would be skipped as a duplicate later)."""
-        await until_done(lambda: self._apply(msg), f"applying {msg.topic}@{msg.offset}")
+        """Handle one record of ``tasks.assigned``. Never raises: the forward is retried until
+        acknowledged (a decision left behind would be skipped as a duplicate later); a record
+        whose handling fails otherwise is dead-lettered."""
+        await self._dead_letters.contain(msg, lambda: self._apply(msg))
 
     async def _apply(self, msg: Message) -> None:
         try:
@@ -108,13 +111,18 @@ class Assigner:
             return
         target = rd.target_agent_id
         assert msg.value is not None  # it decoded
-        ack = await self._send(
-            self._topics.priority,
-            target.encode(),
-            bytes(msg.value),
-            self._ownership.partition_of(target),
-        )
-        await ack
+        key, value = target.encode(), bytes(msg.value)
+        too_large = oversize(key, value)
+        if too_large is not None:
+            await self._dead_letters.send(msg, f"its dispatch: {too_large}", Refusal.TOO_LARGE)
+            return
+        partition = self._ownership.partition_of(target)
+
+        async def forward() -> None:
+            ack = await self._send(self._topics.priority, key, value, partition)
+            await ack
+
+        await until_done(forward, f"forwarding {msg.topic}[{msg.partition}]@{msg.offset}")
         # Only now: a crash before this line forwards the same bytes again, never nothing.
         self._progress[p] = o + 1
         self._metrics.tasks_dispatched.inc()

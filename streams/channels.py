@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from agent_failover.models import RECORD_LIMIT, RECORD_MARGIN
 from agent_failover.signing import Headers
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,18 @@ class Message(Protocol):
     key: bytes | None
     value: bytes | None
     headers: Headers | None
+
+
+def oversize(key: bytes, value: bytes) -> str | None:
+    """Why a record carrying a task (a decision, a forwarded dispatch) is too large to write, or
+    None: no broker takes it, so trying again would hold up every record behind it."""
+    size = len(key) + len(value)
+    if size <= RECORD_LIMIT - RECORD_MARGIN:
+        return None
+    return (
+        f"the record built from it would take {size} bytes, more than the {RECORD_LIMIT} "
+        f"bytes a record may have less {RECORD_MARGIN} for what follows it"
+    )
 
 
 async def until_done(

@@ -21,6 +21,11 @@ new owner of ``p`` starts again from ``applied_upto[p]``, so a record whose deci
 written is read again. A decision written twice is harmless: the first one per source offset is
 the one forwarded (:mod:`streams.assign`). If the partition is taken away (a rebalance) while a
 record waits, the wait ends and nothing is written; its next owner reads the record again.
+
+Writing a decision is tried until it is acknowledged (or the partition is lost): a broker outage
+must not lose a task. Anything else that fails is the record's: a decision too large for any
+broker is dead-lettered (``too_large``), and so is a record whose handling raises (``internal``);
+the next record is placed.
 """
 
 from __future__ import annotations
@@ -34,10 +39,10 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from agent_failover.config import Topics
-from agent_failover.errors import CodecError
+from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import DispatchReason, Redispatch, SourceRef, Task
 from agent_failover.signing import Signer
-from streams.channels import Message, Send, until_done
+from streams.channels import Message, Send, oversize, until_done
 from streams.deadletters import DeadLetters
 from streams.dispatch import Candidate, choose_new, free_slots
 from streams.fleet import PUBLISH_INTERVAL
@@ -186,9 +191,11 @@ class Intake:
 
         ``current()`` says whether this worker still owns the record's partition in the
         assignment it was read in; once it does not, the record is left for the next owner.
-        An unexpected error is retried: leaving the record behind would lose its task.
+        Never raises: a record whose handling fails is dead-lettered and counts as decided.
         """
-        await until_done(lambda: self._place(msg, current), f"placing {msg.topic}", current)
+        if not await self._dead_letters.contain(msg, lambda: self._place(msg, current)):
+            p = msg.partition
+            self._decided[p] = max(self._decided.get(p, 0), msg.offset + 1)
 
     async def _place(self, msg: Message, current: Callable[[], bool]) -> None:
         p, o = msg.partition, msg.offset
@@ -221,7 +228,7 @@ class Intake:
         self._waiting = _Waiting(p, o, task.task_id, self._clock())
         try:
             target = await self._wait_for_slot(current)
-            if target is not None and await self._decide(task, target, p, o, current):
+            if target is not None and await self._decide(task, target, msg, current):
                 self._decided[p] = o + 1
                 return
             log.info("task %s (%d@%d) left to the partition's next owner", task.task_id, p, o)
@@ -266,9 +273,11 @@ class Intake:
         return False
 
     async def _decide(
-        self, task: Task, target: Candidate, p: int, o: int, current: Callable[[], bool]
+        self, task: Task, target: Candidate, msg: Message, current: Callable[[], bool]
     ) -> bool:
-        """Write the decision and reserve the slot; False if the partition was lost first."""
+        """Write the decision and reserve the slot (True); False if the partition was lost
+        first. A decision no broker would take sets the record aside instead (True: decided)."""
+        p, o = msg.partition, msg.offset
         decision = Redispatch(
             task=task,
             attempt=1,
@@ -279,10 +288,14 @@ class Intake:
             dispatched_at=time.time(),
             source=SourceRef(partition=p, offset=o),
         )
-        value = decision.encode()
+        key, value = task.task_id.encode(), decision.encode()
+        too_large = oversize(key, value)
+        if too_large is not None:
+            await self._dead_letters.send(msg, f"its decision: {too_large}", Refusal.TOO_LARGE)
+            return True
 
         async def write() -> None:
-            ack = await self._send(self._topics.assigned, task.task_id.encode(), value, p)
+            ack = await self._send(self._topics.assigned, key, value, p)
             await ack
 
         if not await until_done(write, f"the decision for task {task.task_id}", current):

@@ -19,6 +19,11 @@ heard nor decides on a backlog.
 The same consumer also reads the one-partition ``fleet`` topic (from its end) into the
 :class:`~streams.fleet.FleetDirectory`: other workers' summaries of their healthy agents, a few
 records per second, so a separate client is not worth its connections.
+
+No record stops the thread or the rest of its batch: one that does not decode, or whose handling
+raises (reason ``internal: <type>``), is dead-lettered and the next one read. Dead letters are
+queued without waiting (a copy the broker refuses is counted lost from its delivery report), so
+the thread keeps polling whatever it reads, and the stall guard stays quiet.
 """
 
 from __future__ import annotations
@@ -42,16 +47,25 @@ from confluent_kafka import (
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
-from agent_failover.logs import kafka_log_settings
-from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
+from agent_failover.logs import kafka_log_settings, rate_limited, similar
+from agent_failover.models import (
+    FleetSummary,
+    Heartbeat,
+    cut_key,
+    internal_reason,
+)
 from agent_failover.partitioner import partition_for
+from agent_failover.sdk.deadletters import letter_of
 from agent_failover.signing import Signer
 from streams.catchup import CatchUp, PartitionLag
+from streams.deadletters import log_internal
 from streams.fleet import FleetDirectory
 from streams.kafkastats import STATS_INTERVAL
 from streams.state import LiveEntry
 
 log = logging.getLogger(__name__)
+#: Lines about bad records: whoever writes them chooses how many.
+refused = rate_limited(f"{__name__}.refused")
 
 #: The heartbeat consumer's fetch wait. Liveness tolerates 100 ms of latency, and on Apache Kafka
 #: new data ends a waiting fetch early. The development broker does not wake a waiting fetch, so
@@ -92,7 +106,8 @@ class LivenessTracker:
 
     Called from the thread, for metrics: ``on_heartbeats(sent_at, received_at)`` once per batch
     with the valid heartbeats' ``sent_at`` and the wall time they were received;
-    ``on_dead_letter(topic, refusal)`` per bad record; ``on_stats(json)`` with librdkafka's
+    ``on_dead_letter(topic, refusal)`` per bad record, ``on_dead_letter_lost(topic)`` per dead
+    letter the broker did not take; ``on_stats(json)`` with librdkafka's
     statistics every :data:`~streams.kafkastats.STATS_INTERVAL`. With a ``directory``, the thread
     also feeds it the ``fleet`` topic's summaries. Records are checked and dead letters signed
     with ``kafka``'s signer: a heartbeat or summary the fleet did not sign is dead-lettered.
@@ -106,6 +121,7 @@ class LivenessTracker:
         *,
         on_heartbeats: Callable[[list[float], float], None] | None = None,
         on_dead_letter: Callable[[str, str], None] | None = None,
+        on_dead_letter_lost: Callable[[str], None] | None = None,
         on_stats: Callable[[str], None] | None = None,
         directory: FleetDirectory | None = None,
         batch_size: int = 2000,
@@ -117,6 +133,7 @@ class LivenessTracker:
         self._topics = topics
         self._on_heartbeats = on_heartbeats
         self._on_dead_letter = on_dead_letter
+        self._on_dead_letter_lost = on_dead_letter_lost
         self._on_stats = on_stats
         self._directory = directory
         self._own_key = directory.monitor_id.encode() if directory is not None else None
@@ -324,46 +341,23 @@ class LivenessTracker:
             self._lag.observe(tp.partition, position, high if high >= 0 else None, now)
 
     def _handle(self, batch: list[Message], now: float, producer: Producer) -> None:
-        partition_of = self._partition_of
-        partitions = self._topics.agent_partitions
-        fleet = self._topics.fleet
         fresh: list[LiveEntry] = []
         # Decode and validate outside the lock; the tick only waits for the short update below.
         for msg in batch:
-            error = msg.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("heartbeat consumer: %s", error)
-                elif msg.topic() != fleet:
-                    partition, offset = msg.partition(), msg.offset()
-                    if partition is not None and offset is not None:
-                        self._eof[partition] = offset  # read to here (streams.catchup)
-                continue
-            if msg.topic() == fleet:
-                self._on_fleet(msg, now, producer)
-                continue
             try:
-                entry = live_entry(self._signer.open(Heartbeat, msg))
-            except CodecError as exc:
-                self._dead_letter(producer, msg, str(exc), exc.refusal)
+                entry = self._read(msg, now, producer)
+            except Exception as exc:  # the record's, never the batch's: go on with the next
+                self._internal(producer, msg, exc)
                 continue
-            agent_id = entry.agent_id
-            expected = partition_of.get(agent_id)
-            if expected is None:
-                expected = partition_of[agent_id] = partition_for(agent_id, partitions)
-            if expected != msg.partition():
-                reason = (
-                    f"heartbeat of {agent_id!r} in partition {msg.partition()}, its key hashes to "
-                    f"{expected}: produce keyed by agent id with the murmur2 partitioner"
-                )
-                self._dead_letter(producer, msg, reason, Refusal.WRONG_PARTITION)
-                continue
-            entry.last_seen = now
-            fresh.append(entry)
+            if entry is not None:
+                fresh.append(entry)
         if not fresh:
             return
         if self._on_heartbeats is not None:
-            self._on_heartbeats([e.sent_at for e in fresh], time.time())
+            try:
+                self._on_heartbeats([e.sent_at for e in fresh], time.time())
+            except Exception:  # a metric, never a reason to drop heartbeats
+                log.exception("counting heartbeats failed")
         entries, changed = self._entries, self._changed
         with self._entries_lock:
             for entry in fresh:
@@ -384,6 +378,42 @@ class LivenessTracker:
                     changed.append(agent_id)
                 entries[agent_id] = entry
 
+    def _read(self, msg: Message, now: float, producer: Producer) -> LiveEntry | None:
+        """One record of the batch: a valid heartbeat of its agent's partition as an entry
+        received at ``now``; None for anything else (handled here: an end of partition, a fleet
+        summary, a bad record dead-lettered)."""
+        error = msg.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                log.warning("heartbeat consumer: %s", error)
+            elif msg.topic() != self._topics.fleet:
+                partition, offset = msg.partition(), msg.offset()
+                if partition is not None and offset is not None:
+                    self._eof[partition] = offset  # read to here (streams.catchup)
+            return None
+        if msg.topic() == self._topics.fleet:
+            self._on_fleet(msg, now, producer)
+            return None
+        try:
+            entry = live_entry(self._signer.open(Heartbeat, msg))
+        except CodecError as exc:
+            self._dead_letter(producer, msg, str(exc), exc.refusal)
+            return None
+        agent_id = entry.agent_id
+        expected = self._partition_of.get(agent_id)
+        if expected is None:
+            expected = partition_for(agent_id, self._topics.agent_partitions)
+            self._partition_of[agent_id] = expected
+        if expected != msg.partition():
+            reason = (
+                f"heartbeat of {agent_id!r} in partition {msg.partition()}, its key hashes to "
+                f"{expected}: produce keyed by agent id with the murmur2 partitioner"
+            )
+            self._dead_letter(producer, msg, reason, Refusal.WRONG_PARTITION)
+            return None
+        entry.last_seen = now
+        return entry
+
     def _on_fleet(self, msg: Message, now: float, producer: Producer) -> None:
         if self._directory is None:
             return
@@ -398,22 +428,39 @@ class LivenessTracker:
             return
         self._directory.receive(summary, now)
 
-    def _dead_letter(self, producer: Producer, msg: Message, reason: str, refusal: str) -> None:
-        record: DeadLetter = dead_letter(
-            topic=msg.topic() or self._topics.heartbeats,
-            partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
-            key=msg.key(),
-            value=msg.value(),
-            reason=reason,
-            at=time.time(),
-        )
-        topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
-        headers = self._signer.headers(topic, key, value)
+    def _internal(self, producer: Producer, msg: Message, exc: Exception) -> None:
+        """Handling ``msg`` raised: log the stack (rate limited) and set the record aside."""
+        topic = msg.topic() or self._topics.heartbeats
+        log_internal(topic, f"{topic}[{msg.partition()}]@{msg.offset()}", exc)
+        self._dead_letter(producer, msg, internal_reason(exc), Refusal.INTERNAL)
+
+    def _dead_letter(self, producer: Producer, msg: Message, reason: str, refusal: Refusal) -> None:
+        """Count ``msg`` as set aside and queue its copy. Never raises, never waits: a copy the
+        local queue or the broker does not take is logged and counted lost."""
+        source = msg.topic() or self._topics.heartbeats
+        where = f"{source}[{msg.partition()}]@{msg.offset()}"
+        refused.warning("dead letter %s: %s", where, reason, extra=similar(f"refused {source}"))
         try:
-            producer.produce(topic, value, key, headers=headers)
-        except BufferError:
-            producer.poll(0.5)
-            producer.produce(topic, value, key, headers=headers)
-        if self._on_dead_letter is not None:
-            self._on_dead_letter(msg.topic() or self._topics.heartbeats, refusal)
+            if self._on_dead_letter is not None:
+                self._on_dead_letter(source, refusal.value)
+            record = letter_of(msg, reason, refusal)
+            topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
+            headers = self._signer.headers(topic, key, value)
+
+            def delivered(err: KafkaError | None, _msg: Message) -> None:
+                if err is not None:
+                    self._lost(source, where, err.str())
+
+            producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+        except Exception as exc:  # BufferError (queue full), KafkaException (refused at once)
+            self._lost(source, where, f"{type(exc).__name__}: {exc}")
+
+    def _lost(self, source: str, where: str, why: str) -> None:
+        refused.error(
+            "dead letter of %s not written (%s); the record is skipped",
+            where,
+            why,
+            extra=similar(f"lost {source}"),
+        )
+        if self._on_dead_letter_lost is not None:
+            self._on_dead_letter_lost(source)

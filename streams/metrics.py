@@ -234,8 +234,16 @@ class MonitorMetrics:
         )
         self.dead_letters = Counter(
             f"{PREFIX}dead_letters",
-            "Bad records written to the dead-letter topic, by topic, reason and writer",
+            "Bad records set aside to the dead-letter topic, by topic, reason and writer "
+            "(source agent: counted by the one worker that reads that topic)",
             ["topic", "reason", "source"],
+            registry=r,
+        )
+        self.dead_letters_lost = Counter(
+            f"{PREFIX}dead_letters_lost",
+            "Dead letters this worker could not write (the broker refused or did not answer): "
+            "the bad record was skipped all the same, its copy is only in the log",
+            ["topic"],
             registry=r,
         )
         self.duplicates = Counter(
@@ -312,6 +320,7 @@ class MonitorMetrics:
         for rejection in REJECTIONS:
             self.rejected.labels(reason=rejection)
         for topic in DEAD_LETTER_TOPICS:
+            self.dead_letters_lost.labels(topic=topic)
             for refusal in REFUSALS:
                 for source in SOURCES:
                     self.dead_letters.labels(topic=topic, reason=refusal, source=source)
@@ -340,6 +349,10 @@ class MonitorMetrics:
     def dead_letter(self, topic: str, reason: str, source: str = MONITOR) -> None:
         """Count a dead letter of ``topic`` (its logical name) for ``reason``."""
         self.dead_letters.labels(topic=topic, reason=reason, source=source).inc()
+
+    def dead_letter_lost(self, topic: str) -> None:
+        """Count a dead letter of ``topic`` (its logical name) that could not be written."""
+        self.dead_letters_lost.labels(topic=topic).inc()
 
     def set_backlog(self, backlog: int, stuck: int) -> None:
         """For the intake: tasks in the owned partitions of the task topic not yet dispatched,

@@ -35,7 +35,7 @@ from typing import Protocol
 from agent_failover.config import MonitorConfig
 from streams.assign import Assigner
 from streams.channels import Message, Send
-from streams.deadletters import DeadLetters
+from streams.deadletters import AgentLetters, DeadLetters
 from streams.decisions import DecisionLog
 from streams.detection import DetectionPolicy, dead_epochs, timeout_at
 from streams.firstseen import FirstSeen
@@ -154,6 +154,7 @@ class Monitor:
             self.policy, self.ownership, liveness.snapshot, liveness.get, self.index, directory
         )
         dead_letters = DeadLetters(topics, send, metrics)
+        self.agent_letters = AgentLetters(topics, metrics, config.kafka.signer)
         self.writer = DecisionWriter(
             config,
             self.monitor_id,
@@ -243,6 +244,11 @@ class Monitor:
     async def on_decision(self, msg: Message) -> None:
         """Apply one record of ``tasks.assigned`` (see :class:`~streams.assign.Assigner`)."""
         await self.assigner.on_decision(msg)
+
+    def on_dead_letter(self, msg: Message) -> None:
+        """Count one record of ``dead-letter`` if an agent wrote it (see
+        :class:`~streams.deadletters.AgentLetters`)."""
+        self.agent_letters.on_message(msg)
 
     async def tick(self, owned: Collection[int], busy: bool, now: float) -> TickReport:
         """One detection round over the ``owned`` partitions at ``now`` (``busy``: rebalancing

@@ -2,8 +2,8 @@
 
 ``task-events``, ``tasks.priority`` and ``control`` are co-partitioned by agent id. A record that
 is not signed by the fleet (when it has a key), does not decode, or sits in a partition other
-than its agent's, goes to the dead-letter topic with the reason and is skipped: no single record
-may stop the monitor.
+than its agent's, goes to the dead-letter topic with the reason and is skipped; so does one whose
+handling raises (reason ``internal: <type>``): no single record may stop the monitor.
 """
 
 from __future__ import annotations
@@ -73,7 +73,10 @@ class Router:
 
     async def on_message(self, msg: Message, now: float) -> None:
         """Handle one record of task-events, tasks.priority or control (``now``: the monitor's
-        monotonic clock)."""
+        monotonic clock). Never raises: a record whose handling fails is dead-lettered."""
+        await self._dead_letters.contain(msg, lambda: self._handle(msg, now))
+
+    async def _handle(self, msg: Message, now: float) -> None:
         topic = msg.topic
         wall = time.time()  # when progress was received, for the loss and resume figures
         if topic == self._topics.task_events:

@@ -22,14 +22,16 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from agent_failover import models as m
 from agent_failover.config import KafkaConfig, Topics
-from agent_failover.dev.reading import read_topic
+from agent_failover.dev.reading import Rec, read_topic
 from agent_failover.errors import CodecError
+
+_R = TypeVar("_R", bound=m.Record)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,19 +181,22 @@ def build_report(
 ) -> LedgerReport:
     """Read the four topics back to their high watermark and judge them."""
     results = [StepResult.decode(r.value) for r in read_topic(kafka, results_topic) if r.value]
-    redispatches = [
-        m.Redispatch.decode(r.value) for r in read_topic(kafka, topics.priority) if r.value
-    ]
-    events = []
-    for rec in read_topic(kafka, topics.task_events):
-        try:
-            events.append(m.TaskEvent.decode(rec.value or b""))
-        except CodecError:
-            continue  # the monitor dead-letters bad records; they are no task's completion
-    outcomes = [
-        m.TaskOutcome.decode(r.value) for r in read_topic(kafka, topics.outcomes) if r.value
-    ]
+    # The monitor and agents set bad records aside: they are no task's attempt, completion or
+    # outcome.
+    redispatches = _decodable(m.Redispatch, read_topic(kafka, topics.priority))
+    events = _decodable(m.TaskEvent, read_topic(kafka, topics.task_events))
+    outcomes = _decodable(m.TaskOutcome, read_topic(kafka, topics.outcomes))
     return judge(task_steps, results, redispatches, events, outcomes)
+
+
+def _decodable(cls: type[_R], records: Iterable[Rec]) -> list[_R]:
+    found: list[_R] = []
+    for rec in records:
+        try:
+            found.append(cls.decode(rec.value or b""))
+        except CodecError:
+            continue
+    return found
 
 
 def summarise(report: LedgerReport) -> dict[str, Any]:

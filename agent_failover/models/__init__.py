@@ -11,7 +11,13 @@ these classes (``make schemas``); ``tests/unit/test_schemas.py`` fails when they
 from __future__ import annotations
 
 from agent_failover.models.base import Needs, Record
-from agent_failover.models.deadletter import DeadLetter, cut_key, dead_letter
+from agent_failover.models.deadletter import (
+    DeadLetter,
+    Source,
+    cut_key,
+    dead_letter,
+    internal_reason,
+)
 from agent_failover.models.records import (
     Checkpoint,
     CheckpointRef,
@@ -34,6 +40,8 @@ from agent_failover.models.vocabulary import (
     MAX_INT63,
     MAX_JSON_DEPTH,
     MAX_RESULT_BYTES,
+    RECORD_LIMIT,
+    RECORD_MARGIN,
     SCHEMA_VERSION,
     TASK_EVENT_KINDS,
     ControlKind,
@@ -65,6 +73,8 @@ __all__ = [
     "MAX_INT63",
     "MAX_JSON_DEPTH",
     "MAX_RESULT_BYTES",
+    "RECORD_LIMIT",
+    "RECORD_MARGIN",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "TASK_EVENT_KINDS",
@@ -86,11 +96,13 @@ __all__ = [
     "Pool",
     "Record",
     "Redispatch",
+    "Source",
     "SourceRef",
     "Task",
     "TaskEvent",
     "TaskOutcome",
     "cut_key",
     "dead_letter",
+    "internal_reason",
     "plain_result",
 ]

@@ -1,17 +1,20 @@
 """The dead-letter record, and the one builder the SDK and the monitor use to write it.
 
-A dead letter keeps a readable copy of a record that failed decoding or validation, so that bad
-input is never silently lost. The copy must fit the broker's record limit whatever the
-original's size, so the key, the value and the reason are cut, and the record says so.
+A dead letter keeps a readable copy of a record that could not be used (it failed decoding or
+validation, or handling it raised), so that bad input is never silently lost. The copy must fit
+the broker's record limit whatever the original's size, so the key, the value and the reason are
+cut, and the record says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
+from agent_failover.errors import Refusal
 from agent_failover.models.base import Record
 from agent_failover.models.vocabulary import SCHEMA_VERSION, NonNegative, Version
 
@@ -25,6 +28,14 @@ MAX_REASON_CHARS = 4096
 #: The dead letter's own Kafka key is the original key cut to this many bytes.
 MAX_KAFKA_KEY_BYTES = 1024
 
+
+class Source(enum.StrEnum):
+    """Who set a record aside: the monitor, or an agent (that record was addressed to it)."""
+
+    MONITOR = "monitor"
+    AGENT = "agent"
+
+
 OriginalSize = Annotated[
     int, Meta(ge=0, description="Size of the original in bytes; absent when there was none.")
 ]
@@ -32,11 +43,12 @@ OriginalSize = Annotated[
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeadLetter(Record):
-    """A record that failed decoding or validation. Topic `dead-letter`, key: the original key.
+    """A record that could not be used. Topic `dead-letter`, key: the original key.
 
     The original key and value are copied as UTF-8 text (invalid bytes as replacement
     characters), cut when too long; `key_cut` / `value_cut` say whether they were, and
-    `key_size` / `value_size` give the original sizes.
+    `key_size` / `value_size` give the original sizes. `source` says who wrote it (absent: the
+    monitor), `refusal` the reason in one word.
     """
 
     RECORD_TYPE: ClassVar[str] = "dead_letter"
@@ -57,6 +69,16 @@ class DeadLetter(Record):
     value_size: OriginalSize | None = None
     key_cut: Annotated[bool, Meta(description="Whether `key` was cut.")] = False
     value_cut: Annotated[bool, Meta(description="Whether `value` was cut.")] = False
+    source: Annotated[
+        Source | None, Meta(description="Who set the record aside; absent: the monitor.")
+    ] = None
+    refusal: Annotated[
+        Refusal | None,
+        Meta(description="The reason in one word, as the dead-letter metric counts it."),
+    ] = None
+    agent_id: Annotated[
+        str | None, Meta(description="The agent that set it aside (source `agent`).")
+    ] = None
     schema_version: Version = SCHEMA_VERSION
 
 
@@ -84,6 +106,12 @@ def cut_key(raw: bytes | str | None) -> bytes | None:
     return None if raw is None else _as_bytes(raw)[:MAX_KAFKA_KEY_BYTES]
 
 
+def internal_reason(exc: BaseException) -> str:
+    """The dead-letter reason for a record whose handling raised ``exc`` unexpectedly: its type
+    only (the stack belongs in the log, not in a record anyone may read)."""
+    return f"internal: {type(exc).__name__}"
+
+
 def dead_letter(
     *,
     topic: str,
@@ -93,6 +121,9 @@ def dead_letter(
     value: bytes | str | None,
     reason: str,
     at: float,
+    refusal: Refusal | None = None,
+    source: Source = Source.MONITOR,
+    agent_id: str | None = None,
 ) -> DeadLetter:
     """A :class:`DeadLetter` for a bad record, whatever its size (see the limits above)."""
     key_text, key_size, key_cut = _cut_text(key, MAX_KEY_CHARS)
@@ -111,4 +142,7 @@ def dead_letter(
         value_size=value_size,
         key_cut=key_cut,
         value_cut=value_cut,
+        source=source,
+        refusal=refusal,
+        agent_id=agent_id,
     )

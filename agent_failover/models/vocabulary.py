@@ -18,6 +18,14 @@ SCHEMA_VERSION = 1
 #: The largest value of a 63-bit integer (Kafka's int64 without its sign): epochs stay within it.
 MAX_INT63 = 2**63 - 1
 
+#: The smallest default record size limit a record meets on its way: librdkafka's
+#: ``message.max.bytes`` (Kafka brokers and the monitor's client allow 1 MiB). A record built from
+#: another one (a decision carries its task, and so do the dispatch and the agent's events after
+#: it) must fit it, with room for its headers and the other records' few hundred bytes more.
+RECORD_LIMIT = 1_000_000
+#: That room: a record the monitor writes carrying a task stays this far below the limit.
+RECORD_MARGIN = 4096
+
 #: How deep a free JSON value (a task's ``payload``, a checkpoint's ``state``) may nest. orjson
 #: reads 1,024 levels but writes at most 254, and records embed these values a few levels down
 #: (a task inside an event, the monitor's table record); a deeper value would decode, then fail

@@ -10,7 +10,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from agent_failover.config import CheckpointMode, CheckpointPolicy
 from agent_failover.errors import CodecError
-from agent_failover.models import Checkpoint, CheckpointRef
+from agent_failover.models import Checkpoint, CheckpointRef, internal_reason
+from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -52,17 +53,25 @@ class CheckpointReader:
     thread at a time (the core serialises the starts of re-dispatched tasks). The record at the
     offset is used only if the fleet signed it (``signer``) and it is the checkpoint the
     reference names: same task, attempt, epoch and step. A reference past the partition's end
-    is refused at once, without waiting for a record that will never come.
+    is refused at once, without waiting for a record that will never come. A record there that
+    does not decode, or whose handling raises, is set aside by ``dead_letters`` (when given):
+    only agents read checkpoints, so nobody else would.
     """
 
     def __init__(
-        self, conf: dict[str, object], topic: str, signer: Signer, timeout: float = 10.0
+        self,
+        conf: dict[str, object],
+        topic: str,
+        signer: Signer,
+        timeout: float = 10.0,
+        dead_letters: AgentDeadLetters | None = None,
     ) -> None:
         # An offset outside the partition is an error at once, never a silent jump to its end.
         self._conf = {**conf, "auto.offset.reset": "error"}
         self._topic = topic
         self._signer = signer
         self._timeout = timeout
+        self._dead_letters = dead_letters
         self._consumer: Consumer | None = None
 
     def warm(self) -> None:
@@ -74,8 +83,8 @@ class CheckpointReader:
     def read(self, ref: CheckpointRef, task_id: str) -> Checkpoint | None:
         """The checkpoint ``ref`` names for ``task_id``, or None (logged) if it cannot be used.
 
-        Never raises for a bad or missing record: a task must not be lost because its resume
-        point is gone or false; it restarts from step 0 instead.
+        Never raises: a task must not be lost because its resume point is gone, false or
+        unreadable; it restarts from step 0 instead.
         """
         where = f"{self._topic}[{ref.partition}]@{ref.offset}"
         checkpoint, why = None, ""
@@ -87,23 +96,39 @@ class CheckpointReader:
                 if isinstance(found, str):
                     why = found
                 else:
-                    checkpoint = self._signer.open(Checkpoint, found)
-                    if not ref.names(checkpoint):
-                        why = (
-                            f"it holds task {checkpoint.task_id!r} attempt {checkpoint.attempt} "
-                            f"epoch {checkpoint.epoch} step {checkpoint.step}, the redispatch "
-                            f"named attempt {ref.attempt} epoch {ref.epoch} step {ref.step}"
-                        )
+                    checkpoint, why = self._use(ref, found)
             except KafkaException as exc:
                 why = f"cannot read it ({exc})"
-            except CodecError as exc:
-                why = f"unreadable ({exc})"
+            except Exception as exc:  # a bug fetching it must not lose the task either
+                log.exception("task %s: fetching checkpoint %s failed", task_id, where)
+                why = internal_reason(exc)
         if why:
             log.warning(
                 "task %s: checkpoint %s refused, %s; starting from step 0", task_id, where, why
             )
             return None
         return checkpoint
+
+    def _use(self, ref: CheckpointRef, msg: Message) -> tuple[Checkpoint | None, str]:
+        """The checkpoint in ``msg`` if it is the one ``ref`` names, else None and why not. A
+        record that does not decode or whose handling raises is set aside."""
+        try:
+            checkpoint = self._signer.open(Checkpoint, msg)
+            if ref.names(checkpoint):
+                return checkpoint, ""
+            return None, (
+                f"it holds task {checkpoint.task_id!r} attempt {checkpoint.attempt} epoch "
+                f"{checkpoint.epoch} step {checkpoint.step}, the redispatch named attempt "
+                f"{ref.attempt} epoch {ref.epoch} step {ref.step}"
+            )
+        except CodecError as exc:
+            if self._dead_letters is not None:
+                self._dead_letters.send(msg, str(exc), exc.refusal)
+            return None, f"unreadable ({exc})"
+        except Exception as exc:  # the record's: a bug reading it must not lose the task
+            if self._dead_letters is not None:
+                self._dead_letters.internal(msg, exc)
+            return None, internal_reason(exc)
 
     def _fetch(self, ref: CheckpointRef) -> Message | str:
         """The record at ``ref``'s offset, or why there is none."""

@@ -49,6 +49,7 @@ from agent_failover.models import (
     plain_result,
 )
 from agent_failover.sdk.context import Outcome, TaskContext
+from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
 from agent_failover.sdk.intake import (
     Listener,
@@ -242,6 +243,8 @@ class AgentCore:
             on_redispatch=self._on_redispatch,
             on_failure=self.fail,
             signer=cfg.kafka.signer,
+            dead_letters=AgentDeadLetters(self._producer.send, topics.dead_letter, cfg.agent_id),
+            agent_id=cfg.agent_id,
             name=self._name,
         )
         self._listener.start()

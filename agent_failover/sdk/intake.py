@@ -15,13 +15,14 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from agent_failover.errors import CodecError
-from agent_failover.logs import rate_limited
-from agent_failover.models import Control, ControlKind, Redispatch
+from agent_failover.logs import rate_limited, similar
+from agent_failover.models import Control, ControlKind, Record, Redispatch
+from agent_failover.sdk.deadletters import AgentDeadLetters, where
 from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
 from agent_failover.signing import Signer
@@ -32,6 +33,8 @@ if TYPE_CHECKING:  # the transports build on this module
 log = logging.getLogger(__name__)
 #: Records refused (not decodable, or not signed by the fleet): a stream of them is rate limited.
 refused = rate_limited(f"{__name__}.refused")
+
+_R = TypeVar("_R", bound=Record)
 
 # --- pure decisions ---------------------------------------------------------------------------
 
@@ -123,7 +126,11 @@ class Listener(BackgroundLoop):
     """Reads control and priority records for this agent and passes them on, decoded.
 
     Only records signed by the fleet (``signer``) are passed on: a forged fence or re-dispatch is
-    skipped with a (rate-limited) warning.
+    skipped with a (rate-limited) warning. No record stops the thread: one that does not decode,
+    keyed by this agent (``agent_id``: it was addressed here), and one whose handling raises
+    (``internal: <type>``, whoever it was for) are set aside by ``dead_letters``; a bad record
+    keyed by another agent of the partition is only skipped (the monitor sets it aside, and so
+    does its agent). Only a consumer that fails (``on_failure``) stops the agent.
     """
 
     def __init__(
@@ -136,10 +143,14 @@ class Listener(BackgroundLoop):
         on_redispatch: Callable[[Redispatch], None],
         on_failure: Callable[[BaseException], None],
         signer: Signer,
+        dead_letters: AgentDeadLetters,
+        agent_id: str,
         name: str,
     ) -> None:
         self._consumer = consumer
         self._signer = signer
+        self._dead_letters = dead_letters
+        self._own_key = agent_id.encode()
         self._control_topic = control_topic
         self._priority_topic = priority_topic
         self._on_control = on_control
@@ -158,17 +169,35 @@ class Listener(BackgroundLoop):
 
     def _handle(self, msg: Message) -> None:
         if msg.error():
-            log.warning("listener: %s", msg.error())
+            refused.warning("listener: %s", msg.error())
             return
+        self._dead_letters.contain(msg, lambda: self._use(msg))
+
+    def _use(self, msg: Message) -> None:
+        """Decode one record and hand it on."""
         topic = msg.topic()
+        if topic == self._control_topic:
+            control = self._open(Control, msg)
+            if control is not None:
+                self._on_control(control)
+        elif topic == self._priority_topic:
+            redispatch = self._open(Redispatch, msg)
+            if redispatch is not None:
+                self._on_redispatch(redispatch)
+
+    def _open(self, cls: type[_R], msg: Message) -> _R | None:
+        """``msg`` checked and decoded; None if it cannot be used: set aside if it was addressed
+        here, else skipped with a (rate-limited) warning."""
         try:
-            if topic == self._control_topic:
-                self._on_control(self._signer.open(Control, msg))
-            elif topic == self._priority_topic:
-                self._on_redispatch(self._signer.open(Redispatch, msg))
+            return self._signer.open(cls, msg)
         except CodecError as exc:
-            # The monitor dead-letters bad records it sees; an agent only skips them.
-            refused.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
+            if msg.key() == self._own_key:
+                self._dead_letters.send(msg, str(exc), exc.refusal)
+            else:
+                refused.warning(
+                    "skipping %s: %s", where(msg), exc, extra=similar(f"skipped {msg.topic()}")
+                )
+            return None
 
 
 # --- the queue and the starter thread ------------------------------------------------------

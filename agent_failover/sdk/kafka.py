@@ -175,6 +175,7 @@ def agent_topics(topics: Topics) -> list[str]:
         topics.control,
         topics.priority,
         topics.checkpoints,
+        topics.dead_letter,
     ]
 
 

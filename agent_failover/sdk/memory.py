@@ -43,6 +43,7 @@ from agent_failover.models import (
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
+from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.kafka import Delivered, DeliveryFuture
 from agent_failover.sdk.outcomes import OutcomeFuture, Submission
 from agent_failover.sdk.transport import AgentClients
@@ -172,8 +173,10 @@ class _Listener:
 class _Checkpoints(CheckpointReader):
     """Reads checkpoints from memory; the checks on what it finds are the Kafka reader's."""
 
-    def __init__(self, topics: _Topics, topic: str, signer: Signer) -> None:
-        super().__init__({}, topic, signer)
+    def __init__(
+        self, topics: _Topics, topic: str, signer: Signer, dead_letters: AgentDeadLetters
+    ) -> None:
+        super().__init__({}, topic, signer, dead_letters=dead_letters)
         self._stored = topics
 
     def warm(self) -> None:
@@ -237,10 +240,12 @@ class MemoryTransport:
             )
         own = partition_for(config.agent_id, self.topics.agent_partitions)
         signer = config.kafka.signer
+        writer = _Writer(self._stored, signer, self._written)
+        dead_letters = AgentDeadLetters(writer.send, self.topics.dead_letter, config.agent_id)
         return AgentClients(
-            _Writer(self._stored, signer, self._written),
+            writer,
             _Listener(self._stored, [(self.topics.control, own), (self.topics.priority, own)]),
-            _Checkpoints(self._stored, self.topics.checkpoints, signer),
+            _Checkpoints(self._stored, self.topics.checkpoints, signer, dead_letters),
         )
 
     def _written(self, topic: str, value: bytes) -> None:

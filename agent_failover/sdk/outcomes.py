@@ -25,7 +25,7 @@ from agent_failover.errors import (
     OutcomeTimeout,
     TaskFailed,
 )
-from agent_failover.logs import rate_limited
+from agent_failover.logs import rate_limited, similar
 from agent_failover.models import JSON, OutcomeKind, TaskOutcome
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.heartbeat import BackgroundLoop
@@ -174,10 +174,26 @@ class OutcomeWatcher(BackgroundLoop):
                 if new:
                     self._consumer.incremental_assign(new)
                 for msg in self._consumer.consume(num_messages=500, timeout=0.1):
-                    self._handle(msg)
+                    self._contain(msg)
         except Exception as exc:  # nobody else would tell the waiters
             log.error("reading %s failed: %s", self._topic, exc)
             self._fail_all(exc)
+
+    def _contain(self, msg: Message) -> None:
+        """Handle one record; an exception it raises is that record's, never the waiters'. It
+        is only logged: every submitter reads the topic, so none sets a record of it aside."""
+        try:
+            self._handle(msg)
+        except Exception as exc:
+            refused.error(
+                "skipping %s[%s]@%s: handling it raised %s",
+                self._topic,
+                msg.partition(),
+                msg.offset(),
+                type(exc).__name__,
+                exc_info=exc,
+                extra=similar(f"internal {self._topic} {type(exc).__name__}"),
+            )
 
     def _handle(self, msg: Message) -> None:
         if (error := msg.error()) is not None:

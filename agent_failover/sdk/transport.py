@@ -21,6 +21,7 @@ from agent_failover.config import AgentConfig
 from agent_failover.models import Checkpoint, CheckpointRef
 from agent_failover.partitioner import partition_for
 from agent_failover.sdk.checkpoint import CheckpointReader
+from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.intake import assign_at_end
 from agent_failover.sdk.kafka import (
     ConfirmingProducer,
@@ -122,6 +123,7 @@ class KafkaTransport:
                 assigned_consumer_conf(kafka, f"{name}-resume", fetch_wait),
                 topics.checkpoints,
                 kafka.signer,
+                dead_letters=AgentDeadLetters(writer.send, topics.dead_letter, config.agent_id),
             )
             undo.callback(reader.close)
             try:

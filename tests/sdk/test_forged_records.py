@@ -17,15 +17,17 @@ from confluent_kafka import Producer
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.dev.waiting import eventually
-from agent_failover.errors import FencedError
+from agent_failover.errors import FencedError, Refusal
 from agent_failover.models import (
     Checkpoint,
     CheckpointRef,
     Control,
     ControlKind,
+    DeadLetter,
     DispatchReason,
     EventKind,
     Redispatch,
+    Source,
     Task,
     TaskEvent,
 )
@@ -77,9 +79,9 @@ def completed(events: list[TaskEvent], task_id: str) -> bool:
 
 def test_only_a_fence_signed_by_the_fleet_stops_the_agent(
     signed_agent: Callable[..., Agent],
+    reader: MakeReader,
     topics: Topics,
     sdk_bootstrap: str,
-    caplog: pytest.LogCaptureFixture,
 ) -> None:
     agent = signed_agent(lambda ctx: None)
     runner, stopped = run_in_thread(agent)
@@ -94,17 +96,20 @@ def test_only_a_fence_signed_by_the_fleet_stops_the_agent(
             reason=DispatchReason.HEARTBEAT_TIMEOUT,
         )
 
-    with caplog.at_level(logging.WARNING, "agent_failover.sdk.intake.refused"):
-        # In one partition, in this order: the first fence that counts must be the signed one.
-        write(sdk_bootstrap, topics.control, agent.agent_id, fence("forged"), UNSIGNED)
-        write(sdk_bootstrap, topics.control, agent.agent_id, fence("rogue"), ROGUE)
-        write(sdk_bootstrap, topics.control, agent.agent_id, fence("monitor"), FLEET)
-        runner.join(DEADLINE_S)
+    # In one partition, in this order: the first fence that counts must be the signed one.
+    write(sdk_bootstrap, topics.control, agent.agent_id, fence("forged"), UNSIGNED)
+    write(sdk_bootstrap, topics.control, agent.agent_id, fence("rogue"), ROGUE)
+    write(sdk_bootstrap, topics.control, agent.agent_id, fence("monitor"), FLEET)
+    runner.join(DEADLINE_S)
     assert not runner.is_alive()
     assert len(stopped) == 1 and isinstance(stopped[0], FencedError), stopped
     assert "(monitor)" in str(stopped[0])
-    skipped = [r.getMessage() for r in caplog.records if r.name.endswith(".refused")]
-    assert len(skipped) == 2 and all("bad signature" in s for s in skipped), skipped
+    # Addressed to it: the agent set both forgeries aside.
+    letters = reader(topics.dead_letter, DeadLetter).read_to_end()
+    assert [(d.offset, d.refusal, d.source, d.agent_id) for d in letters] == [
+        (0, Refusal.BAD_SIGNATURE, Source.AGENT, agent.agent_id),
+        (1, Refusal.BAD_SIGNATURE, Source.AGENT, agent.agent_id),
+    ]
 
 
 def test_a_forged_redispatch_is_never_run(

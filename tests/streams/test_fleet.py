@@ -27,6 +27,7 @@ from streams.fleet import (
     with_remote,
 )
 from streams.liveness import LivenessTracker
+from tests.inmemory import MemoryProducer
 from tests.streams.factories import slot
 
 PARTITIONS = 4
@@ -156,16 +157,6 @@ class FleetMessage:
         return self._topic
 
 
-class Produced:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None]] = []
-        self.headers: list[Any] = []
-
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
-        self.sent.append((topic, value, key))
-        self.headers.append(headers)
-
-
 def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
     topics = Topics(prefix="x.", agent_partitions=PARTITIONS)
     directory = FleetDirectory("me", PARTITIONS)
@@ -176,7 +167,7 @@ def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
         directory=directory,
         on_dead_letter=lambda topic, why: letters.append((topic, why)),
     )
-    producer = Produced()
+    producer = MemoryProducer()
     batch = [
         FleetMessage(summary("w2", (1,), fa(A1)).encode(), topics.fleet),
         FleetMessage(b'{"schema_version": 1}', topics.fleet),
@@ -185,7 +176,7 @@ def test_the_heartbeat_thread_feeds_summaries_to_the_directory() -> None:
     assert [c.agent_id for c in directory.candidates(5.1, owned=(0,))] == [A1]
     assert tracker.snapshot() == {}  # a summary is not a heartbeat
     assert letters == [(topics.fleet, "invalid")]
-    assert [t for t, _, _ in producer.sent] == [topics.dead_letter]
+    assert [r.topic for r in producer.sent] == [topics.dead_letter]
 
 
 def test_encode_summary_is_the_records_encoding_and_keeps_the_best_targets() -> None:

@@ -5,7 +5,7 @@ change nothing. Everything the monitor writes is signed."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import dataclasses
 
 from confluent_kafka import Message
 
@@ -25,6 +25,7 @@ from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
 from streams.fleet import FleetDirectory
 from streams.liveness import LivenessTracker
+from tests.inmemory import MemoryProducer
 from tests.streams.factories import event, new_work, redispatch, task
 from tests.streams.harness import T0, Worker
 
@@ -78,19 +79,6 @@ def test_everything_the_monitor_writes_is_signed() -> None:
     FLEET.check(letter.topic, letter.key, letter.value, headers)
 
 
-class Producer:
-    """The heartbeat thread's producer (dead letters)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None, Any]] = []
-
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
-        self.sent.append((topic, value, key, headers))
-
-    def poll(self, timeout: float) -> int:
-        return 0
-
-
 def consumed(topic: str, key: str, value: bytes, signer: Signer, partition: int) -> Message:
     headers = signer.headers(topic, key, value)
     return Message(
@@ -118,7 +106,7 @@ def test_forged_heartbeats_and_summaries_are_dead_lettered_by_the_heartbeat_thre
         return Heartbeat(A, epoch, seq, 1.0, 1.0, 1).encode()
 
     summary = FleetSummary("w2", 1.0, (0, 1), (FleetAgent("b", 5, 4, 0, Pool.STANDBY),)).encode()
-    producer = Producer()
+    producer = MemoryProducer()
     batch = [
         consumed(TOPICS.heartbeats, A, beat(1, 0), FLEET, p),
         # A new epoch for a live agent would fail its current one at once: forged, it must not.
@@ -135,7 +123,7 @@ def test_forged_heartbeats_and_summaries_are_dead_lettered_by_the_heartbeat_thre
         (TOPICS.fleet, "bad_signature"),
     ]
     # Its dead letters are signed too.
-    for topic, value, key, headers in producer.sent:
+    for topic, value, key, headers in (dataclasses.astuple(r) for r in producer.sent):
         assert DeadLetter.decode(value).reason.startswith("bad signature")
         FLEET.check(topic, key, value, headers)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from agent_failover.models import DeadLetter, Heartbeat, Pool
 from agent_failover.models.deadletter import MAX_KAFKA_KEY_BYTES
 from agent_failover.partitioner import partition_for
 from streams.liveness import LivenessTracker, decode_heartbeat
+from tests.inmemory import MemoryProducer
 
 TOPICS = Topics(prefix="x.", agent_partitions=4)
 
@@ -43,19 +45,6 @@ class FakeMessage:
 
     def topic(self) -> str:
         return TOPICS.heartbeats
-
-
-class FakeProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes | None]] = []
-        self.headers: list[Any] = []
-
-    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any = None) -> None:
-        self.sent.append((topic, value, key))
-        self.headers.append(headers)
-
-    def poll(self, timeout: float) -> int:
-        return 0
 
 
 def test_decoding_gives_the_heartbeat_as_a_live_entry() -> None:
@@ -108,14 +97,14 @@ def test_invalid_heartbeats_raise_with_a_reason(raw: bytes | None, reason: str) 
     assert reason in str(info.value)
 
 
-def tracker() -> tuple[LivenessTracker, FakeProducer, list[tuple[str, str]]]:
+def tracker() -> tuple[LivenessTracker, MemoryProducer, list[tuple[str, str]]]:
     letters: list[tuple[str, str]] = []
     t = LivenessTracker(
         KafkaConfig("127.0.0.1:9"),
         TOPICS,
         on_dead_letter=lambda topic, why: letters.append((topic, why)),
     )
-    return t, FakeProducer(), letters
+    return t, MemoryProducer(), letters
 
 
 def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
@@ -132,16 +121,16 @@ def test_newest_epoch_wins_and_bad_records_go_to_dead_letter() -> None:
     entry = t.snapshot()["a"]
     assert (entry.epoch, entry.seq, entry.last_seen) == (2, 4, 42.0)
     assert letters == [(TOPICS.heartbeats, "not_json"), (TOPICS.heartbeats, "wrong_partition")]
-    reasons = [orjson.loads(v)["reason"] for _, v, _ in producer.sent]
+    reasons = [orjson.loads(r.value)["reason"] for r in producer.sent]
     assert "not JSON" in reasons[0] and "murmur2" in reasons[1]
-    assert all(topic == TOPICS.dead_letter for topic, _, _ in producer.sent)
+    assert all(r.topic == TOPICS.dead_letter for r in producer.sent)
 
 
 def test_a_dead_letter_of_a_huge_record_fits_the_record_limit() -> None:
     t, producer, letters = tracker()
     huge = FakeMessage(b"x" * 900_000, 0, key=b"k" * 900_000)
     t._handle([huge], 1.0, producer)  # type: ignore[arg-type]
-    ((topic, value, key),) = producer.sent
+    ((topic, value, key, _),) = (dataclasses.astuple(r) for r in producer.sent)
     assert topic == TOPICS.dead_letter and letters == [(TOPICS.heartbeats, "not_json")]
     assert key == b"k" * MAX_KAFKA_KEY_BYTES
     assert len(value) + len(key) < 1_000_000  # librdkafka's default message.max.bytes
@@ -188,11 +177,11 @@ def test_each_batch_reports_its_valid_heartbeats_sent_times() -> None:
     p = partition_for("a", TOPICS.agent_partitions)
     before = time.time()
     batch = [FakeMessage(hb(seq=1), p), FakeMessage(hb(seq=0), p), FakeMessage(b"{", p)]
-    t._handle(batch, 42.0, FakeProducer())  # type: ignore[arg-type]
+    t._handle(batch, 42.0, MemoryProducer())  # type: ignore[arg-type]
     ((sent, received),) = batches
     assert sent == [1.5, 1.5]  # both valid, the older one too; the bad record is not counted
     assert before <= received <= time.time()
-    t._handle([FakeMessage(b"{", p)], 43.0, FakeProducer())  # type: ignore[list-item]
+    t._handle([FakeMessage(b"{", p)], 43.0, MemoryProducer())  # type: ignore[list-item]
     assert len(batches) == 1  # nothing valid: not called
 
 

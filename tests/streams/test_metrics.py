@@ -46,6 +46,7 @@ COUNTERS = {
     "agent_failover_tasks_completed_total",
     "agent_failover_tasks_failed_total",
     "agent_failover_dead_letters_total",
+    "agent_failover_dead_letters_lost_total",
     "agent_failover_decisions_duplicate_total",
     "agent_failover_events_rejected_total",
 }
@@ -94,6 +95,8 @@ def test_every_label_value_exists_at_zero_from_the_start(metrics: MonitorMetrics
     for topic, reason, source in itertools.product(DEAD_LETTER_TOPICS, REFUSALS, SOURCES):
         labels = {"topic": topic, "reason": reason, "source": source}
         assert value(metrics, "agent_failover_dead_letters_total", **labels) == 0
+    for topic in DEAD_LETTER_TOPICS:
+        assert value(metrics, "agent_failover_dead_letters_lost_total", topic=topic) == 0
     for name in (
         "agent_failover_heartbeats_consumed_total",
         "agent_failover_tasks_dispatched_total",
@@ -123,6 +126,7 @@ def test_the_label_sets_are_the_contracts() -> None:
         "wrong_partition",
         "too_large",
         "bad_signature",
+        "internal",
     }
     assert {"heartbeat_timeout", "restarted", "released", "stopped", "late_claim", "queued"} <= set(
         REASONS
