@@ -258,7 +258,11 @@ def test_every_from_env_reads_its_variables_through_the_registry(
     if setting.name == "AGENT_FAILOVER_HEARTBEAT_TIMEOUT":
         env["AGENT_FAILOVER_HEARTBEAT_TIMEOUT"] = text = "600"  # above the other bounds
         value = 600.0
-    if setting.name in ("AGENT_FAILOVER_TICK_INTERVAL", "AGENT_FAILOVER_DEGRADED_AFTER"):
+    if setting.name in (
+        "AGENT_FAILOVER_TICK_INTERVAL",
+        "AGENT_FAILOVER_DEGRADED_AFTER",
+        "AGENT_FAILOVER_HEARTBEAT_INTERVAL",  # at most half the timeout
+    ):
         env["AGENT_FAILOVER_HEARTBEAT_TIMEOUT"] = "3600"
     if setting.name == "AGENT_FAILOVER_DEGRADED_AFTER":
         env[setting.name], value = "1800", 1800.0  # below the timeout
