@@ -135,8 +135,12 @@ class Agent(AgentFront):
     def _run_task(self, ctx: TaskContext) -> None:
         error: BaseException | None = None
         try:
-            with ctx._bound():
-                self._handler(ctx)
+            admitted = self._core.admit(ctx, None)  # never a handler after a fence
+            if isinstance(admitted, BaseException):
+                error = admitted
+            else:
+                with ctx._bound():
+                    self._handler(ctx)
         except BaseException as exc:  # even SystemExit in a handler must free its slot
             error = exc
         self._core.task_done(ctx, error)

@@ -24,6 +24,7 @@ from agent_failover.logs import rate_limited
 from agent_failover.models import Control, ControlKind, Redispatch
 from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
+from agent_failover.sdk.lease import Lease
 from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,11 @@ def interpret_control(
 # --- the listener thread ----------------------------------------------------------------------
 
 
-def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> None:
-    """Assign ``partitions`` at their current end offsets, resolved now (not lazily).
+def assign_at_end(
+    consumer: Consumer, partitions: list[TopicPartition], timeout: float
+) -> list[TopicPartition]:
+    """Assign ``partitions`` at their current end offsets, resolved now (not lazily); returns
+    them with those offsets.
 
     Resolving before the agent announces itself means a redispatch written after
     ``agent_started`` is never skipped. (On Tansu the reported end can lie a little before the
@@ -114,21 +118,26 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
             raise broker_error(f"cannot find the end of {tp.topic}[{tp.partition}]", exc) from exc
         positioned.append(TopicPartition(tp.topic, tp.partition, high))
     consumer.assign(positioned)
+    return positioned
 
 
 class Listener(BackgroundLoop):
     """Reads control and priority records for this agent and passes them on, decoded.
 
     Only records signed by the fleet (``signer``) are passed on: a forged fence or re-dispatch is
-    skipped with a (rate-limited) warning.
+    skipped with a (rate-limited) warning. ``control`` is the agent's control partition with
+    the offset it was assigned at. When the ``lease`` asks for it (renewed after it ran out),
+    the listener reads that partition to an end fetched after the renewal and then tells the
+    lease: a fence written while the agent could not read is handled before work resumes.
     """
 
     def __init__(
         self,
         consumer: Consumer,
         *,
-        control_topic: str,
+        control: TopicPartition,
         priority_topic: str,
+        lease: Lease,
         on_control: Callable[[Control], None],
         on_redispatch: Callable[[Redispatch], None],
         on_failure: Callable[[BaseException], None],
@@ -137,8 +146,12 @@ class Listener(BackgroundLoop):
     ) -> None:
         self._consumer = consumer
         self._signer = signer
-        self._control_topic = control_topic
+        self._control = TopicPartition(control.topic, control.partition)
+        self._control_topic = control.topic
+        self._control_next = control.offset  # the next control offset to handle
         self._priority_topic = priority_topic
+        self._lease = lease
+        self._sync: _Sync | None = None
         self._on_control = on_control
         self._on_redispatch = on_redispatch
         self._on_failure = on_failure
@@ -150,14 +163,50 @@ class Listener(BackgroundLoop):
             while not self._stop.is_set():
                 for msg in self._consumer.consume(num_messages=100, timeout=0.1):
                     self._handle(msg)
+                self._sync_control()
         except Exception as exc:  # a dead listener would miss fences: stop the agent instead
             self._on_failure(exc)
+
+    def _sync_control(self) -> None:
+        """Move a requested read of the control partition to its end along (see the class).
+
+        The end is asked of the broker (ListOffsets) after the renewal. Some brokers answer it
+        short, with the base offset of the partition's last batch plus one (docs/tansu.md,
+        quirk a); reading past that offset means the last batch was fetched, so the high
+        watermark its fetch response brought is the true end: the read goes on to that too.
+        """
+        if self._sync is None:
+            if not self._lease.needs_sync():
+                return
+            started = self._lease.clock()
+            try:
+                _low, end = self._consumer.get_watermark_offsets(
+                    self._control, timeout=1.0, cached=False
+                )
+            except KafkaException as exc:
+                log.debug("listener: the end of %s is unknown yet: %s", self._control_topic, exc)
+                return  # asked again on the next round
+            self._sync = _Sync(started, end)
+        sync = self._sync
+        if self._control_next < sync.end:
+            return
+        if sync.fetched_end is None:
+            _low, high = self._consumer.get_watermark_offsets(self._control, cached=True)
+            if high < 0:
+                return  # no fetch response yet
+            sync.fetched_end = high
+        if self._control_next < sync.fetched_end:
+            return
+        self._sync = None
+        self._lease.synced(sync.started)
 
     def _handle(self, msg: Message) -> None:
         if msg.error():
             log.warning("listener: %s", msg.error())
             return
         topic = msg.topic()
+        if topic == self._control_topic and msg.offset() is not None:
+            self._control_next = max(self._control_next, (msg.offset() or 0) + 1)
         try:
             if topic == self._control_topic:
                 self._on_control(self._signer.open(Control, msg))
@@ -166,6 +215,16 @@ class Listener(BackgroundLoop):
         except CodecError as exc:
             # The monitor dead-letters bad records it sees; an agent only skips them.
             refused.warning("skipping %s[%s]@%s: %s", topic, msg.partition(), msg.offset(), exc)
+
+
+@dataclasses.dataclass(slots=True)
+class _Sync:
+    """A read of the control partition to its end, under way: asked for at ``started`` (the
+    lease's clock), to ``end`` (ListOffsets), then to ``fetched_end`` (a fetch's high watermark)."""
+
+    started: float
+    end: int
+    fetched_end: int | None = None
 
 
 # --- the queue and the starter thread ------------------------------------------------------
