@@ -1,7 +1,8 @@
 """agent-failover: Kafka-native failover for fleets of AI agents.
 
 Agents embed the SDK (:class:`Agent` / :class:`AsyncAgent`): heartbeats, durable checkpoints,
-failover tasks before normal ones, fencing. The monitor (the ``streams`` package) detects dead
+failover tasks before normal ones, fencing. :class:`TaskSubmitter` submits work and waits for
+its outcome (:class:`Submission`). The monitor (the ``streams`` package) detects dead
 agents and re-dispatches their tasks from their last checkpoint. The public surface is
 ``__all__``, pinned by ``tests/unit/test_exports.py``.
 """
@@ -25,13 +26,16 @@ from agent_failover.errors import (
     FencedError,
     InternalError,
     LifecycleError,
+    OutcomeTimeout,
     TaskError,
+    TaskFailed,
     TaskReleased,
 )
-from agent_failover.models import Checkpoint, CheckpointRef, Task
+from agent_failover.models import Checkpoint, CheckpointRef, OutcomeKind, Task, TaskOutcome
 from agent_failover.sdk import (
     Agent,
     AsyncAgent,
+    Submission,
     TaskContext,
     TaskSubmitter,
     current_task,
@@ -58,9 +62,14 @@ __all__ = [
     "KafkaConfig",
     "LifecycleError",
     "MonitorConfig",
+    "OutcomeKind",
+    "OutcomeTimeout",
+    "Submission",
     "Task",
     "TaskContext",
     "TaskError",
+    "TaskFailed",
+    "TaskOutcome",
     "TaskReleased",
     "TaskSubmitter",
     "Topics",

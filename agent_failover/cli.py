@@ -15,8 +15,10 @@ import argparse
 import contextlib
 import importlib.util
 import logging
+import math
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,7 +43,7 @@ PROG = "agent-failover"
 
 #: Exit codes, one per class of failure (documented in the README).
 EXIT_OK = 0
-EXIT_FAILED = 1  # the command ran and failed: demo verdict, unexpected error
+EXIT_FAILED = 1  # the command ran and failed: demo verdict, a task waited for, unexpected error
 EXIT_USAGE = 2  # bad option, bad AGENT_FAILOVER_* value, unreadable or invalid input
 EXIT_BROKER = 3  # no broker answered, or the broker refused a request
 EXIT_TOPICS = 4  # topics missing or not as configured: run `agent-failover topics`
@@ -50,7 +52,8 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 
 EXIT_CODES = {
     EXIT_OK: "success",
-    EXIT_FAILED: "the command ran and failed (the demo's verdict, an unexpected error)",
+    EXIT_FAILED: "the command ran and failed (the demo's verdict, a task `submit --wait` waited "
+    "for failed or had no outcome in time, an unexpected error)",
     EXIT_USAGE: "usage or configuration error: a bad option, a bad `AGENT_FAILOVER_*` value, "
     "an unreadable or invalid input file",
     EXIT_BROKER: "the broker could not be reached within `AGENT_FAILOVER_CONNECT_TIMEOUT`, "
@@ -164,14 +167,47 @@ def _read_tasks(args: argparse.Namespace) -> list[Any]:
 def _cmd_submit(args: argparse.Namespace) -> int:
     from agent_failover.sdk import TaskSubmitter
 
+    if args.timeout is not None and not args.wait:
+        raise UsageError("--timeout needs --wait")
+    if args.timeout is not None and not 0 < args.timeout < math.inf:
+        raise UsageError(f"--timeout must be a number of seconds above 0, got {args.timeout:g}")
     kafka = KafkaConfig.from_env()
     topics = Topics.from_env()
     tasks = _read_tasks(args)  # all read and valid before anything is written
     with TaskSubmitter(kafka, topics) as submitter:
+        submissions = []
         for task in tasks:
-            partition, offset = submitter.submit(task)
-            print(f"{task.task_id}  partition {partition} offset {offset}")
+            submission = submitter.submit(task)
+            print(f"{task.task_id}  partition {submission.partition} offset {submission.offset}")
+            submissions.append(submission)
+        if args.wait:
+            return _wait(submissions, args.timeout)
     return EXIT_OK
+
+
+def _wait(submissions: Sequence[Any], timeout: float | None) -> int:
+    """Print each task's outcome, in submission order; EXIT_FAILED if one failed or did not end
+    within ``timeout`` seconds (all of them together)."""
+    from agent_failover.errors import OutcomeTimeout
+    from agent_failover.models import OutcomeKind
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    code = EXIT_OK
+    for submission in submissions:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            outcome = submission.outcome(left)
+        except OutcomeTimeout:
+            print(f"{submission.task_id}  no outcome within {timeout:g} s", flush=True)
+            code = EXIT_FAILED
+            continue
+        if outcome.kind is OutcomeKind.COMPLETED:
+            result = orjson.dumps(outcome.result).decode()
+            print(f"{submission.task_id}  completed  {result}", flush=True)
+        else:
+            print(f"{submission.task_id}  failed  {outcome.error}", flush=True)
+            code = EXIT_FAILED
+    return code
 
 
 def _cmd_dev(args: argparse.Namespace) -> int:
@@ -270,12 +306,22 @@ def build_parser() -> argparse.ArgumentParser:
         _cmd_submit,
         "submit tasks to the task topic (the monitor places them on agents)",
         "Submit one task (--type/--payload) or JSON lines ({task_type, payload[, task_id]}) "
-        "from a file or '-' for stdin. The task topic must exist (`agent-failover topics`).",
+        "from a file or '-' for stdin. The task topic must exist (`agent-failover topics`). "
+        "With --wait, then print each task's outcome as the monitor publishes it: "
+        "'<task id>  completed  <result as JSON>' or '<task id>  failed  <error>'; exit 1 if "
+        "one failed or had none within --timeout.",
     )
     p.add_argument("--type", help="task type")
     p.add_argument("--payload", help="task payload as JSON")
     p.add_argument("--id", help="task id (default: random)")
     p.add_argument("--file", help="JSON-lines file of tasks, or - for stdin")
+    p.add_argument("--wait", action="store_true", help="wait for every task's outcome")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: how long to wait for all outcomes (default: as long as it takes)",
+    )
     return parser
 
 

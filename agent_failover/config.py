@@ -111,7 +111,7 @@ SETTINGS = Registry([
     _s("AGENT_PARTITIONS", "topics.agent_partitions", count(10_000), "8",
        "partitions of heartbeats, task-events, control, tasks.priority"),
     _s("TASK_PARTITIONS", "topics.task_partitions", count(10_000), "8",
-       "partitions of tasks and tasks.assigned (how many monitor workers share the intake)"),
+       "partitions of tasks, tasks.assigned, outcomes (how many monitor workers share the intake)"),
     _s("CHECKPOINT_PARTITIONS", "topics.checkpoint_partitions", count(10_000), "8",
        "partitions of the checkpoints topic"),
     _s("REPLICATION_FACTOR", "topics.replication_factor", count(100), "1",
@@ -174,6 +174,8 @@ SETTINGS = Registry([
        "where `make ops-tools` installs helm, promtool, Alertmanager and the validators", "tests"),
     _s("DEMO_RESULTS_TOPIC", "", Text(249), "set by the demo",
        "where a demo agent writes each step's result", "demo"),
+    _s("DEMO_LEDGER_DIR", "", Text(), "set by the soak",
+       "where a demo agent also records each step, fsynced before its checkpoint", "demo"),
     _s("DEMO_STEP_SECONDS", "", Text(), "`0.2,0.4`",
        "min,max duration of a demo agent's simulated model call", "demo"),
 ])
@@ -302,7 +304,8 @@ class Topics:
 
     ``heartbeats``, ``task_events``, ``control`` and ``priority`` are keyed by agent id and must
     have the same partition count (``agent_partitions``) so one monitor worker owns an agent's
-    whole story; ``tasks`` and ``assigned`` share ``task_partitions`` for the same reason.
+    whole story; ``tasks``, ``assigned`` and ``outcomes`` share ``task_partitions`` (keyed by task
+    id, so a task's records of the three lie in partitions of one number).
     """
 
     prefix: str = "af."
@@ -358,6 +361,12 @@ class Topics:
     def fleet(self) -> str:
         """Monitor workers' summaries of the healthy agents they own (one partition)."""
         return f"{self.prefix}fleet"
+
+    @property
+    def outcomes(self) -> str:
+        """How each task ended, published by the monitor (key: task id; the first per task
+        counts); as many partitions as ``tasks``."""
+        return f"{self.prefix}outcomes"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Self:

@@ -27,8 +27,11 @@ whether trying the same call again can succeed. Where each one comes from::
     │                                   broker commands; the message names the pip extra
     ├── TaskReleased                    the agent is stopping and hands the task back: raised in
     │                                   handlers by checkpoint(), progress(), raise_if_stopping()
-    └── TaskError                       never raised by the library: a handler may raise it to fail
-                                        its task (like any exception a handler raises)
+    ├── TaskError                       never raised by the library: a handler may raise it to fail
+    │                                   its task (like any exception a handler raises)
+    ├── TaskFailed                      the task's outcome is a failure: a submission's result()
+    └── OutcomeTimeout (TimeoutError)   no outcome yet within the time given: a submission's
+                                        result() and outcome() (retryable: wait again)
 
 Third-party errors are wrapped with ``raise ... from exc`` so the cause stays visible.
 """
@@ -36,6 +39,10 @@ Third-party errors are wrapped with ``raise ... from exc`` so the cause stays vi
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the records build on this module
+    from agent_failover.models import TaskOutcome
 
 
 class AgentFailoverError(Exception):
@@ -152,6 +159,27 @@ class TaskError(AgentFailoverError):
     The agent treats it like any other exception a handler raises: the task is reported
     ``failed`` (``"TaskError: <message>"``) and not retried.
     """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
+class TaskFailed(AgentFailoverError):
+    """The task ended in failure: its handler raised (``error`` says what), or its result could
+    not be carried. ``outcome`` is the task's outcome record. Failed tasks are not retried."""
+
+    def __init__(self, message: str, *, task_id: str, error: str, outcome: TaskOutcome) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.error = error
+        self.outcome = outcome
+
+
+class OutcomeTimeout(AgentFailoverError, TimeoutError):
+    """No outcome of the task arrived within the time given; waiting again may see it."""
+
+    retryable = True
 
     def __init__(self, message: str, *, task_id: str) -> None:
         super().__init__(message)

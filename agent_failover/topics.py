@@ -57,6 +57,8 @@ def topic_specs(topics: Topics) -> list[TopicSpec]:
         by_task(topics.tasks, "submitted work"),
         # The intake's decisions: as many partitions as `tasks`, so faust co-partitions them.
         by_task(topics.assigned, "intake decisions"),
+        # Keyed by task id like `tasks`: a task's outcome lies in the partition of its record.
+        by_task(topics.outcomes, "how each task ended"),
         TopicSpec(
             topics.checkpoints,
             topics.checkpoint_partitions,

@@ -42,6 +42,7 @@ from confluent_kafka import (
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
+from agent_failover.logs import kafka_log_settings
 from agent_failover.models import DeadLetter, FleetSummary, Heartbeat, cut_key, dead_letter
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
@@ -213,7 +214,8 @@ class LivenessTracker:
     def _clients(self) -> tuple[Consumer, Producer]:
         base: dict[str, Any] = {
             **self._kafka.as_librdkafka_dict(),
-            "logger": logging.getLogger(__name__ + ".librdkafka"),
+            # Rate limited: a broker outage must not flood the log with reconnect lines.
+            **kafka_log_settings("liveness"),
         }
         stats: dict[str, Any] = {}
         if self._on_stats is not None:

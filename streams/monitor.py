@@ -13,6 +13,7 @@
 - :class:`~streams.summaries.SummaryPublisher`: the fleet summary and the health gauges;
 - :class:`~streams.recovery.RecoveryBook`: how moved tasks resume and what their failover lost;
 - :class:`~streams.router.Router`: the faust agent's records, decoded and handed on;
+- :class:`~streams.outcomes.OutcomePublisher`: how each task ended, published once it counts;
 - :class:`~streams.intake.Intake` and :class:`~streams.assign.Assigner`: new work, placed on free
   agents and forwarded once.
 
@@ -42,6 +43,7 @@ from streams.fleet import EXPIRE_AFTER, FleetDirectory
 from streams.index import RecordIndex, Table
 from streams.intake import Intake, TaskFeed
 from streams.metrics import MonitorMetrics
+from streams.outcomes import OutcomePublisher
 from streams.ownership import Ownership
 from streams.recovery import RecoveryBook
 from streams.reservations import ReservationBook
@@ -212,6 +214,7 @@ class Monitor:
             metrics=metrics,
             on_change=self.intake.wake,
             recovery=self.recovery,
+            outcomes=OutcomePublisher(topics, send),
             signer=config.kafka.signer,
         )
         self._last_tick: float | None = None  # None: no tick yet, nothing can have stalled

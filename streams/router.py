@@ -23,6 +23,7 @@ from streams.deadletters import DeadLetters
 from streams.events import FENCED_EPOCH, EventResult, apply_event, apply_redispatch
 from streams.index import RecordIndex
 from streams.metrics import MonitorMetrics
+from streams.outcomes import FINAL, OutcomePublisher
 from streams.ownership import Ownership
 from streams.recovery import RecoveryBook, stamped
 from streams.reservations import ReservationBook
@@ -36,7 +37,8 @@ _R = TypeVar("_R", bound=Record)
 
 class Router:
     """Task events and dispatches update the agent's record (released tasks and late claims are
-    dispatched at once); decisions on ``control`` go to the :class:`DecisionWriter`.
+    dispatched at once; a task's accepted end is published as its outcome); decisions on
+    ``control`` go to the :class:`DecisionWriter`.
 
     Every record change settles the reservations it shows and calls ``on_change`` (the intake
     waits for a free slot on it).
@@ -53,6 +55,7 @@ class Router:
         dead_letters: DeadLetters,
         metrics: MonitorMetrics,
         recovery: RecoveryBook,
+        outcomes: OutcomePublisher,
         signer: Signer,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
@@ -65,6 +68,7 @@ class Router:
         self._dead_letters = dead_letters
         self._metrics = metrics
         self._recovery = recovery
+        self._outcomes = outcomes
         self._on_change = on_change
 
     async def on_message(self, msg: Message, now: float) -> None:
@@ -77,6 +81,8 @@ class Router:
             if ev is not None:
                 old = self._index.current(ev.agent_id)
                 res = apply_event(old, ev, msg.partition)
+                if res.rejected is None and ev.kind in FINAL:
+                    await self._outcomes.publish(ev)  # before the record says it finished
                 self._observe(ev, res, wall)
                 await self._absorb(ev.agent_id, old, res, (ev.task_id, wall), now)
         elif topic == self._topics.priority:

@@ -51,6 +51,7 @@ from confluent_kafka.admin import AdminClient
 
 from agent_failover.config import KafkaConfig
 from agent_failover.errors import BrokerError, ConfigError
+from agent_failover.logs import kafka_log_settings
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ def is_tansu(kafka: KafkaConfig | str, *, timeout: float = 10.0) -> bool:
         return cached
     conf: dict[str, Any] = {
         **kafka.as_librdkafka_dict(),
-        "logger": logging.getLogger(__name__ + ".librdkafka"),
+        **kafka_log_settings("admin"),
     }
     try:
         metadata = AdminClient(conf).list_topics(timeout=timeout)

@@ -9,8 +9,12 @@ task's attempt chain (docs/protocol.md, "Which writes count"):
   checkpoint step named by the re-dispatch of attempt ``a + 1`` (-1 if it named none);
 * the last attempt: every step after ``limit[last-1]``, and the task must be completed.
 
-The ledger reads three topics back (results, ``tasks.priority``, ``task-events``) and reports, per
-task, the committed steps, duplicates, gaps and the steps executed but not committed (redone).
+The task's outcome (``outcomes``, the first per task counts) must say completed, by the last
+attempt; a later outcome of the task must be a copy of the first.
+
+The ledger reads four topics back (results, ``tasks.priority``, ``task-events``, ``outcomes``) and
+reports, per task, the committed steps, duplicates, gaps, the steps executed but not committed
+(redone) and what its outcomes say.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 import orjson
 
 from agent_failover import models as m
-from agent_failover.config import KafkaConfig
+from agent_failover.config import KafkaConfig, Topics
 from agent_failover.dev.reading import read_topic
 from agent_failover.errors import CodecError
 
@@ -66,6 +70,7 @@ class TaskLedger:
     committed: dict[int, list[StepResult]] = dataclasses.field(default_factory=dict)
     redone: list[StepResult] = dataclasses.field(default_factory=list)
     attempts: int = 1
+    outcomes: list[m.TaskOutcome] = dataclasses.field(default_factory=list)
 
     @property
     def duplicates(self) -> list[int]:
@@ -77,15 +82,24 @@ class TaskLedger:
 
     @property
     def ok(self) -> bool:
-        return (
-            len(self.completed_attempts) == 1
-            and self.completed_attempts[0] == self.attempts
-            and not self.duplicates
-            and not self.missing
-        )
+        return not self.problems()
+
+    def outcome_problems(self) -> list[str]:
+        """What is wrong with the task's outcomes: none, the first not the last attempt's
+        completion, or later ones that differ from the first."""
+        if not self.outcomes:
+            return ["no outcome"]
+        first, out = self.outcomes[0], []
+        if (first.kind, first.attempt) != (m.OutcomeKind.COMPLETED, self.attempts):
+            out.append(
+                f"outcome {first.kind.value} by attempt {first.attempt}, last is {self.attempts}"
+            )
+        if any(o != first for o in self.outcomes[1:]):
+            out.append(f"{len(self.outcomes)} outcomes that differ")
+        return out
 
     def problems(self) -> list[str]:
-        out = []
+        out = self.outcome_problems()
         if len(self.completed_attempts) != 1:
             out.append(f"completed {len(self.completed_attempts)} times")
         elif self.completed_attempts[0] != self.attempts:
@@ -122,6 +136,7 @@ def judge(
     results: Iterable[StepResult],
     redispatches: Iterable[m.Redispatch],
     completions: Iterable[m.TaskEvent],
+    outcomes: Iterable[m.TaskOutcome],
 ) -> LedgerReport:
     """Pure: apply the attempt-chain rule to what was read back (see the module docstring)."""
     limits: dict[str, dict[int, int]] = defaultdict(dict)  # task -> attempt a -> limit[a]
@@ -139,6 +154,9 @@ def judge(
         if ev.kind is m.EventKind.COMPLETED and ev.task_id in ledgers:
             assert ev.attempt is not None
             ledgers[ev.task_id].completed_attempts.append(ev.attempt)
+    for outcome in outcomes:
+        if outcome.task_id in ledgers:
+            ledgers[outcome.task_id].outcomes.append(outcome)
     for res in results:
         ledger = ledgers.get(res.task_id)
         if ledger is None:
@@ -156,22 +174,24 @@ def judge(
 def build_report(
     kafka: KafkaConfig | str,
     results_topic: str,
-    priority_topic: str,
-    events_topic: str,
+    topics: Topics,
     task_steps: dict[str, int],
 ) -> LedgerReport:
-    """Read the three topics back to their high watermark and judge them."""
+    """Read the four topics back to their high watermark and judge them."""
     results = [StepResult.decode(r.value) for r in read_topic(kafka, results_topic) if r.value]
     redispatches = [
-        m.Redispatch.decode(r.value) for r in read_topic(kafka, priority_topic) if r.value
+        m.Redispatch.decode(r.value) for r in read_topic(kafka, topics.priority) if r.value
     ]
     events = []
-    for rec in read_topic(kafka, events_topic):
+    for rec in read_topic(kafka, topics.task_events):
         try:
             events.append(m.TaskEvent.decode(rec.value or b""))
         except CodecError:
             continue  # the monitor dead-letters bad records; they are no task's completion
-    return judge(task_steps, results, redispatches, events)
+    outcomes = [
+        m.TaskOutcome.decode(r.value) for r in read_topic(kafka, topics.outcomes) if r.value
+    ]
+    return judge(task_steps, results, redispatches, events, outcomes)
 
 
 def summarise(report: LedgerReport) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 Used by ``agent-failover dev`` and the end-to-end tests: one background reader
 (:class:`~agent_failover.dev.reading.TopicTail`) over every partition of task-events, control,
-tasks.priority, failovers, fleet and the demo results topic, from the beginning. Each record is
-decoded and kept with the local time it was seen (``seen``), so a run can be measured on one
-clock.
+tasks.priority, failovers, fleet, outcomes and the demo results topic, from the beginning. Each
+record is decoded and kept with the local time it was seen (``seen``), so a run can be measured
+on one clock.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class Observer:
             topics.priority: m.Redispatch.decode,
             topics.failovers: m.Failover.decode,
             topics.fleet: m.FleetSummary.decode,
+            topics.outcomes: m.TaskOutcome.decode,
             results_topic: StepResult.decode,
         }
         self._tail = TopicTail(
@@ -108,6 +109,13 @@ class Observer:
     def completed_tasks(self) -> set[str]:
         """Tasks some agent reported completed."""
         return {e.task_id for e in self.events(m.EventKind.COMPLETED) if e.task_id}
+
+    def outcomes(self) -> dict[str, m.TaskOutcome]:
+        """The outcome of each task that has one: the first published (the one that counts)."""
+        first: dict[str, m.TaskOutcome] = {}
+        for outcome in self.of(self.topics.outcomes):
+            first.setdefault(outcome.task_id, outcome)
+        return first
 
     def holdings(self) -> dict[str, dict[str, int]]:
         """Per agent, the tasks it claimed that are not completed, each with the newest step it

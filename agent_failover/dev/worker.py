@@ -22,7 +22,13 @@ Configuration comes from the environment (``AgentConfig.from_env``) plus:
 * ``AGENT_FAILOVER_DEMO_RESULTS_TOPIC``: where step results are written (unset: not written,
   for runs that need no ledger);
 * ``AGENT_FAILOVER_DEMO_STEP_SECONDS``: ``min,max`` duration of one simulated call
-  (default 0.2,0.4).
+  (default 0.2,0.4);
+* ``AGENT_FAILOVER_DEMO_LEDGER_DIR``: a directory where each step is also recorded, fsynced,
+  before its checkpoint, in a file of this process (unset: not recorded): the soak's own ledger,
+  independent of the broker (``agent_failover.dev.soak.steplog``).
+
+A step's output is :func:`step_digest` of the task, the step and the previous step's output, so
+a step that resumed from the wrong state shows in its output.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from confluent_kafka import Producer
 
 from agent_failover.config import AgentConfig
 from agent_failover.dev.ledger import StepResult
+from agent_failover.dev.soak.steplog import LEDGER_DIR_ENV, StepLog
 from agent_failover.errors import AgentFailoverError, ConfigError
 from agent_failover.logs import setup_logging
 from agent_failover.sdk import Agent, TaskContext
@@ -76,7 +83,22 @@ def simulated_llm_call(
         if give_up_on_stop:
             ctx.raise_if_stopping()
         time.sleep(min(0.01, left))  # the call's duration, cut in slices to notice a stop
+    return answer(prompt)
+
+
+def answer(prompt: str) -> str:
+    """The simulated model's answer to ``prompt``: a short digest of it."""
     return hashlib.sha256(prompt.encode()).hexdigest()[:12]
+
+
+def step_prompt(task_id: str, step: int, previous: str) -> str:
+    """The prompt of ``step``: the task, the step and the previous step's output ("" at first)."""
+    return f"{task_id}:{step}:{previous}"
+
+
+def step_digest(task_id: str, step: int, previous: str) -> str:
+    """The output ``step`` of ``task_id`` has when it starts from ``previous`` (a step's output)."""
+    return answer(step_prompt(task_id, step, previous))
 
 
 def _payload(ctx: TaskContext) -> dict[str, Any]:
@@ -89,8 +111,12 @@ def make_handler(
     step_range: tuple[float, float],
     *,
     give_up_on_stop: bool = True,
+    ledger: StepLog | None = None,
 ) -> Any:
-    """The task handler for both task types (see the module docstring)."""
+    """The task handler for both task types (see the module docstring).
+
+    With a ``ledger``, every step is recorded there after its output and before its checkpoint.
+    """
 
     def checkpoints(ctx: TaskContext) -> dict[str, Any]:
         payload = _payload(ctx)
@@ -116,7 +142,7 @@ def make_handler(
             started = time.time()
             output = simulated_llm_call(
                 ctx,
-                f"{ctx.task.task_id}:{step}:{state['digest']}",
+                step_prompt(ctx.task.task_id, step, state["digest"]),
                 random.uniform(*step_range),
                 give_up_on_stop=give_up_on_stop,
             )
@@ -133,6 +159,15 @@ def make_handler(
                 )
                 results.produce(topic, key=ctx.task.task_id.encode(), value=result.encode())
                 results.flush(10)  # the result is durable before the step's checkpoint
+            if ledger is not None:
+                ledger.record(
+                    task_id=ctx.task.task_id,
+                    attempt=ctx.attempt,
+                    agent_id=ctx.agent_id,
+                    epoch=ctx.epoch,
+                    step=step,
+                    digest=output,
+                )
             state = {"digest": output}
             ctx.progress(step, state)
         return {"digest": state["digest"], "steps": total}
@@ -154,6 +189,12 @@ def main() -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    ledger_dir = os.environ.get(LEDGER_DIR_ENV, "")
+    try:
+        ledger = StepLog(Path(ledger_dir), config.agent_id) if ledger_dir else None
+    except OSError as exc:
+        print(f"error: {LEDGER_DIR_ENV}={ledger_dir!r}: {exc}", file=sys.stderr)
+        return 2
     topic = os.environ.get("AGENT_FAILOVER_DEMO_RESULTS_TOPIC", "")
     if not topic:
         log.info("AGENT_FAILOVER_DEMO_RESULTS_TOPIC is not set: step results are not written")
@@ -169,7 +210,9 @@ def main() -> int:
         if topic
         else None
     )
-    handler = make_handler(results, topic, step_range, give_up_on_stop=config.handoff_wait == 0)
+    handler = make_handler(
+        results, topic, step_range, give_up_on_stop=config.handoff_wait == 0, ledger=ledger
+    )
     try:
         with Agent(config, handler) as agent:
             agent.run()
@@ -179,6 +222,8 @@ def main() -> int:
     finally:
         if results is not None:
             results.flush(10)
+        if ledger is not None:
+            ledger.close()
     return 0
 
 

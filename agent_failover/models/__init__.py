@@ -26,16 +26,20 @@ from agent_failover.models.records import (
     SourceRef,
     Task,
     TaskEvent,
+    TaskOutcome,
+    plain_result,
 )
 from agent_failover.models.vocabulary import (
     JSON,
     MAX_INT63,
     MAX_JSON_DEPTH,
+    MAX_RESULT_BYTES,
     SCHEMA_VERSION,
     TASK_EVENT_KINDS,
     ControlKind,
     DispatchReason,
     EventKind,
+    OutcomeKind,
     Pool,
 )
 
@@ -52,6 +56,7 @@ RECORD_TYPES: dict[str, type[Record]] = {
         Failover,
         DeadLetter,
         FleetSummary,
+        TaskOutcome,
     )
 }
 
@@ -59,6 +64,7 @@ __all__ = [
     "JSON",
     "MAX_INT63",
     "MAX_JSON_DEPTH",
+    "MAX_RESULT_BYTES",
     "RECORD_TYPES",
     "SCHEMA_VERSION",
     "TASK_EVENT_KINDS",
@@ -75,6 +81,7 @@ __all__ = [
     "Heartbeat",
     "MovedTask",
     "Needs",
+    "OutcomeKind",
     "PlanEntry",
     "Pool",
     "Record",
@@ -82,6 +89,8 @@ __all__ = [
     "SourceRef",
     "Task",
     "TaskEvent",
+    "TaskOutcome",
     "cut_key",
     "dead_letter",
+    "plain_result",
 ]

@@ -97,7 +97,7 @@ def _cut(text: str, limit: int = MAX_REASON_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _too_deep(value: Any, limit: int) -> bool:
+def too_deep(value: Any, limit: int) -> bool:
     """Whether ``value`` nests more than ``limit`` arrays/objects (iterative: no recursion)."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -135,7 +135,7 @@ class Record:
         plan = cls._plans.get(cls) or cls._plan()
         for name in plan.json_fields:
             value = getattr(self, name)
-            if (type(value) is dict or type(value) is list) and _too_deep(value, MAX_JSON_DEPTH):
+            if (type(value) is dict or type(value) is list) and too_deep(value, MAX_JSON_DEPTH):
                 raise self._error(f"field {name!r} nests deeper than {MAX_JSON_DEPTH} levels")
         for rule in cls.RULES:
             reason = rule.check(self)

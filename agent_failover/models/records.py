@@ -8,13 +8,17 @@ A record's first docstring paragraph and its field annotations are its schema: t
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
+import orjson
 from msgspec import Meta
 
-from agent_failover.models.base import Needs, Pins, Record, Rule, together
+from agent_failover.errors import CodecError, Refusal
+from agent_failover.models.base import Needs, Pins, Record, Rule, together, too_deep
 from agent_failover.models.vocabulary import (
     JSON,
+    MAX_JSON_DEPTH,
+    MAX_RESULT_BYTES,
     SCHEMA_VERSION,
     TASK_EVENT_KINDS,
     AgentId,
@@ -27,6 +31,7 @@ from agent_failover.models.vocabulary import (
     HeartbeatAge,
     NewAttempt,
     NonNegative,
+    OutcomeKind,
     Pool,
     Step,
     TaskId,
@@ -170,6 +175,38 @@ class SourceRef(Record):
     offset: NonNegative
 
 
+_RESULT = (
+    f"What the task's handler returned (`completed` only; absent: nothing, or null): any JSON "
+    f"value of at most {MAX_RESULT_BYTES} bytes as compact JSON."
+)
+
+
+def plain_result(value: Any) -> JSON:
+    """``value`` as the plain JSON value a ``completed`` event carries (what a reader decodes).
+
+    Raises :class:`CodecError` if it is not JSON (orjson also writes dataclasses, enums, UUIDs
+    and datetimes: they arrive as objects and strings), nests deeper than
+    :data:`MAX_JSON_DEPTH`, or is more than :data:`MAX_RESULT_BYTES` bytes of compact JSON.
+    """
+    try:
+        raw = orjson.dumps(value)
+    except TypeError as exc:  # orjson's JSONEncodeError: not JSON, or nested too deep
+        raise CodecError(f"the result is not JSON: {exc}", record_type="task_event") from None
+    if len(raw) > MAX_RESULT_BYTES:
+        raise CodecError(
+            f"the result is {len(raw):,} bytes of JSON, over the {MAX_RESULT_BYTES:,}-byte limit: "
+            "store it elsewhere and return a reference to it",
+            record_type="task_event",
+            refusal=Refusal.TOO_LARGE,
+        )
+    plain = orjson.loads(raw)
+    if type(plain) in (dict, list) and too_deep(plain, MAX_JSON_DEPTH):
+        raise CodecError(
+            f"the result nests deeper than {MAX_JSON_DEPTH} levels", record_type="task_event"
+        )
+    return plain
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class TaskEvent(Record):
     """Agent lifecycle and task progress. Topic `task-events`, key: agent_id.
@@ -178,6 +215,7 @@ class TaskEvent(Record):
     `attempt`. `claimed` carries the task itself; `checkpointed` and `released` carry a
     checkpoint: for `checkpointed` the attempt's own (same task, attempt and epoch), for
     `released` its own or the one the attempt resumed from (an earlier attempt of the task).
+    `completed` may carry the handler's `result`.
     """
 
     RECORD_TYPE: ClassVar[str] = "task_event"
@@ -197,6 +235,7 @@ class TaskEvent(Record):
     capacity: NonNegative | None = None
     pool: Pool | None = None
     error: str | None = None
+    result: Annotated[JSON, Meta(description=_RESULT)] = None
     schema_version: Version = SCHEMA_VERSION
 
     def _consistency(self) -> str | None:
@@ -416,3 +455,60 @@ class FleetSummary(Record):
         Meta(description="The healthy agent epochs of those partitions that can take work."),
     ]
     schema_version: Version = SCHEMA_VERSION
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TaskOutcome(Record):
+    """How a task ended: the completion or failure of the attempt the monitor accepted, never one
+    of a fenced epoch or a superseded attempt. Topic `outcomes`, key: task_id.
+
+    The first outcome per `task_id` in its partition is the task's outcome: a monitor restart
+    can publish it again, and readers ignore every later one.
+    """
+
+    RECORD_TYPE: ClassVar[str] = "task_outcome"
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Needs(("error",), when="kind", values=(OutcomeKind.FAILED,)),
+    )
+    task_id: TaskId
+    kind: OutcomeKind
+    attempt: Attempt
+    agent_id: Annotated[str, Meta(min_length=1, description="The agent that ran the attempt.")]
+    epoch: Epoch
+    finished_at: Annotated[
+        float,
+        Meta(description="When the agent reported it (agent clock, Unix seconds); informational."),
+    ]
+    result: Annotated[
+        JSON, Meta(description="What the handler returned (`completed` only), as in the event.")
+    ] = None
+    error: Annotated[str | None, Meta(description="Why the task failed (`failed` only).")] = None
+    schema_version: Version = SCHEMA_VERSION
+
+    @classmethod
+    def of_event(cls, ev: TaskEvent) -> TaskOutcome:
+        """The outcome an accepted ``completed`` or ``failed`` event stands for.
+
+        A function of the event alone, so that applying an event twice publishes the same
+        bytes. A ``completed`` whose result breaks the limit (from an agent not written with the
+        SDK, which refuses such a result) is a failure, as the SDK reports it.
+        """
+        if ev.kind not in (EventKind.COMPLETED, EventKind.FAILED):
+            raise cls._error(f"a {ev.kind.value} event ends no task")
+        assert ev.task_id is not None and ev.attempt is not None  # the event's own rules
+        kind, result, error = OutcomeKind.FAILED, None, ev.error or "failed (no reason given)"
+        if ev.kind is EventKind.COMPLETED:
+            try:
+                kind, result = OutcomeKind.COMPLETED, plain_result(ev.result)
+            except CodecError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        return cls(
+            task_id=ev.task_id,
+            kind=kind,
+            attempt=ev.attempt,
+            agent_id=ev.agent_id,
+            epoch=ev.epoch,
+            finished_at=ev.at,
+            result=result,
+            error=error if kind is OutcomeKind.FAILED else None,
+        )

@@ -24,6 +24,11 @@ MAX_INT63 = 2**63 - 1
 #: to be written again, so the decoder refuses it.
 MAX_JSON_DEPTH = 240
 
+#: The largest result a ``completed`` event (and the task's outcome) carries: the handler's return
+#: value as compact JSON, in bytes. Both records stay far below Kafka's default 1 MB record limit;
+#: a larger result belongs elsewhere (object storage), with a reference returned instead.
+MAX_RESULT_BYTES = 262_144
+
 
 class Pool(enum.StrEnum):
     """Which pool an agent serves in: active agents get new work, standbys only failovers."""
@@ -54,6 +59,13 @@ TASK_EVENT_KINDS = frozenset(
         EventKind.RELEASED,
     }
 )
+
+
+class OutcomeKind(enum.StrEnum):
+    """How a task ended, as its one outcome record says."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
 
 
 class ControlKind(enum.StrEnum):

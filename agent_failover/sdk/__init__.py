@@ -8,6 +8,7 @@ from agent_failover.errors import TaskReleased
 from agent_failover.sdk.agent import Agent, Handler
 from agent_failover.sdk.aio import AsyncAgent, AsyncHandler
 from agent_failover.sdk.context import TaskContext, current_task
+from agent_failover.sdk.outcomes import Submission
 from agent_failover.sdk.submit import TaskSubmitter
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "AsyncAgent",
     "AsyncHandler",
     "Handler",
+    "Submission",
     "TaskContext",
     "TaskReleased",
     "TaskSubmitter",

@@ -15,6 +15,7 @@ from agent_failover.config import AgentConfig
 from agent_failover.errors import LifecycleError
 from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.core import AgentCore, AgentFront, State
+from agent_failover.sdk.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -39,20 +40,26 @@ class Agent(AgentFront):
     """An agent process's connection to agent-failover, for synchronous handlers.
 
     ``handler(ctx)`` runs once per task attempt, in a thread of its own (at most ``capacity`` at a
-    time). Returning means completed; raising means failed (not retried), except
-    :class:`TaskReleased` (hand the task back) and :class:`FencedError` (it was taken away).
+    time). Returning means completed, and what it returns (JSON, at most 256 KiB) is the task's
+    result; raising means failed (not retried), except :class:`TaskReleased` (hand the task
+    back) and :class:`FencedError` (it was taken away).
 
     Nothing touches the network before :meth:`start` (or ``with``)::
 
         with Agent(AgentConfig.from_env(), handler) as agent:
             agent.run()  # until SIGTERM / SIGINT / stop()
+
+    ``transport`` is Kafka unless given: tests pass a
+    :class:`~agent_failover.sdk.testing.MemoryTransport` to run the agent without a broker.
     """
 
-    def __init__(self, config: AgentConfig, handler: Handler) -> None:
+    def __init__(
+        self, config: AgentConfig, handler: Handler, *, transport: Transport | None = None
+    ) -> None:
         if inspect.iscoroutinefunction(handler):
             raise TypeError("handler is a coroutine function: use AsyncAgent")
         self._handler = handler
-        self._core = AgentCore(config, self._launch)
+        self._core = AgentCore(config, self._launch, transport)
 
     def start(self) -> Self:
         """Connect, announce this epoch and start taking tasks (in background threads).
@@ -134,13 +141,14 @@ class Agent(AgentFront):
 
     def _run_task(self, ctx: TaskContext) -> None:
         error: BaseException | None = None
+        result = None
         try:
             admitted = self._core.admit(ctx, None)  # never a handler after a fence
             if isinstance(admitted, BaseException):
                 error = admitted
             else:
                 with ctx._bound():
-                    self._handler(ctx)
+                    result = self._handler(ctx)
         except BaseException as exc:  # even SystemExit in a handler must free its slot
             error = exc
-        self._core.task_done(ctx, error)
+        self._core.task_done(ctx, error, result)

@@ -18,6 +18,7 @@ from agent_failover.errors import LifecycleError, TaskReleased
 from agent_failover.sdk.agent import STOP_SIGNALS, signals_wanted
 from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.core import AgentCore, AgentFront, State
+from agent_failover.sdk.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,17 @@ class AsyncAgent(AgentFront):
 
         async with AsyncAgent(config, handler) as agent:
             await agent.run()
+
+    ``transport`` as for :class:`~agent_failover.sdk.Agent`.
     """
 
-    def __init__(self, config: AgentConfig, handler: AsyncHandler) -> None:
+    def __init__(
+        self, config: AgentConfig, handler: AsyncHandler, *, transport: Transport | None = None
+    ) -> None:
         if not inspect.iscoroutinefunction(handler):
             raise TypeError("handler must be an async def function: use Agent for plain functions")
         self._handler = handler
-        self._core = AgentCore(config, self._launch)
+        self._core = AgentCore(config, self._launch, transport)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
@@ -130,6 +135,7 @@ class AsyncAgent(AgentFront):
 
     async def _run_task(self, ctx: TaskContext) -> None:
         error: BaseException | None = None
+        result = None
         try:
             # Never a handler after a fence, nor while the lease is not valid: waited for in
             # short slices off the loop.
@@ -139,7 +145,7 @@ class AsyncAgent(AgentFront):
             if isinstance(admitted, BaseException):
                 raise admitted
             with ctx._bound():
-                await self._handler(ctx)
+                result = await self._handler(ctx)
         except asyncio.CancelledError:
             # close() cancels only tasks it already released; anything else cancelled (the loop
             # shutting down) is handed back too, never reported done.
@@ -152,10 +158,10 @@ class AsyncAgent(AgentFront):
             raise
         except Exception as exc:
             error = exc
-        await asyncio.wrap_future(self._task_done_off_loop(ctx, error))
+        await asyncio.wrap_future(self._task_done_off_loop(ctx, error, result))
 
     def _task_done_off_loop(
-        self, ctx: TaskContext, error: BaseException | None
+        self, ctx: TaskContext, error: BaseException | None, result: Any = None
     ) -> concurrent.futures.Future[None]:
         """Run ``task_done`` (it may write a final checkpoint and wait for the broker) in a thread.
 
@@ -169,7 +175,7 @@ class AsyncAgent(AgentFront):
 
         def report() -> None:
             try:
-                self._core.task_done(ctx, error)
+                self._core.task_done(ctx, error, result)
             except BaseException as exc:  # nobody may be waiting any more: say it here
                 log.error("task %s: reporting its end failed", ctx.task_id, exc_info=exc)
                 done.set_exception(exc)

@@ -1,8 +1,10 @@
 """The agent core: one epoch's Kafka clients, threads, task slots and lifecycle.
 
 Both fronts (:class:`~agent_failover.sdk.agent.Agent` and
-:class:`~agent_failover.sdk.aio.AsyncAgent`) share this class; it does all Kafka I/O. A front
-only supplies ``launch(ctx)`` (run the handler somewhere, then call :meth:`AgentCore.task_done`).
+:class:`~agent_failover.sdk.aio.AsyncAgent`) share this class; it does all the I/O, through the
+clients its transport gives it (Kafka unless a test says otherwise,
+:mod:`agent_failover.sdk.transport`). A front only supplies ``launch(ctx)`` (run the handler
+somewhere, then call :meth:`AgentCore.task_done`).
 
 Threads (all daemons, named ``af-<agent_id>-...``):
 
@@ -29,11 +31,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from agent_failover.config import AgentConfig
 from agent_failover.errors import (
     AgentFailoverError,
+    CodecError,
     ConfigError,
     FencedError,
     InternalError,
@@ -50,9 +53,8 @@ from agent_failover.models import (
     Redispatch,
     Task,
     TaskEvent,
+    plain_result,
 )
-from agent_failover.partitioner import partition_for
-from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.context import Outcome, TaskContext
 from agent_failover.sdk.health import AgentStatus, Reachability
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
@@ -61,22 +63,21 @@ from agent_failover.sdk.intake import (
     RedispatchFilter,
     Starter,
     WorkQueue,
-    assign_at_end,
     interpret_control,
 )
 from agent_failover.sdk.kafka import (
-    AGENT_DELIVERY_TIMEOUT_MS,
-    ConfirmingProducer,
     DeliveryFuture,
-    assigned_consumer_conf,
     broker_error,
-    check_broker,
-    producer_conf,
-    resolve_fetch_wait,
     wait_delivered,
 )
 from agent_failover.sdk.lease import Lease
-from agent_failover.signing import warn_if_unsigned
+from agent_failover.sdk.transport import (
+    CheckpointSource,
+    KafkaTransport,
+    RecordSource,
+    RecordWriter,
+    Transport,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,9 @@ class State(enum.Enum):
 class AgentCore:
     """One agent epoch. Not for direct use: build an ``Agent`` or ``AsyncAgent``."""
 
-    def __init__(self, config: AgentConfig, launch: Launch) -> None:
+    def __init__(
+        self, config: AgentConfig, launch: Launch, transport: Transport | None = None
+    ) -> None:
         self.config = config
         self._launch = launch
         self._name = f"af-{config.agent_id}"
@@ -128,12 +131,13 @@ class AgentCore:
         self._stop_requested = threading.Event()
         self._stop_callbacks: list[Callable[[], None]] = []
         self._closed = threading.Event()
-        self._producer: ConfirmingProducer | None = None
-        self._listen_consumer: Consumer | None = None
+        self._transport = transport or KafkaTransport()
+        self._producer: RecordWriter | None = None
+        self._listen_consumer: RecordSource | None = None
         self._listener: Listener | None = None
         self._starter: Starter | None = None
         self._heartbeater: Heartbeater | None = None
-        self._reader: CheckpointReader | None = None
+        self._reader: CheckpointSource | None = None
         self._filter: RedispatchFilter | None = None
         self._lease = Lease(config.heartbeat_timeout, on_change=self._lease_changed)
         self._reach = Reachability(
@@ -245,42 +249,15 @@ class AgentCore:
 
     def _start(self) -> None:
         cfg = self.config
-        check_broker(cfg.kafka, cfg.topics)  # fails within seconds, naming address or topics
         topics = cfg.topics
-        signer = cfg.kafka.signer
-        warn_if_unsigned(signer, f"agent {cfg.agent_id}")
+        # The listener is positioned before the epoch is announced: the monitor may dispatch to
+        # it right after agent_started.
+        clients = self._transport.connect(cfg, self._name, on_fatal=self.fail)
+        self._producer = clients.writer
+        self._listen_consumer = clients.listener
+        self._reader = clients.checkpoints
         epoch = self._epoch = new_epoch()
         self._filter = RedispatchFilter(cfg.agent_id, epoch)
-        self._producer = ConfirmingProducer(
-            producer_conf(cfg.kafka, self._name, AGENT_DELIVERY_TIMEOUT_MS),
-            name=self._name,
-            signer=signer,
-            on_fatal=self.fail,
-        )
-        self._producer.start()
-        # Position the listener before announcing the epoch: the monitor may re-dispatch to it
-        # right after agent_started.
-        fetch_wait = resolve_fetch_wait(cfg)
-        listen_conf = assigned_consumer_conf(cfg.kafka, f"{self._name}-listener", fetch_wait)
-        try:
-            self._listen_consumer = Consumer(listen_conf)
-        except KafkaException as exc:
-            raise broker_error("cannot create the control consumer", exc) from exc
-        own = partition_for(cfg.agent_id, topics.agent_partitions)
-        control_at, _priority_at = assign_at_end(
-            self._listen_consumer,
-            [TopicPartition(topics.control, own), TopicPartition(topics.priority, own)],
-            timeout=cfg.close_timeout,
-        )
-        self._reader = CheckpointReader(
-            assigned_consumer_conf(cfg.kafka, f"{self._name}-resume", fetch_wait),
-            topics.checkpoints,
-            signer,
-        )
-        try:
-            self._reader.warm()  # a failover's resume should not pay for a new connection
-        except KafkaException as exc:
-            raise broker_error("cannot reach the checkpoints topic", exc) from exc
         started = self._event(EventKind.AGENT_STARTED, capacity=cfg.capacity, pool=self._pool)
         wait_delivered(started, "agent_started")
         log.info("agent %s started, epoch %d", cfg.agent_id, epoch)
@@ -303,13 +280,13 @@ class AgentCore:
         self._heartbeater.start()
         self._listener = Listener(
             self._listen_consumer,
-            control=control_at,
+            control=clients.control,
             priority_topic=topics.priority,
             lease=self._lease,
             on_control=self._on_control,
             on_redispatch=self._on_redispatch,
             on_failure=self.fail,
-            signer=signer,
+            signer=cfg.kafka.signer,
             name=self._name,
         )
         self._listener.start()
@@ -579,16 +556,24 @@ class AgentCore:
         except Exception as exc:
             self.task_done(ctx, exc)
 
-    def task_done(self, ctx: TaskContext, exc: BaseException | None) -> None:
-        """The handler of ``ctx`` returned (``exc`` None) or raised; report it and free the slot.
+    def task_done(self, ctx: TaskContext, exc: BaseException | None, result: Any = None) -> None:
+        """The handler of ``ctx`` returned ``result`` (``exc`` None) or raised; report it and
+        free the slot.
 
+        The result goes out on ``completed``; one that is not JSON or is over
+        :data:`~agent_failover.models.MAX_RESULT_BYTES` fails the attempt instead, saying why.
         May block until the broker confirms a final checkpoint (when the handler released the
         task), so fronts call it off any event loop.
         """
         try:
             if exc is None:
+                try:
+                    result = plain_result(result)
+                except CodecError as bad:
+                    exc = bad
+            if exc is None:
                 if ctx._settle(Outcome.COMPLETED):
-                    self._event_nowait(EventKind.COMPLETED, ctx)
+                    self._event_nowait(EventKind.COMPLETED, ctx, result=result)
             elif isinstance(exc, TaskReleased) or ctx._lease_lost:
                 # A handler that gave up waiting for the lease hands the task back: if the epoch
                 # was fenced the monitor ignores the release, otherwise the task moves at once.

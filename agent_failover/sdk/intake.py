@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -26,6 +26,9 @@ from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
 from agent_failover.sdk.lease import Lease
 from agent_failover.signing import Signer
+
+if TYPE_CHECKING:  # the transports build on this module
+    from agent_failover.sdk.transport import RecordSource
 
 log = logging.getLogger(__name__)
 #: Records refused (not decodable, or not signed by the fleet): a stream of them is rate limited.
@@ -133,7 +136,7 @@ class Listener(BackgroundLoop):
 
     def __init__(
         self,
-        consumer: Consumer,
+        consumer: RecordSource,
         *,
         control: TopicPartition,
         priority_topic: str,

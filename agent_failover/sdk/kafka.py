@@ -91,9 +91,14 @@ def resolve_fetch_wait(config: AgentConfig) -> int:
     """``config.fetch_wait_max_ms``, or the default for the broker found (one metadata request)."""
     if config.fetch_wait_max_ms is not None:
         return config.fetch_wait_max_ms
+    return default_fetch_wait(config.kafka)
+
+
+def default_fetch_wait(kafka: KafkaConfig) -> int:
+    """The fetch wait for the broker at ``kafka`` (one metadata request, cached)."""
     from agent_failover.broker.compat import is_tansu
 
-    return TANSU_FETCH_WAIT_MS if is_tansu(config.kafka) else DEFAULT_FETCH_WAIT_MS
+    return TANSU_FETCH_WAIT_MS if is_tansu(kafka) else DEFAULT_FETCH_WAIT_MS
 
 
 def assigned_consumer_conf(

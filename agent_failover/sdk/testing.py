@@ -1,14 +1,26 @@
-"""Test doubles for users' own handler tests: a :class:`TaskContext` without Kafka.
+"""Test doubles for users' own tests, without Kafka.
 
-::
+A handler alone, in milliseconds: a :class:`TaskContext` writing to memory
+(:func:`make_context`, or :func:`resume_context` for a task resumed after a given step), and
+what the monitor or a shutdown does to it (:func:`fence`, :func:`request_stop`; a fake
+``clock`` drives time-based checkpoint policies)::
 
     from agent_failover import Task
     from agent_failover.sdk.testing import bind, make_context
 
     ctx, sink = make_context(Task(task_id="t1", task_type="demo"))
     with bind(ctx):
-        my_handler(ctx)
+        result = my_handler(ctx)
     assert [c.step for c in sink.checkpoints] == [0, 1, 2]
+
+A whole :class:`~agent_failover.sdk.Agent` (threads, queue, checkpoints, resume, fencing): the
+:class:`MemoryTransport` keeps the topics in memory and plays the monitor::
+
+    transport = MemoryTransport()
+    with Agent(transport.config(), my_handler, transport=transport):
+        assert transport.dispatch(Task(task_id="t1", task_type="demo")).result(timeout=5) == ...
+
+The public surface is ``__all__`` (pinned by ``tests/unit/test_exports.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +32,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent_failover.config import CheckpointPolicy
-from agent_failover.models import Checkpoint, CheckpointRef, Task
+from agent_failover.models import JSON, Checkpoint, CheckpointRef, Task
 from agent_failover.sdk.context import Outcome, TaskContext
 from agent_failover.sdk.kafka import Delivered, DeliveryFuture
+from agent_failover.sdk.memory import EARLIER_AGENT, EARLIER_EPOCH, MemoryTransport
+
+__all__ = [
+    "InMemorySink",
+    "MemoryTransport",
+    "bind",
+    "fence",
+    "make_context",
+    "request_stop",
+    "resume_context",
+]
 
 
 class InMemorySink:
@@ -64,7 +87,9 @@ def make_context(
     policy: CheckpointPolicy | None = None,
     clock: Callable[[], float] | None = None,
 ) -> tuple[TaskContext, InMemorySink]:
-    """A context for ``task`` writing to a fresh :class:`InMemorySink`."""
+    """A context for ``task`` writing to a fresh :class:`InMemorySink`; ``resume``: the
+    checkpoint it resumes from (see :func:`resume_context` to build one from a step and state).
+    """
     sink = InMemorySink()
     kwargs: dict[str, Any] = {} if clock is None else {"clock": clock}
     ref = None
@@ -89,6 +114,40 @@ def make_context(
         **kwargs,
     )
     return ctx, sink
+
+
+def resume_context(
+    task: Task,
+    step: int,
+    state: JSON,
+    *,
+    attempt: int = 2,
+    agent_id: str = "test-agent",
+    epoch: int = 1,
+    policy: CheckpointPolicy | None = None,
+    clock: Callable[[], float] | None = None,
+) -> tuple[TaskContext, InMemorySink]:
+    """A context for ``task`` resumed after ``step`` with ``state``, as a failover hands it over:
+    ``ctx.next_step == step + 1``, ``ctx.state == state``; the checkpoint is an earlier
+    attempt's (``attempt - 1``)."""
+    resume = Checkpoint(
+        task_id=task.task_id,
+        attempt=attempt - 1,
+        agent_id=EARLIER_AGENT,
+        epoch=EARLIER_EPOCH,
+        step=step,
+        state=state,
+        written_at=0.0,
+    )
+    return make_context(
+        task,
+        attempt=attempt,
+        agent_id=agent_id,
+        epoch=epoch,
+        resume=resume,
+        policy=policy,
+        clock=clock,
+    )
 
 
 @contextlib.contextmanager

@@ -86,20 +86,15 @@ class Scenario:
             raise AssertionError(f"{exc}\n{logs}") from None
 
     def wait_all_completed(self, timeout: float = 90) -> None:
+        """Until every task has its outcome (the monitor published it after the completion)."""
         self.wait(
-            lambda: self.observer.completed_tasks() >= set(self.task_steps),
+            lambda: self.observer.outcomes().keys() >= self.task_steps.keys(),
             timeout,
-            "every task to complete",
+            "every task's outcome",
         )
 
     def ledger(self) -> LedgerReport:
-        return build_report(
-            self.kafka,
-            self.results_topic,
-            self.topics.priority,
-            self.topics.task_events,
-            self.task_steps,
-        )
+        return build_report(self.kafka, self.results_topic, self.topics, self.task_steps)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ class RecordingCore:
         """Every handler may start (no fence, a valid lease)."""
         return True
 
-    def task_done(self, ctx: TaskContext, exc: BaseException | None) -> None:
+    def task_done(self, ctx: TaskContext, exc: BaseException | None, result: object = None) -> None:
         self.entered.set()
         self.gate_opened = self.gate.wait(DEADLINE_S)
         self.calls.append((ctx.task_id, exc, threading.get_ident()))

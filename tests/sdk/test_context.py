@@ -13,7 +13,14 @@ from agent_failover.models import Checkpoint, Task
 from agent_failover.sdk import TaskReleased, current_task
 from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.kafka import Delivered, DeliveryFuture
-from agent_failover.sdk.testing import InMemorySink, bind, fence, make_context, request_stop
+from agent_failover.sdk.testing import (
+    InMemorySink,
+    bind,
+    fence,
+    make_context,
+    request_stop,
+    resume_context,
+)
 
 TASK = Task(task_id="t1", task_type="demo", payload={"n": 3})
 
@@ -33,6 +40,16 @@ def test_fresh_attempt_starts_at_step_zero() -> None:
 def test_resumed_attempt_continues_after_the_checkpoint() -> None:
     ctx, _ = make_context(TASK, attempt=2, resume=resumed(4, {"acc": 10}))
     assert (ctx.next_step, ctx.state, ctx.attempt) == (5, {"acc": 10}, 2)
+
+
+def test_a_resumed_context_needs_only_the_step_and_the_state() -> None:
+    ctx, sink = resume_context(TASK, 4, {"acc": 10})
+    assert (ctx.next_step, ctx.state, ctx.attempt, ctx.resume.attempt) == (5, {"acc": 10}, 2, 1)
+    ctx.checkpoint(5, {"acc": 15})
+    request_stop(ctx)
+    assert ctx._release_ref() == sink.reported[0]  # its own checkpoint, once it wrote one
+    later, _ = resume_context(TASK, 0, None, attempt=3)
+    assert later._release_ref() is not None and later._release_ref().attempt == 2
 
 
 def test_checkpoint_returns_the_offset_and_reports_it() -> None:

@@ -63,7 +63,8 @@ def test_an_agent_without_a_broker_fails_within_the_connect_timeout() -> None:
 
 def test_the_submitter_writes_nothing_to_a_missing_task_topic(sdk_bootstrap: str) -> None:
     topics = fresh_topics()
-    with pytest.raises(TopicSetupError, match=f"{topics.tasks} missing"):
+    # Nor does it wait where no outcome will come: it needs the outcomes topic too.
+    with pytest.raises(TopicSetupError, match=f"{topics.tasks}, {topics.outcomes} missing"):
         TaskSubmitter(sdk_bootstrap, topics).submit(Task(task_id="t-1", task_type="demo"))
     assert existing(sdk_bootstrap, topics.prefix) == set()
 
@@ -90,7 +91,8 @@ def test_submit_before_topics_exits_with_the_topics_code_then_works_after_them(
 ) -> None:
     assert cli.main(["submit", "--type", "t", "--log-level", "WARNING"]) == cli.EXIT_TOPICS
     out, err = capsys.readouterr()
-    assert f"{cli_env.tasks} missing" in err and "`agent-failover topics`" in err
+    assert f"{cli_env.tasks}, {cli_env.outcomes} missing" in err
+    assert "`agent-failover topics`" in err
     assert out == "" and existing(sdk_bootstrap, cli_env.prefix) == set()
 
     assert cli.main(["topics", "--log-level", "WARNING"]) == cli.EXIT_OK

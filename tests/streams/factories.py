@@ -43,6 +43,8 @@ def event(
     checkpoint: m.CheckpointRef | None = None,
     capacity: int | None = None,
     pool: m.Pool | None = None,
+    result: m.JSON = None,
+    error: str | None = None,
 ) -> m.TaskEvent:
     lifecycle = kind in (m.EventKind.AGENT_STARTED, m.EventKind.AGENT_STOPPED)
     return m.TaskEvent(
@@ -56,6 +58,8 @@ def event(
         checkpoint=checkpoint,
         capacity=capacity,
         pool=pool,
+        result=result,
+        error=error,
     )
 
 

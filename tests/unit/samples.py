@@ -144,6 +144,42 @@ SAMPLES: list[tuple[str, m.Record]] = [
     ),
     ("fleet_summary", m.FleetSummary(monitor_id="host-43", at=12.6, partitions=(), agents=())),
     (
+        "task_event",
+        m.TaskEvent(
+            kind=m.EventKind.COMPLETED,
+            agent_id="a-1",
+            epoch=7,
+            at=2.0,
+            task_id="t-1",
+            attempt=1,
+            result={"notes": 3, "summary": ["a", None]},
+        ),
+    ),
+    (
+        "task_outcome",
+        m.TaskOutcome(
+            task_id="t-1",
+            kind=m.OutcomeKind.COMPLETED,
+            attempt=2,
+            agent_id="a-2",
+            epoch=9,
+            finished_at=4.0,
+            result={"notes": 3},
+        ),
+    ),
+    (
+        "task_outcome",
+        m.TaskOutcome(
+            task_id="t-2",
+            kind=m.OutcomeKind.FAILED,
+            attempt=1,
+            agent_id="a-1",
+            epoch=7,
+            finished_at=4.5,
+            error="ValueError: no such document",
+        ),
+    ),
+    (
         "redispatch",
         m.Redispatch(
             task=TASK,

@@ -123,6 +123,21 @@ def test_usage_errors_are_one_line_with_the_usage_code(
             ["submit", "--type", "t", "--payload", "{nope"],
             "--payload is not JSON",
         ),
+        (
+            {"KAFKA_BOOTSTRAP_SERVERS": "h:1"},
+            ["submit", "--type", "t", "--timeout", "5"],
+            "--timeout needs --wait",
+        ),
+        (
+            {"KAFKA_BOOTSTRAP_SERVERS": "h:1"},
+            ["submit", "--type", "t", "--wait", "--timeout", "0"],
+            "--timeout must be a number of seconds above 0, got 0",
+        ),
+        (
+            {"KAFKA_BOOTSTRAP_SERVERS": "h:1"},
+            ["submit", "--type", "t", "--wait", "--timeout", "nan"],
+            "got nan",
+        ),
     ],
 )
 def test_configuration_and_input_errors_name_the_problem(

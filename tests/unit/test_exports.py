@@ -27,9 +27,14 @@ def test_public_surface_is_pinned() -> None:
             "KafkaConfig",
             "LifecycleError",
             "MonitorConfig",
+            "OutcomeKind",
+            "OutcomeTimeout",
+            "Submission",
             "Task",
             "TaskContext",
             "TaskError",
+            "TaskFailed",
+            "TaskOutcome",
             "TaskReleased",
             "TaskSubmitter",
             "Topics",
@@ -55,6 +60,7 @@ def test_sdk_surface_is_pinned() -> None:
         "AsyncAgent",
         "AsyncHandler",
         "Handler",
+        "Submission",
         "TaskContext",
         "TaskReleased",
         "TaskSubmitter",
@@ -67,3 +73,19 @@ def test_task_released_is_one_class_in_the_error_tree() -> None:
     assert agent_failover.TaskReleased is released
     assert agent_failover.sdk.TaskReleased is released
     assert issubclass(released, agent_failover.AgentFailoverError)
+
+
+def test_testing_surface_is_pinned() -> None:
+    import agent_failover.sdk.testing as testing
+
+    assert sorted(testing.__all__) == [
+        "InMemorySink",
+        "MemoryTransport",
+        "bind",
+        "fence",
+        "make_context",
+        "request_stop",
+        "resume_context",
+    ]
+    for name in testing.__all__:
+        assert getattr(testing, name).__doc__, name

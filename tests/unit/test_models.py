@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import orjson
@@ -322,3 +323,53 @@ def test_a_refused_record_says_why_in_a_word(raw: bytes | None, refusal: Refusal
     with pytest.raises(CodecError) as info:
         m.Heartbeat.decode(raw)
     assert info.value.refusal is refusal
+
+
+@dataclasses.dataclass
+class _Summary:
+    notes: tuple[str, ...]
+
+
+def test_a_result_becomes_the_plain_json_a_reader_decodes() -> None:
+    assert m.plain_result(None) is None
+    assert m.plain_result({"n": (1, 2), "s": _Summary(("a",))}) == {
+        "n": [1, 2],
+        "s": {"notes": ["a"]},
+    }
+    completed = next(r for _, r in SAMPLES if getattr(r, "kind", None) is m.EventKind.COMPLETED)
+    event = dataclasses.replace(completed, result=m.plain_result((1.5, "x")))
+    assert m.TaskEvent.decode(event.encode()).result == [1.5, "x"]
+
+
+def test_a_result_at_the_size_limit_is_carried_and_one_byte_more_is_refused() -> None:
+    fits = "x" * (m.MAX_RESULT_BYTES - 2)  # the two quotes make the limit
+    assert m.plain_result(fits) == fits
+    with pytest.raises(
+        CodecError, match="262,145 bytes of JSON, over the 262,144-byte limit"
+    ) as info:
+        m.plain_result(fits + "x")
+    assert info.value.refusal is Refusal.TOO_LARGE
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (object(), "not JSON"),
+        ({1: "non-string key"}, "not JSON"),
+        (
+            functools.reduce(lambda inner, _: [inner], range(m.MAX_JSON_DEPTH + 1), 0),
+            "deeper than 240",
+        ),
+    ],
+    ids=["object", "int key", "too deep"],
+)
+def test_a_result_that_is_not_json_is_refused_with_the_reason(value: Any, reason: str) -> None:
+    with pytest.raises(CodecError, match=reason):
+        m.plain_result(value)
+
+
+def test_a_failed_outcome_says_why() -> None:
+    with pytest.raises(CodecError, match="kind 'failed' needs 'error'"):
+        m.TaskOutcome(
+            task_id="t", kind=m.OutcomeKind.FAILED, attempt=1, agent_id="a", epoch=1, finished_at=0
+        )

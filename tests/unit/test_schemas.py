@@ -140,6 +140,10 @@ INVALID = [
     changed("failover", moved=[{"task_id": "t", "attempt": 0}]),
     changed("dead_letter", key_size=-1),
     changed("fleet_summary", partitions=[-1]),
+    changed("task_outcome", kind="failed", result=None),
+    changed("task_outcome", kind="released"),
+    changed("task_outcome", attempt=0),
+    changed("task_outcome", agent_id=""),
     changed("fleet_summary", agents=[{"agent_id": "a", "epoch": 1, "capacity": 1}]),
 ]
 
