@@ -183,6 +183,21 @@ def test_values_set_in_code_meet_the_same_bounds() -> None:
         KafkaConfig("h:1", connect_timeout=0)
 
 
+def test_an_agent_refuses_an_interval_its_heartbeat_timeout_cannot_satisfy() -> None:
+    names = r"AGENT_FAILOVER_HEARTBEAT_INTERVAL.*AGENT_FAILOVER_HEARTBEAT_TIMEOUT"
+    with pytest.raises(ConfigError, match=names):
+        AgentConfig.from_env({**ENV, "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "2"})
+    with pytest.raises(ConfigError, match=names):
+        AgentConfig(
+            kafka=KafkaConfig("h:1"), agent_id="a", heartbeat_interval=1.0, heartbeat_timeout=1.5
+        )
+    # At most half the timeout is fine; the timeout is the monitor's variable, read by both.
+    conf = AgentConfig.from_env(
+        {**ENV, "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "5", "AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "10"}
+    )
+    assert (conf.heartbeat_interval, conf.heartbeat_timeout) == (5.0, 10.0)
+
+
 def test_monitor_defaults_and_cross_checks() -> None:
     conf = MonitorConfig.from_env(ENV)
     assert conf.heartbeat_timeout == 3.0
