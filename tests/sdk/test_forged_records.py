@@ -102,7 +102,7 @@ def test_only_a_fence_signed_by_the_fleet_stops_the_agent(
         runner.join(DEADLINE_S)
     assert not runner.is_alive()
     assert len(stopped) == 1 and isinstance(stopped[0], FencedError), stopped
-    assert "(monitor)" in str(stopped[0])
+    assert "(monitor, heartbeat_timeout)" in str(stopped[0])
     skipped = [r.getMessage() for r in caplog.records if r.name.endswith(".refused")]
     assert len(skipped) == 2 and all("bad signature" in s for s in skipped), skipped
 
