@@ -127,13 +127,16 @@ SETTINGS = Registry([
        "`every_step`", "when `ctx.progress()` writes a durable checkpoint"),
     _s("POOL", "agent.pool", Choice(("active", "standby")), "`active`",
        "`standby` agents get only failover work, never new work"),
-    _s("HANDOFF_WAIT", "agent.handoff_wait", seconds(0, 3600), "0",
-       "on SIGTERM, seconds running handlers get to reach their next checkpoint before their "
-       "tasks are released (0: release at once)"),
+    _s("HANDOFF_WAIT", "agent.handoff_wait", seconds(0, 3600), "10",
+       "on SIGTERM, seconds running handlers get to finish the step in flight (its checkpoint) "
+       "before their tasks are released (0: release at once, the step is redone elsewhere)"),
     _s("FETCH_WAIT_MAX_MS", "agent.fetch_wait_max_ms", Number(1, 10_000, integer=True),
        "500, 10 on Tansu", "fetch wait of the priority, control and checkpoint consumers (ms)"),
-    _s("HEARTBEAT_TIMEOUT", "monitor.heartbeat_timeout", seconds(0.05, 3600), "3.0",
-       "seconds without a heartbeat before an agent is failed"),
+    _s("HEARTBEAT_TIMEOUT", "monitor.heartbeat_timeout agent.heartbeat_timeout",
+       seconds(0.05, 3600), "3.0",
+       "seconds without a heartbeat before an agent is failed; agents need the monitor's value "
+       "(their lease rests on it) and a heartbeat interval of at most half of it",
+       "agent, monitor"),
     _s("DEGRADED_AFTER", "monitor.degraded_after", seconds(0, 3600, low_open=True),
        "timeout / 3", "seconds without a heartbeat before it is degraded (below the timeout)"),
     _s("TICK_INTERVAL", "monitor.tick_interval", seconds(0.001, 60), "0.05",
@@ -428,6 +431,33 @@ class CheckpointPolicy:
         )
 
 
+#: The longest heartbeat interval a heartbeat timeout allows, as a fraction of the timeout: one
+#: heartbeat may be lost or late without the agent being failed or its lease running out.
+MAX_INTERVAL_SHARE = 0.5
+
+
+def interval_problem(interval: float, timeout: float) -> str | None:
+    """Why a heartbeat ``interval`` cannot satisfy a heartbeat ``timeout``, or None if it can.
+
+    The agent refuses such a configuration at start and the monitor refuses such an agent (a
+    fence with reason ``misconfigured``); both say it in these words.
+    """
+    if interval <= timeout * MAX_INTERVAL_SHARE:
+        return None
+    return (
+        f"a heartbeat interval of {interval:g} s (AGENT_FAILOVER_HEARTBEAT_INTERVAL) cannot "
+        f"satisfy a heartbeat timeout of {timeout:g} s (AGENT_FAILOVER_HEARTBEAT_TIMEOUT): the "
+        f"interval must be at most half the timeout, {timeout * MAX_INTERVAL_SHARE:g} s"
+    )
+
+
+def check_heartbeat_interval(interval: float, timeout: float) -> None:
+    """Raise :class:`ConfigError` if ``interval`` cannot satisfy ``timeout``."""
+    problem = interval_problem(interval, timeout)
+    if problem is not None:
+        raise ConfigError(problem)
+
+
 def default_agent_id() -> str:
     """``POD_NAME`` (the pod's name, from the Kubernetes downward API), else ``<host>-<pid>``."""
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
@@ -448,10 +478,13 @@ class AgentConfig:
     # 500 ms, or 10 ms on a broker that does not wake a waiting fetch on new data (Tansu; see
     # docs/tansu.md), detected at start.
     fetch_wait_max_ms: int | None = None
-    # Graceful stop: how long running handlers may take to reach their next checkpoint before
-    # their tasks are released. 0 releases at once with the last checkpoint (the step in
-    # progress is redone elsewhere): the fastest handoff. Longer saves that step's work.
-    handoff_wait: float = 0.0
+    # The monitor's heartbeat timeout (the same variable): the agent's lease rests on it, so an
+    # agent configured with more than the monitor uses would act while already fenced.
+    heartbeat_timeout: float = 3.0
+    # Graceful stop: how long running handlers may take to finish the step in flight (reach
+    # their next checkpoint) before their tasks are released. 0 releases at once with the last
+    # checkpoint: the fastest handoff, but the step in flight is redone elsewhere.
+    handoff_wait: float = 10.0
     # Graceful stop: how long to wait for handlers to return after their tasks were released.
     close_timeout: float = 10.0
 
@@ -461,6 +494,7 @@ class AgentConfig:
         SETTINGS.check_fields(self, self.ENV)
         if not self.close_timeout >= 0:
             raise ConfigError(f"close_timeout must be >= 0, got {self.close_timeout!r}")
+        check_heartbeat_interval(self.heartbeat_interval, self.heartbeat_timeout)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> AgentConfig:

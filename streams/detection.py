@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-from agent_failover.config import MonitorConfig
+from agent_failover.config import MonitorConfig, interval_problem
 from agent_failover.models import DispatchReason
 from streams.state import AgentRecord, LiveEntry, SlotStatus
 
@@ -50,6 +50,7 @@ class DeadEpoch:
     epoch: int
     reason: DispatchReason
     last_heartbeat_age_s: float | None = None
+    detail: str | None = None  # why, for the agent's operator (a refused configuration)
 
 
 #: An agent is degraded once a heartbeat is this many of its own intervals late.
@@ -76,6 +77,24 @@ def classify(age: float, policy: DetectionPolicy, interval: float = 0.0) -> Heal
     if age >= degraded_after(policy, interval):
         return Health.DEGRADED
     return Health.HEALTHY
+
+
+def misconfigured(live: LiveEntry, policy: DetectionPolicy) -> str | None:
+    """Why an agent's heartbeat settings cannot work with this monitor, or None if they can.
+
+    Its interval must leave room for a late heartbeat within the timeout, and the timeout its
+    lease assumes must not exceed the monitor's: an agent counting on a longer one would act
+    while already fenced.
+    """
+    timeout = policy.heartbeat_timeout
+    problem = interval_problem(live.interval_s, timeout)
+    if problem is None and live.timeout_s is not None and live.timeout_s > timeout:
+        problem = (
+            f"the agent assumes a heartbeat timeout of {live.timeout_s:g} s but the monitor "
+            f"fails agents after {timeout:g} s: set AGENT_FAILOVER_HEARTBEAT_TIMEOUT to the "
+            "same value for agents and monitor"
+        )
+    return None if problem is None else f"{problem} (agent {live.agent_id})"
 
 
 def heartbeat_age(
@@ -145,7 +164,9 @@ def dead_epochs(
     - the newest epoch silent for ``heartbeat_timeout``: ``heartbeat_timeout``, silence counted
       as :func:`heartbeat_age` says (never from before ``owned_since + grace_period``, and for an
       epoch never heard from, not from before ``known_since[epoch]``, the monitor's time it
-      learned of the epoch).
+      learned of the epoch);
+    - the newest epoch whose heartbeats say its settings cannot work with this monitor
+      (:func:`misconfigured`): ``misconfigured``, at once, with the reason as ``detail``.
 
     Fenced epochs are never returned again; the caller also keeps decisions already written but
     not yet applied out of the way.
@@ -179,6 +200,9 @@ def dead_epochs(
             continue
         if epoch < newest:
             out.append(DeadEpoch(agent_id, epoch, DispatchReason.RESTARTED, live_age))
+            continue
+        if live is not None and live.epoch == epoch and (why := misconfigured(live, policy)):
+            out.append(DeadEpoch(agent_id, epoch, DispatchReason.MISCONFIGURED, live_age, why))
             continue
         known = (known_since or {}).get(epoch)
         age, _ = heartbeat_age(epoch, live, now, owned_since, policy, known)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
+from agent_failover.config import MAX_INTERVAL_SHARE
 from agent_failover.models import (
     Control,
     ControlKind,
@@ -86,9 +87,14 @@ def candidates(
     # classify(age) is HEALTHY exactly below degraded_after(); compared inline because this runs
     # for every owned agent twice a second (the fleet summary).
     healthy_below = min(policy.degraded_after, policy.heartbeat_timeout)
+    longest_interval = policy.heartbeat_timeout * MAX_INTERVAL_SHARE
     for live in lives:
         if live.draining:
             continue
+        if live.interval_s > longest_interval or (
+            live.timeout_s is not None and live.timeout_s > policy.heartbeat_timeout
+        ):
+            continue  # refused (detection fences it): never a target
         age = now - live.last_seen
         if age >= healthy_below and age >= degraded_after(policy, live.interval_s):
             continue

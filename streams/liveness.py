@@ -98,6 +98,7 @@ def live_entry(hb: Heartbeat) -> LiveEntry:
         hb.draining,
         hb.interval_s,
         hb.sent_at,
+        hb.heartbeat_timeout_s,
     )
 
 

@@ -232,3 +232,4 @@ class LiveEntry:
     draining: bool = False
     interval_s: float = 0.0  # the agent's own heartbeat interval (0: unknown)
     sent_at: float = 0.0  # the AGENT's clock when it sent the heartbeat: informational only
+    timeout_s: float | None = None  # the heartbeat timeout the agent's lease assumes

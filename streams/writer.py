@@ -98,6 +98,7 @@ class DecisionWriter:
             dead.reason,
             plan,
             dead.last_heartbeat_age_s,
+            dead.detail,
         )
         await self._write(ctl)
         self._decisions.wrote(key, now)
@@ -107,13 +108,14 @@ class DecisionWriter:
         if dead.reason is DispatchReason.HEARTBEAT_TIMEOUT and age is not None:
             self._metrics.detection_delay.observe(max(0.0, age - self._timeout))
         log.warning(
-            "fence %s epoch %d (%s, last heartbeat %s s ago): %d task(s), %d placed",
+            "fence %s epoch %d (%s, last heartbeat %s s ago): %d task(s), %d placed%s",
             dead.agent_id,
             dead.epoch,
             dead.reason.value,
             "?" if dead.last_heartbeat_age_s is None else f"{dead.last_heartbeat_age_s:.2f}",
             len(plan),
             sum(1 for e in plan if e.target_agent_id),
+            f": {dead.detail}" if dead.detail else "",
         )
 
     async def dispatch(
@@ -202,6 +204,7 @@ class DecisionWriter:
         reason: DispatchReason,
         plan: tuple[PlanEntry, ...],
         last_heartbeat_age_s: float | None = None,
+        detail: str | None = None,
     ) -> Control:
         return Control(
             kind=kind,
@@ -213,6 +216,7 @@ class DecisionWriter:
             plan=plan,
             last_heartbeat_age_s=last_heartbeat_age_s,
             monitor_id=self._monitor_id,
+            detail=detail,
         )
 
     async def _write(self, ctl: Control) -> None:

@@ -10,10 +10,12 @@ It runs the SDK's :class:`~agent_failover.sdk.Agent` with a handler for two task
   B-byte state back to back, each timed; the latencies (seconds) are written as JSON to PATH.
 
 A simulated call is given up at once when the attempt is fenced or moved (nothing it produced
-would count). On a graceful stop (SIGTERM) it is given up at once too, as a real agent would
-cancel an in-flight request, so the task moves with its last checkpoint without waiting for the
-step; with ``AGENT_FAILOVER_HANDOFF_WAIT`` > 0 the step is finished instead, so that its
-checkpoint is what moves.
+would count). On a graceful stop (SIGTERM) the step in flight is finished within
+``AGENT_FAILOVER_HANDOFF_WAIT`` (10 s by default), so that its checkpoint is what moves; with a
+handoff wait of 0 the call is given up at once instead, as an agent would cancel an in-flight
+request, and the task moves with its last checkpoint. Each step's side effect (its result) is
+written only after ``ctx.guard()``: never by an attempt fenced, moved or released meanwhile, nor
+while the agent's lease is not valid.
 
 Configuration comes from the environment (``AgentConfig.from_env``) plus:
 
@@ -144,6 +146,7 @@ def make_handler(
                 random.uniform(*step_range),
                 give_up_on_stop=give_up_on_stop,
             )
+            ctx.guard()  # the step's side effect comes next: only while this attempt may act
             if results is not None:
                 result = StepResult(
                     task_id=ctx.task.task_id,

@@ -65,6 +65,19 @@ class Heartbeat(Record):
     ] = ()
     pool: Pool = Pool.ACTIVE
     draining: bool = False
+    heartbeat_timeout_s: (
+        Annotated[
+            float,
+            Meta(
+                gt=0,
+                description=(
+                    "The heartbeat timeout the agent's lease assumes; the monitor refuses an "
+                    "agent assuming more than its own (absent: the agent keeps no lease)."
+                ),
+            ),
+        ]
+        | None
+    ) = None
     schema_version: Version = SCHEMA_VERSION
 
 
@@ -278,6 +291,16 @@ class Control(Record):
     ] = ()
     last_heartbeat_age_s: HeartbeatAge | None = None
     monitor_id: str | None = None
+    detail: (
+        Annotated[
+            str,
+            Meta(
+                max_length=1024,
+                description="Why, in words an operator can act on (a `misconfigured` fence).",
+            ),
+        ]
+        | None
+    ) = None
     schema_version: Version = SCHEMA_VERSION
 
 

@@ -95,6 +95,8 @@ class DispatchReason(enum.StrEnum):
     STOPPED = "stopped"  # the agent said it stopped while still holding the task
     LATE_CLAIM = "late_claim"  # a dispatch (or a claim) reached an epoch already fenced
     QUEUED = "queued"  # waited for a healthy agent
+    # The agent's heartbeat settings cannot satisfy the monitor's timeout: refused at once.
+    MISCONFIGURED = "misconfigured"
 
 
 class JsonValue:

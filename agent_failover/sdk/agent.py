@@ -143,8 +143,12 @@ class Agent(AgentFront):
         error: BaseException | None = None
         result = None
         try:
-            with ctx._bound():
-                result = self._handler(ctx)
+            admitted = self._core.admit(ctx, None)  # never a handler after a fence
+            if isinstance(admitted, BaseException):
+                error = admitted
+            else:
+                with ctx._bound():
+                    result = self._handler(ctx)
         except BaseException as exc:  # even SystemExit in a handler must free its slot
             error = exc
         self._core.task_done(ctx, error, result)

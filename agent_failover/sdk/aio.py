@@ -137,6 +137,13 @@ class AsyncAgent(AgentFront):
         error: BaseException | None = None
         result = None
         try:
+            # Never a handler after a fence, nor while the lease is not valid: waited for in
+            # short slices off the loop.
+            admitted = self._core.admit(ctx, 0)
+            while admitted is False:
+                admitted = await asyncio.to_thread(self._core.admit, ctx, 0.5)
+            if isinstance(admitted, BaseException):
+                raise admitted
             with ctx._bound():
                 result = await self._handler(ctx)
         except asyncio.CancelledError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import enum
@@ -15,7 +16,6 @@ import orjson
 
 from agent_failover.config import CheckpointPolicy
 from agent_failover.errors import (
-    BrokerError,
     CodecError,
     FencedError,
     LifecycleError,
@@ -23,7 +23,7 @@ from agent_failover.errors import (
 )
 from agent_failover.models import JSON, Checkpoint, CheckpointRef, Task
 from agent_failover.sdk.checkpoint import ProgressGate
-from agent_failover.sdk.kafka import DELIVERY_WAIT_S, Delivered, DeliveryFuture, wait_delivered
+from agent_failover.sdk.kafka import Delivered, DeliveryFuture, wait_delivered
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("agent_failover_task")
 
@@ -61,12 +61,46 @@ class CheckpointSink(Protocol):
         ...
 
 
+class Gate(Protocol):
+    """What a context asks the agent before a side effect: may this epoch act now?"""
+
+    def lease_valid(self) -> bool:
+        """True while the monitor cannot have fenced the epoch unseen (docs: the lease)."""
+        ...
+
+    def wait_lease(self, ctx: TaskContext, timeout: float | None) -> bool:
+        """Block until the lease is valid (True), ``ctx`` ended, or ``timeout`` passed (False)."""
+        ...
+
+    def wake(self) -> None:
+        """Wake every :meth:`wait_lease` (a context ended)."""
+        ...
+
+
+class OpenGate:
+    """A gate that is always open: contexts built without an agent (handler tests)."""
+
+    def lease_valid(self) -> bool:
+        return True
+
+    def wait_lease(self, ctx: TaskContext, timeout: float | None) -> bool:
+        return True
+
+    def wake(self) -> None:
+        pass
+
+
+#: How often a wait for an acknowledgement looks whether its attempt ended meanwhile.
+_DELIVERY_SLICE_S = 0.2
+
+
 class TaskContext:
     """One attempt of one task, as its handler sees it.
 
     Built by the agent; handlers receive it as their argument (or via :func:`current_task`).
     ``checkpoint``/``progress`` block until the broker confirms; in ``async`` handlers use
-    ``acheckpoint``/``aprogress`` so the event loop keeps running.
+    ``acheckpoint``/``aprogress`` so the event loop keeps running. Call :meth:`guard` (or
+    :meth:`aguard`) right before every side effect a step has outside Kafka.
     """
 
     def __init__(
@@ -81,6 +115,7 @@ class TaskContext:
         resume: Checkpoint | None = None,
         resume_ref: CheckpointRef | None = None,
         clock: Callable[[], float] = time.monotonic,
+        gate: Gate | None = None,
     ) -> None:
         self.task = task
         self.attempt = attempt
@@ -91,7 +126,9 @@ class TaskContext:
         # nothing new (the next attempt must not start further back than this one did).
         self._resume_ref = resume_ref if resume is not None else None
         self._sink = sink
-        self._gate = ProgressGate(policy, clock)
+        self._progress_gate = ProgressGate(policy, clock)
+        self._gate: Gate = gate if gate is not None else OpenGate()
+        self._lease_lost = False  # the handler gave up waiting for the lease (guard's timeout)
         self._lock = threading.Lock()
         self._last: CheckpointRef | None = None
         self._pending: tuple[int, JSON] | None = None
@@ -150,6 +187,58 @@ class TaskContext:
                 f"task {self.task_id} released: agent stopping", task_id=self.task_id
             )
 
+    # --- before a side effect ---------------------------------------------------------------
+
+    def guard(self, timeout: float | None = None) -> None:
+        """Call right before a side effect (an API call, a write outside Kafka): returns only if
+        this attempt may still act.
+
+        Raises :class:`FencedError` if the epoch was fenced or the task moved to a newer
+        attempt, :class:`TaskReleased` if the agent is stopping and has released the task.
+        While the agent stops but has not released the task yet (its handoff wait), the step in
+        flight may finish: ``guard()`` passes, and the step's ``progress()`` checkpoints it and
+        then raises :class:`TaskReleased`, so no new step starts.
+
+        When the agent's lease is not valid (no heartbeat acknowledged lately: the broker is
+        unreachable, or this process was paused), the monitor may have fenced the epoch without
+        the agent knowing yet: ``guard()`` then waits until the lease is renewed and the agent
+        has read its control partition to the end, and raises if a fence was there. It waits
+        as long as the agent is otherwise healthy (a broker outage pauses the step, it does not
+        fail it), or at most ``timeout`` seconds: then it raises :class:`FencedError` and the
+        agent hands the task back.
+        """
+        self._check_writable()
+        if self._gate.lease_valid():
+            return
+        if not self._gate.wait_lease(self, timeout):
+            self._check_writable()
+            self._lost_lease(timeout)
+        self._check_writable()
+
+    async def aguard(self, timeout: float | None = None) -> None:
+        """:meth:`guard` for async handlers: waits without blocking the event loop."""
+        self._check_writable()
+        if self._gate.lease_valid():
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            # Short waits in a thread: a cancelled handler leaves no thread waiting for long.
+            if left > 0 and await asyncio.to_thread(self._gate.wait_lease, self, left):
+                break
+            self._check_writable()
+            if deadline is not None and time.monotonic() >= deadline:
+                self._lost_lease(timeout)
+        self._check_writable()
+
+    def _lost_lease(self, timeout: float | None) -> None:
+        self._lease_lost = True
+        raise FencedError(
+            f"task {self.task_id} attempt {self.attempt}: the agent's lease was not renewed "
+            f"within {timeout:g} s (broker unreachable?); handing the task back",
+            task_id=self.task_id,
+        )
+
     # --- writing progress -------------------------------------------------------------------
 
     def checkpoint(self, step: int, state: JSON) -> int:
@@ -159,23 +248,29 @@ class TaskContext:
         ``checkpointed`` event without waiting. Raises :class:`FencedError` if this attempt is
         fenced, :class:`TaskReleased` (after writing) if the agent is stopping,
         :class:`CodecError` if ``step`` is not an int >= 0 or ``state`` is not JSON,
-        :class:`BrokerError` if the write fails.
+        :class:`BrokerError` if the write fails for good (retrying cannot cure it).
+
+        Checks what :meth:`guard` checks before writing, and waits like it: through a broker
+        outage the checkpoint (and so the task) pauses until the broker answers again.
         """
+        self._check_step(step)
+        self.guard()
         future = self._send(step, state)
-        return self._confirmed(step, wait_delivered(future, f"checkpoint of task {self.task_id}"))
+        return self._confirmed(step, self._delivered(future))
 
     async def acheckpoint(self, step: int, state: JSON) -> int:
         """``checkpoint()`` for async handlers: awaits the broker's confirmation."""
+        self._check_step(step)
+        await self.aguard()
         future = self._send(step, state)
         # Shielded: cancelling this await must not cancel the write's future, which the
         # producer's delivery thread resolves later (set_result on a cancelled one raises there).
-        try:
-            delivered = await asyncio.wait_for(
-                asyncio.shield(asyncio.wrap_future(future)), DELIVERY_WAIT_S
-            )
-        except TimeoutError as exc:
-            raise BrokerError(f"checkpoint of task {self.task_id}: no acknowledgement") from exc
-        return self._confirmed(step, delivered)
+        waiting = asyncio.shield(asyncio.wrap_future(future))
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=_DELIVERY_SLICE_S)
+            if done:
+                return self._confirmed(step, waiting.result())
+            self._check_ended()
 
     def progress(self, step: int, state: JSON) -> int | None:
         """Report progress; writes a checkpoint when the policy says so (returns its offset).
@@ -201,7 +296,7 @@ class TaskContext:
         self._check_step(step)  # now, not when the agent stops and writes it
         with self._lock:
             self._pending = (step, state)
-        return self.stopping or self._gate.should_write()
+        return self.stopping or self._progress_gate.should_write()
 
     def _check_writable(self) -> None:
         outcome = self._outcome
@@ -211,6 +306,20 @@ class TaskContext:
             raise TaskReleased(f"task {self.task_id} was released", task_id=self.task_id)
         if outcome is not None:
             raise LifecycleError(f"task {self.task_id} already {outcome.value}")
+
+    def _delivered(self, future: DeliveryFuture) -> Delivered:
+        """The write's acknowledgement, however long the broker takes, unless the attempt ends
+        meanwhile (fenced, moved, released: then the write is off the task's chain anyway)."""
+        while True:
+            try:
+                return future.result(timeout=_DELIVERY_SLICE_S)
+            except concurrent.futures.TimeoutError:
+                self._check_ended()
+
+    def _check_ended(self) -> None:
+        """Raise if the attempt ended (fenced, moved or released) while a write was waiting."""
+        if self._outcome in (Outcome.FENCED, Outcome.MOVED, Outcome.RELEASED):
+            self._check_writable()
 
     def _check_step(self, step: int) -> None:
         # A step the schema refuses would be written, then rejected by the attempt resuming it.
@@ -253,7 +362,7 @@ class TaskContext:
             self._last = ref
             if self._pending is not None and self._pending[0] <= step:
                 self._pending = None
-            self._gate.written()
+            self._progress_gate.written()
             # A write that raced a fence or release still landed, but it is off the task's chain:
             # say nothing about it and tell the handler.
             if self._outcome is None:
@@ -273,19 +382,23 @@ class TaskContext:
             self._outcome = outcome
         if outcome in (Outcome.FENCED, Outcome.MOVED):
             self._stopping.set()
+        self._gate.wake()  # a guard waiting for the lease must see the end now
         return True
 
     def _request_stop(self) -> None:
         self._stopping.set()
 
-    def _write_final(self) -> None:
-        """Write progress not yet covered by a checkpoint (graceful stop), blocking."""
+    def _write_final(self, timeout: float) -> None:
+        """Write progress not yet covered by a checkpoint (graceful stop), blocking up to
+        ``timeout`` seconds for the acknowledgement."""
         pending = self._unwritten_progress()
         if pending is None:
             return
         step, state = pending
         future = self._send(step, state)
-        delivered = wait_delivered(future, f"final checkpoint of task {self.task_id}")
+        delivered = wait_delivered(
+            future, f"final checkpoint of task {self.task_id}", timeout=timeout
+        )
         with contextlib.suppress(TaskReleased):
             self._confirmed(step, delivered)
 

@@ -9,11 +9,16 @@ somewhere, then call :meth:`AgentCore.task_done`).
 Threads (all daemons, named ``af-<agent_id>-...``):
 
 * ``delivery``: serves the producer's delivery reports (resolves write futures);
-* ``heartbeat``: one heartbeat every ``heartbeat_interval``;
+* ``heartbeat``: one heartbeat every ``heartbeat_interval``; each acknowledgement renews the
+  lease (:mod:`agent_failover.sdk.lease`);
 * ``listener``: own partition of ``control`` and ``tasks.priority``: fences, moves, dispatches;
-* ``starter``: starts queued dispatches while slots are free (:mod:`agent_failover.sdk.intake`).
+  after a lapsed lease was renewed, it reads ``control`` to its end before work resumes;
+* ``starter``: starts queued dispatches while slots are free and the lease is valid
+  (:mod:`agent_failover.sdk.intake`).
 
-Every task reaches the agent as a dispatch from the monitor; there is no consumer group.
+Every task reaches the agent as a dispatch from the monitor; there is no consumer group. Nothing
+starts and no guarded step acts while the lease is not valid: the monitor may have fenced the
+epoch without the agent having read the fence yet.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from agent_failover.config import AgentConfig
 from agent_failover.errors import (
     AgentFailoverError,
     CodecError,
+    ConfigError,
     FencedError,
     InternalError,
     LifecycleError,
@@ -40,6 +46,7 @@ from agent_failover.errors import (
 from agent_failover.models import (
     CheckpointRef,
     Control,
+    DispatchReason,
     EventKind,
     Heartbeat,
     Pool,
@@ -50,6 +57,7 @@ from agent_failover.models import (
 )
 from agent_failover.sdk.context import Outcome, TaskContext
 from agent_failover.sdk.deadletters import AgentDeadLetters
+from agent_failover.sdk.health import AgentStatus, Reachability
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
 from agent_failover.sdk.intake import (
     Listener,
@@ -63,6 +71,7 @@ from agent_failover.sdk.kafka import (
     broker_error,
     wait_delivered,
 )
+from agent_failover.sdk.lease import Lease
 from agent_failover.sdk.transport import (
     CheckpointSource,
     KafkaTransport,
@@ -131,6 +140,11 @@ class AgentCore:
         self._heartbeater: Heartbeater | None = None
         self._reader: CheckpointSource | None = None
         self._filter: RedispatchFilter | None = None
+        self._lease = Lease(config.heartbeat_timeout, on_change=self._lease_changed)
+        self._reach = Reachability(
+            config.heartbeat_timeout / 2, config.kafka.bootstrap_servers, self._lease.clock
+        )
+        self._said_lapsed = False  # the log said the lease ran out, and not yet that it is back
 
     # --- identity and state -----------------------------------------------------------------
 
@@ -182,6 +196,30 @@ class AgentCore:
         for callback in list(self._stop_callbacks):
             callback()
 
+    @property
+    def lease(self) -> Lease:
+        """This epoch's lease (valid while the monitor cannot have fenced it unseen)."""
+        return self._lease
+
+    def status(self) -> AgentStatus:
+        """A snapshot of this agent's health (see :class:`AgentStatus`)."""
+        with self._lock:
+            running = tuple(t for t, _a in self._running)
+            queued = tuple(r.task_id for r in self._queue)
+        return AgentStatus(
+            agent_id=self.agent_id,
+            epoch=self._epoch,
+            state=self._state.value,
+            broker_reachable=self._reach.reachable,
+            lease_valid=self._lease.valid(),
+            lease_remaining_s=self._lease.remaining(),
+            last_ack_age_s=self._lease.ack_age(),
+            fenced=self.fenced,
+            stopping=self._stop_requested.is_set(),
+            running=running,
+            queued=queued,
+        )
+
     def held(self) -> dict[str, int]:
         """Task id -> attempt of every task this epoch holds (running or queued)."""
         with self._lock:
@@ -215,7 +253,7 @@ class AgentCore:
         topics = cfg.topics
         # The listener is positioned before the epoch is announced: the monitor may dispatch to
         # it right after agent_started.
-        clients = self._transport.connect(cfg, self._name)
+        clients = self._transport.connect(cfg, self._name, on_fatal=self.fail)
         self._producer = clients.writer
         self._listen_consumer = clients.listener
         self._reader = clients.checkpoints
@@ -225,7 +263,13 @@ class AgentCore:
         wait_delivered(started, "agent_started")
         log.info("agent %s started, epoch %d", cfg.agent_id, epoch)
         self._heartbeater = Heartbeater(
-            HeartbeatBuilder(cfg.agent_id, epoch, cfg.heartbeat_interval, cfg.capacity),
+            HeartbeatBuilder(
+                cfg.agent_id,
+                epoch,
+                cfg.heartbeat_interval,
+                cfg.capacity,
+                cfg.heartbeat_timeout,
+            ),
             HeartbeatState(
                 in_flight=lambda: tuple(self.held()),
                 pool=lambda: self._pool,
@@ -237,8 +281,9 @@ class AgentCore:
         self._heartbeater.start()
         self._listener = Listener(
             self._listen_consumer,
-            control_topic=topics.control,
+            control=clients.control,
             priority_topic=topics.priority,
+            lease=self._lease,
             on_control=self._on_control,
             on_redispatch=self._on_redispatch,
             on_failure=self.fail,
@@ -259,7 +304,42 @@ class AgentCore:
         return self._producer.send(topic, key, value)
 
     def _send_heartbeat(self, beat: Heartbeat) -> None:
-        self._send(self.config.topics.heartbeats, self.agent_id, beat.encode())
+        """Send one heartbeat; its acknowledgement renews the lease from when it was sent."""
+        self._note_lease()
+        self._reach.check()
+        sent = self._lease.clock()
+        future = self._send(self.config.topics.heartbeats, self.agent_id, beat.encode())
+        self._reach.sent(beat.seq, sent)
+
+        def on_answer(f: DeliveryFuture) -> None:
+            self._reach.answered(beat.seq)
+            if f.exception() is None:
+                self._lease.acked(sent)
+
+        future.add_done_callback(on_answer)
+
+    def _note_lease(self) -> None:
+        """Say once that the lease ran out (the heartbeat thread looks at every beat)."""
+        lapsed = self._lease.lapsed_at()
+        if lapsed is None or self._said_lapsed or self._fence is not None:
+            return
+        self._said_lapsed = True
+        log.warning(
+            "lease ran out %.1f s ago: no heartbeat acknowledged in time (this process was "
+            "paused or the broker is unreachable) and the monitor may have fenced epoch %d; no "
+            "task starts and guarded steps wait until a heartbeat is acknowledged and the "
+            "control partition is read to its end",
+            self._lease.clock() - lapsed,
+            self.epoch,
+        )
+
+    def _lease_changed(self) -> None:
+        """The lease was renewed or synced: wake the starter; say when work resumes."""
+        if self._said_lapsed and self._fence is None and self._lease.valid():
+            self._said_lapsed = False
+            log.warning("lease renewed and no fence found: epoch %d works again", self.epoch)
+        with self._lock:
+            self._work_changed.notify_all()
 
     def _event(
         self, kind: EventKind, ctx: TaskContext | None = None, **fields: Any
@@ -329,6 +409,7 @@ class AgentCore:
         )
         for ctx in running:
             ctx._settle(Outcome.FENCED)
+        self._lease.wake()
         if self._heartbeater is not None:
             self._heartbeater.stop()  # a fenced epoch must not look alive
         self.request_stop()
@@ -371,7 +452,7 @@ class AgentCore:
 
     def next_start_locked(self) -> Redispatch | None:
         """The next queued dispatch, its slot held, if one may start now (lock held)."""
-        if not (self._taking() and self._has_room()):
+        if not (self._taking() and self._has_room() and self._lease.valid()):
             return None
         record = self._queue.pop()
         if record is not None:
@@ -399,8 +480,9 @@ class AgentCore:
             self._starting -= 1
             if self._moved.get(record.task_id, 0) > record.attempt or self._fence is not None:
                 return
-            if not self._taking():
-                self._queue.push_front(record)  # stopping: close() releases it
+            if not (self._taking() and self._lease.valid()):
+                # Stopping: close() releases it. Lease lost meanwhile: it starts once renewed.
+                self._queue.push_front(record)
                 return
             self._running[(ctx.task_id, ctx.attempt)] = ctx
         self._event_nowait(EventKind.CLAIMED, ctx, task=record.task)
@@ -427,8 +509,49 @@ class AgentCore:
             epoch=self.epoch,
             sink=self,
             policy=self.config.checkpoint_policy,
+            gate=self,
             **resume,
         )
+
+    # Gate, for TaskContext.guard()
+    def lease_valid(self) -> bool:
+        """True while the monitor cannot have fenced this epoch unseen."""
+        return self._fence is None and self._lease.valid()
+
+    def wait_lease(self, ctx: TaskContext, timeout: float | None) -> bool:
+        """Block until the lease is valid, ``ctx`` ended or the epoch is fenced, at most
+        ``timeout`` seconds; True if the lease is valid."""
+        valid = self._lease.wait(
+            lambda: ctx._outcome is not None or self._fence is not None, timeout
+        )
+        return valid and self._fence is None
+
+    def wake(self) -> None:
+        """Wake the guards waiting for the lease (a context ended)."""
+        self._lease.wake()
+
+    def admit(self, ctx: TaskContext, timeout: float | None) -> bool | BaseException:
+        """Right before ``ctx``'s handler starts (in the thread or task that runs it): True to
+        start it; an exception to end it without running (fenced, moved or released while it
+        was being launched); False if the lease is still not valid after ``timeout`` seconds.
+
+        The check is made under the core's lock, so a fence applied before it is never missed;
+        a handler is never started while the lease is not valid.
+        """
+        while True:
+            with self._lock:
+                if ctx._outcome is not None or self._fence is not None:
+                    if ctx._outcome is Outcome.RELEASED:
+                        return TaskReleased(f"task {ctx.task_id} released", task_id=ctx.task_id)
+                    return FencedError(
+                        f"task {ctx.task_id} attempt {ctx.attempt} is fenced", task_id=ctx.task_id
+                    )
+                if self._lease.valid():
+                    return True
+            if not self.wait_lease(ctx, timeout) and timeout is not None:
+                with self._lock:
+                    if ctx._outcome is None and self._fence is None:
+                        return False
 
     def _run(self, ctx: TaskContext) -> None:
         try:
@@ -454,7 +577,9 @@ class AgentCore:
             if exc is None:
                 if ctx._settle(Outcome.COMPLETED):
                     self._event_nowait(EventKind.COMPLETED, ctx, result=result)
-            elif isinstance(exc, TaskReleased):
+            elif isinstance(exc, TaskReleased) or ctx._lease_lost:
+                # A handler that gave up waiting for the lease hands the task back: if the epoch
+                # was fenced the monitor ignores the release, otherwise the task moves at once.
                 self._release(ctx)
             elif isinstance(exc, FencedError) and ctx.fenced:
                 pass  # nothing more may be written for it
@@ -474,7 +599,7 @@ class AgentCore:
         if ctx._outcome is not None:
             return
         try:
-            ctx._write_final()
+            ctx._write_final(self.config.close_timeout)
         except AgentFailoverError as exc:
             log.warning(
                 "task %s: final checkpoint failed (%s); releasing the last one", ctx.task_id, exc
@@ -588,10 +713,16 @@ class AgentCore:
         A library error is raised as it is; a librdkafka failure as :class:`BrokerError`; anything
         else is a bug: :class:`InternalError`, never retryable.
         """
-        if self._fence is not None:
+        fence = self._fence
+        if fence is not None and fence.reason is DispatchReason.MISCONFIGURED:
+            raise ConfigError(
+                f"the monitor refused agent {self.agent_id}: {fence.detail or 'misconfigured'}"
+            )
+        if fence is not None:
             raise FencedError(
                 f"agent {self.agent_id} epoch {self.epoch} was fenced by the monitor "
-                f"({self._fence.decision_id}); restart to work again with a new epoch"
+                f"({fence.decision_id}, {fence.reason or 'no reason given'}); restart to work "
+                "again with a new epoch"
             )
         if self._failure is not None:
             raise self._failure_error()
@@ -633,3 +764,8 @@ class AgentFront:
     def in_flight(self) -> dict[str, int]:
         """Task id -> attempt of the tasks held now (running or queued)."""
         return self._core.held()
+
+    def status(self) -> AgentStatus:
+        """This agent's health now: broker reachable, lease valid, fenced, tasks running and
+        queued (:class:`~agent_failover.sdk.health.AgentStatus`)."""
+        return self._core.status()

@@ -30,11 +30,19 @@ class HeartbeatState:
 class HeartbeatBuilder:
     """Numbers heartbeats of one epoch from 0 (pure; the thread below sends them)."""
 
-    def __init__(self, agent_id: str, epoch: int, interval_s: float, capacity: int) -> None:
+    def __init__(
+        self,
+        agent_id: str,
+        epoch: int,
+        interval_s: float,
+        capacity: int,
+        timeout_s: float | None = None,
+    ) -> None:
         self.agent_id = agent_id
         self.epoch = epoch
         self.interval_s = interval_s
         self.capacity = capacity
+        self.timeout_s = timeout_s  # the heartbeat timeout the agent's lease assumes
         self.seq = 0
 
     def build(self, state: HeartbeatState, now: float) -> Heartbeat:
@@ -49,6 +57,7 @@ class HeartbeatBuilder:
             in_flight=state.in_flight(),
             pool=state.pool(),
             draining=state.draining(),
+            heartbeat_timeout_s=self.timeout_s,
         )
 
     def sent(self) -> None:

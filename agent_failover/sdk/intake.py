@@ -25,6 +25,7 @@ from agent_failover.models import Control, ControlKind, Record, Redispatch
 from agent_failover.sdk.deadletters import AgentDeadLetters, where
 from agent_failover.sdk.heartbeat import BackgroundLoop
 from agent_failover.sdk.kafka import broker_error
+from agent_failover.sdk.lease import Lease
 from agent_failover.signing import Signer
 
 if TYPE_CHECKING:  # the transports build on this module
@@ -105,8 +106,11 @@ def interpret_control(
 # --- the listener thread ----------------------------------------------------------------------
 
 
-def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout: float) -> None:
-    """Assign ``partitions`` at their current end offsets, resolved now (not lazily).
+def assign_at_end(
+    consumer: Consumer, partitions: list[TopicPartition], timeout: float
+) -> list[TopicPartition]:
+    """Assign ``partitions`` at their current end offsets, resolved now (not lazily); returns
+    them with those offsets.
 
     Resolving before the agent announces itself means a redispatch written after
     ``agent_started`` is never skipped. (On Tansu the reported end can lie a little before the
@@ -120,6 +124,7 @@ def assign_at_end(consumer: Consumer, partitions: list[TopicPartition], timeout:
             raise broker_error(f"cannot find the end of {tp.topic}[{tp.partition}]", exc) from exc
         positioned.append(TopicPartition(tp.topic, tp.partition, high))
     consumer.assign(positioned)
+    return positioned
 
 
 class Listener(BackgroundLoop):
@@ -131,14 +136,20 @@ class Listener(BackgroundLoop):
     (``internal: <type>``, whoever it was for) are set aside by ``dead_letters``; a bad record
     keyed by another agent of the partition is only skipped (the monitor sets it aside, and so
     does its agent). Only a consumer that fails (``on_failure``) stops the agent.
+
+    ``control`` is the agent's control partition with the offset it was assigned at. When the
+    ``lease`` asks for it (renewed after it ran out), the listener reads that partition to an end
+    fetched after the renewal and then tells the lease: a fence written while the agent could not
+    read is handled before work resumes.
     """
 
     def __init__(
         self,
         consumer: RecordSource,
         *,
-        control_topic: str,
+        control: TopicPartition,
         priority_topic: str,
+        lease: Lease,
         on_control: Callable[[Control], None],
         on_redispatch: Callable[[Redispatch], None],
         on_failure: Callable[[BaseException], None],
@@ -151,8 +162,12 @@ class Listener(BackgroundLoop):
         self._signer = signer
         self._dead_letters = dead_letters
         self._own_key = agent_id.encode()
-        self._control_topic = control_topic
+        self._control = TopicPartition(control.topic, control.partition)
+        self._control_topic = control.topic
+        self._control_next = control.offset  # the next control offset to handle
         self._priority_topic = priority_topic
+        self._lease = lease
+        self._sync: _Sync | None = None
         self._on_control = on_control
         self._on_redispatch = on_redispatch
         self._on_failure = on_failure
@@ -164,13 +179,50 @@ class Listener(BackgroundLoop):
             while not self._stop.is_set():
                 for msg in self._consumer.consume(num_messages=100, timeout=0.1):
                     self._handle(msg)
+                self._sync_control()
         except Exception as exc:  # a dead listener would miss fences: stop the agent instead
             self._on_failure(exc)
+
+    def _sync_control(self) -> None:
+        """Move a requested read of the control partition to its end along (see the class).
+
+        The end is asked of the broker (ListOffsets) after the renewal. Some brokers answer it
+        short, with the base offset of the partition's last batch plus one (docs/tansu.md,
+        quirk a); reading past that offset means the last batch was fetched, so the high
+        watermark its fetch response brought is the true end: the read goes on to that too.
+        """
+        if self._sync is None:
+            if not self._lease.needs_sync():
+                return
+            started = self._lease.clock()
+            try:
+                _low, end = self._consumer.get_watermark_offsets(
+                    self._control, timeout=1.0, cached=False
+                )
+            except KafkaException as exc:
+                log.debug("listener: the end of %s is unknown yet: %s", self._control_topic, exc)
+                return  # asked again on the next round
+            self._sync = _Sync(started, end)
+        sync = self._sync
+        if self._control_next < sync.end:
+            return
+        if sync.fetched_end is None:
+            _low, high = self._consumer.get_watermark_offsets(self._control, cached=True)
+            if high < 0:
+                return  # no fetch response yet
+            sync.fetched_end = high
+        if self._control_next < sync.fetched_end:
+            return
+        self._sync = None
+        self._lease.synced(sync.started)
 
     def _handle(self, msg: Message) -> None:
         if msg.error():
             refused.warning("listener: %s", msg.error())
             return
+        if msg.topic() == self._control_topic and msg.offset() is not None:
+            # Every control record counts towards the read to the end, set aside or not.
+            self._control_next = max(self._control_next, (msg.offset() or 0) + 1)
         self._dead_letters.contain(msg, lambda: self._use(msg))
 
     def _use(self, msg: Message) -> None:
@@ -198,6 +250,16 @@ class Listener(BackgroundLoop):
                     "skipping %s: %s", where(msg), exc, extra=similar(f"skipped {msg.topic()}")
                 )
             return None
+
+
+@dataclasses.dataclass(slots=True)
+class _Sync:
+    """A read of the control partition to its end, under way: asked for at ``started`` (the
+    lease's clock), to ``end`` (ListOffsets), then to ``fetched_end`` (a fetch's high watermark)."""
+
+    started: float
+    end: int
+    fetched_end: int | None = None
 
 
 # --- the queue and the starter thread ------------------------------------------------------

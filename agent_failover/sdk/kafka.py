@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -38,11 +38,15 @@ from agent_failover.signing import Signer
 
 log = logging.getLogger(__name__)
 
-#: How long librdkafka keeps retrying a write before it reports failure.
+#: How long librdkafka keeps retrying a write before it reports failure (submitters).
 DELIVERY_TIMEOUT_MS = 30_000
 #: How long a caller waits for a confirmation: a little past librdkafka's own deadline, so the
 #: delivery report (with its real error) normally arrives first.
 DELIVERY_WAIT_S = DELIVERY_TIMEOUT_MS / 1000 + 5
+#: An agent's writes never time out (librdkafka's 0: no limit): through a broker outage the
+#: idempotent producer retries with backoff and keeps every partition's order, so a checkpoint
+#: pauses its task instead of failing it. Errors that retrying cannot cure still fail at once.
+AGENT_DELIVERY_TIMEOUT_MS = 0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,8 +61,11 @@ class Delivered:
 DeliveryFuture = concurrent.futures.Future[Delivered]
 
 
-def producer_conf(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
-    """Idempotent, ``acks=all`` producer with Kafka's default (Java) partitioner."""
+def producer_conf(
+    kafka: KafkaConfig, client_id: str, delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS
+) -> dict[str, Any]:
+    """Idempotent, ``acks=all`` producer with Kafka's default (Java) partitioner; a write is
+    retried for ``delivery_timeout_ms`` (0: until it succeeds or fails for good)."""
     soft = {"linger.ms": 2, "client.id": client_id, **kafka_log_settings("producer")}
     required = {
         "enable.idempotence": True,
@@ -66,7 +73,7 @@ def producer_conf(kafka: KafkaConfig, client_id: str) -> dict[str, Any]:
         # Co-partitions agent-keyed topics with the faust monitor (Java murmur2); also keeps a
         # task's checkpoints on one partition whatever client wrote them.
         "partitioner": "murmur2_random",
-        "message.timeout.ms": DELIVERY_TIMEOUT_MS,
+        "message.timeout.ms": delivery_timeout_ms,
         # A topic the broker creates on first write gets the broker's partition count, which
         # silently breaks co-partitioning, and nobody reads it: writes to a missing topic fail.
         "allow.auto.create.topics": False,
@@ -221,11 +228,20 @@ class ConfirmingProducer:
 
     A background thread serves delivery reports (``poll``), so callers never poll themselves and
     ``send()`` never blocks. Every record is signed with ``signer`` (nothing is, without a key).
-    Thread-safe.
+    ``on_fatal`` is told (from that thread) when librdkafka reports a fatal error: the producer
+    then writes nothing more, and whoever owns it must stop. Thread-safe.
     """
 
-    def __init__(self, conf: dict[str, Any], *, name: str, signer: Signer) -> None:
+    def __init__(
+        self,
+        conf: dict[str, Any],
+        *,
+        name: str,
+        signer: Signer,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self._conf = conf
+        self._on_fatal = on_fatal
         self._name = name
         self._signer = signer
         self._producer: Producer | None = None
@@ -236,14 +252,22 @@ class ConfirmingProducer:
         """Create the librdkafka client (it connects in the background) and the poll thread."""
         if self._producer is not None:
             return
+        conf = self._conf
+        if self._on_fatal is not None:
+            conf = {**conf, "error_cb": self._on_error}
         try:
-            self._producer = Producer(self._conf)
+            self._producer = Producer(conf)
         except KafkaException as exc:
             raise broker_error("cannot create producer", exc) from exc
         self._thread = threading.Thread(
             target=self._poll_loop, name=f"{self._name}-delivery", daemon=True
         )
         self._thread.start()
+
+    def _on_error(self, err: KafkaError) -> None:
+        # Connection trouble arrives here too; librdkafka retries it (and logs it, rate limited).
+        if err.fatal() and self._on_fatal is not None:
+            self._on_fatal(BrokerError(f"{self._name}: the producer failed for good: {err.str()}"))
 
     def _poll_loop(self) -> None:
         assert self._producer is not None
@@ -300,9 +324,11 @@ class ConfirmingProducer:
         self._producer = None
 
 
-def wait_delivered(future: DeliveryFuture, what: str) -> Delivered:
-    """Block until ``future`` resolves; a missing report past the deadline is a BrokerError."""
+def wait_delivered(
+    future: DeliveryFuture, what: str, timeout: float = DELIVERY_WAIT_S
+) -> Delivered:
+    """Block until ``future`` resolves; a missing report past ``timeout`` is a BrokerError."""
     try:
-        return future.result(timeout=DELIVERY_WAIT_S)
+        return future.result(timeout=timeout)
     except concurrent.futures.TimeoutError as exc:
-        raise BrokerError(f"{what}: no acknowledgement within {DELIVERY_WAIT_S:.0f} s") from exc
+        raise BrokerError(f"{what}: no acknowledgement within {timeout:g} s") from exc

@@ -6,6 +6,7 @@ monitor where a test needs it: :meth:`~MemoryTransport.dispatch` sends a task to
 :class:`~agent_failover.sdk.Submission` that resolves when the agent reports the task's end;
 :meth:`~MemoryTransport.fence` declares an agent dead. It makes no decision of its own: a
 fenced or stopped agent's tasks stay where they were until the test dispatches them again.
+:meth:`~MemoryTransport.outage` takes the broker away for a while.
 
 Everything the agent does goes through the same code as on Kafka (the listener, the queue,
 checkpoints and their confirmation, the checkpoint read on resume, signatures when the
@@ -15,15 +16,16 @@ configuration has a key); only the clients differ.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from agent_failover.config import AgentConfig, KafkaConfig, Topics
 from agent_failover.errors import BrokerError, CodecError, ConfigError, LifecycleError
@@ -69,6 +71,35 @@ class _Topics:
         self.partitions = {spec.name: spec.partitions for spec in topic_specs(topics)}
         self.changed = threading.Condition()
         self._logs: dict[tuple[str, int], list[_Stored]] = {}
+        # While down (an outage): writes wait here, in order, and readers get nothing.
+        self.down = False
+        self._held: list[tuple[str, bytes, bytes, Signer, DeliveryFuture, Callable[[], None]]] = []
+
+    def hold_or_append(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        signer: Signer,
+        future: DeliveryFuture,
+        written: Callable[[], None],
+    ) -> None:
+        """Store a record and resolve ``future`` (then call ``written``), or hold both until
+        the outage ends."""
+        with self.changed:
+            if self.down:
+                self._held.append((topic, key, value, signer, future, written))
+                return
+            stored = self._stored(topic, key, value, signer)
+        _settle(future, stored, written)
+
+    def _stored(
+        self, topic: str, key: bytes, value: bytes, signer: Signer
+    ) -> Delivered | BrokerError:
+        try:
+            return self.append(topic, key, value, signer)
+        except BrokerError as exc:
+            return exc
 
     def append(self, topic: str, key: bytes, value: bytes, signer: Signer) -> Delivered:
         count = self.partitions.get(topic)
@@ -111,9 +142,33 @@ class _Topics:
                 for s in log
             ]
 
+    def set_down(self, down: bool) -> None:
+        """Start or end an outage; its end stores the held writes in the order they came."""
+        with self.changed:
+            self.down = down
+            held: list[tuple[str, bytes, bytes, Signer, DeliveryFuture, Callable[[], None]]] = []
+            if not down:
+                held, self._held = self._held, []
+            # Stored under the lock, so that no new write overtakes them; answered after it.
+            answers = [(r[4], self._stored(*r[:4]), r[5]) for r in held]
+            self.changed.notify_all()
+        for future, stored, written in answers:
+            _settle(future, stored, written)
+
+
+def _settle(
+    future: DeliveryFuture, stored: Delivered | BrokerError, written: Callable[[], None]
+) -> None:
+    if isinstance(stored, BrokerError):
+        future.set_exception(stored)
+    else:
+        future.set_result(stored)
+        written()
+
 
 class _Writer:
-    """An agent's writer: each record is stored (and its future resolved) at once."""
+    """An agent's writer: each record is stored (and its future resolved) at once, or when an
+    outage ends."""
 
     def __init__(
         self, topics: _Topics, signer: Signer, written: Callable[[str, bytes], None]
@@ -128,12 +183,9 @@ class _Writer:
             raise LifecycleError("producer is not running")
         future: DeliveryFuture = concurrent.futures.Future()
         raw = key.encode() if isinstance(key, str) else key
-        try:
-            future.set_result(self._topics.append(topic, raw, value, self._signer))
-        except BrokerError as exc:
-            future.set_exception(exc)
-            return future
-        self._written(topic, value)
+        self._topics.hold_or_append(
+            topic, raw, value, self._signer, future, lambda: self._written(topic, value)
+        )
         return future
 
     def close(self, timeout: float) -> None:
@@ -149,13 +201,20 @@ class _Listener:
         self._positions = {tp: topics.end(*tp) for tp in partitions}
         self._closed = False
 
+    def position(self, topic: str, partition: int) -> int:
+        """The next offset it reads of a partition."""
+        with self._topics.changed:
+            return self._positions[(topic, partition)]
+
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[Message]:
         deadline = None if timeout < 0 else time.monotonic() + timeout
         changed = self._topics.changed
         with changed:
             while True:
                 out: list[Message] = []
-                for (topic, partition), offset in self._positions.items():
+                for (topic, partition), offset in (
+                    () if self._topics.down else self._positions.items()
+                ):
                     got = self._topics.read(topic, partition, offset, num_messages - len(out))
                     self._positions[(topic, partition)] = offset + len(got)
                     out += got
@@ -163,6 +222,13 @@ class _Listener:
                 if out or self._closed or (left is not None and left <= 0):
                     return out
                 changed.wait(left)
+
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int]:
+        if self._topics.down:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "in-memory outage"))
+        return 0, self._topics.end(partition.topic, partition.partition)
 
     def close(self) -> None:
         self._closed = True
@@ -227,7 +293,13 @@ class MemoryTransport:
 
     # --- the transport --------------------------------------------------------------------
 
-    def connect(self, config: AgentConfig, name: str) -> AgentClients:
+    def connect(
+        self,
+        config: AgentConfig,
+        name: str,
+        *,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> AgentClients:
         """An agent's clients on these topics
         (:class:`~agent_failover.sdk.transport.Transport`).
 
@@ -242,10 +314,14 @@ class MemoryTransport:
         signer = config.kafka.signer
         writer = _Writer(self._stored, signer, self._written)
         dead_letters = AgentDeadLetters(writer.send, self.topics.dead_letter, config.agent_id)
+        control = TopicPartition(self.topics.control, own)
+        listener = _Listener(self._stored, [(control.topic, own), (self.topics.priority, own)])
+        control.offset = listener.position(control.topic, own)
         return AgentClients(
             writer,
-            _Listener(self._stored, [(self.topics.control, own), (self.topics.priority, own)]),
+            listener,
             _Checkpoints(self._stored, self.topics.checkpoints, signer, dead_letters),
+            control,
         )
 
     def _written(self, topic: str, value: bytes) -> None:
@@ -349,6 +425,18 @@ class MemoryTransport:
             reason=DispatchReason.HEARTBEAT_TIMEOUT,
         )
         self._write(self.topics.control, agent_id, fence.encode())
+
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """The broker is gone inside the block: writes are held unanswered (as librdkafka holds
+        them while it reconnects) and agents read nothing; at its end the held writes are
+        stored in order. Agents pause: heartbeats are not acknowledged, so their leases run out
+        and guarded steps wait until a heartbeat is acknowledged again."""
+        self._stored.set_down(True)
+        try:
+            yield
+        finally:
+            self._stored.set_down(False)
 
     def _target(self, agent_id: str | None) -> tuple[str, int]:
         with self._lock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
@@ -24,6 +25,7 @@ from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.intake import assign_at_end
 from agent_failover.sdk.kafka import (
+    AGENT_DELIVERY_TIMEOUT_MS,
     ConfirmingProducer,
     DeliveryFuture,
     assigned_consumer_conf,
@@ -54,6 +56,13 @@ class RecordSource(Protocol):
         """Up to ``num_messages`` records, waiting up to ``timeout`` seconds for the first."""
         ...
 
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
+    ) -> tuple[int, int]:
+        """A partition's low and high offsets: asked now, or (``cached``) as the last fetch
+        brought them (-1 if none did yet)."""
+        ...
+
     def close(self) -> None:
         """Stop reading."""
         ...
@@ -81,13 +90,23 @@ class AgentClients:
     #: as they were when :meth:`Transport.connect` returned.
     listener: RecordSource
     checkpoints: CheckpointSource
+    #: The agent's own ``control`` partition, with the offset the listener starts at: after a
+    #: lapsed lease the agent reads it to its end before it acts again.
+    control: TopicPartition
 
 
 class Transport(Protocol):
     """How an agent reaches the fleet's topics."""
 
-    def connect(self, config: AgentConfig, name: str) -> AgentClients:
-        """The clients of one agent epoch (``name``: a prefix for client and thread names).
+    def connect(
+        self,
+        config: AgentConfig,
+        name: str,
+        *,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> AgentClients:
+        """The clients of one agent epoch (``name``: a prefix for client and thread names);
+        ``on_fatal`` is told when the writer fails for good (the agent must stop).
 
         Raises :class:`~agent_failover.errors.BrokerError` (or a subclass) if the topics cannot
         be reached; nothing is left open then.
@@ -98,14 +117,29 @@ class Transport(Protocol):
 class KafkaTransport:
     """The Kafka cluster of ``config.kafka``: confluent-kafka clients, checked before use."""
 
-    def connect(self, config: AgentConfig, name: str) -> AgentClients:
-        """Probe the broker and the topics, then create and position the clients."""
+    def connect(
+        self,
+        config: AgentConfig,
+        name: str,
+        *,
+        on_fatal: Callable[[BaseException], None] | None = None,
+    ) -> AgentClients:
+        """Probe the broker and the topics, then create and position the clients.
+
+        The writer never gives up on a record (the idempotent producer retries it in order):
+        through a broker outage an agent's checkpoints pause its tasks instead of failing them.
+        """
         kafka, topics = config.kafka, config.topics
         check_broker(kafka, topics)  # fails within seconds, naming address or topics
         warn_if_unsigned(kafka.signer, f"agent {config.agent_id}")
         fetch_wait = resolve_fetch_wait(config)
         with contextlib.ExitStack() as undo:
-            writer = ConfirmingProducer(producer_conf(kafka, name), name=name, signer=kafka.signer)
+            writer = ConfirmingProducer(
+                producer_conf(kafka, name, AGENT_DELIVERY_TIMEOUT_MS),
+                name=name,
+                signer=kafka.signer,
+                on_fatal=on_fatal,
+            )
             writer.start()
             undo.callback(writer.close, 0)
             try:
@@ -114,7 +148,7 @@ class KafkaTransport:
                 raise broker_error("cannot create the control consumer", exc) from exc
             undo.callback(listener.close)
             own = partition_for(config.agent_id, topics.agent_partitions)
-            assign_at_end(
+            control, _priority = assign_at_end(
                 listener,
                 [TopicPartition(topics.control, own), TopicPartition(topics.priority, own)],
                 timeout=config.close_timeout,
@@ -131,4 +165,4 @@ class KafkaTransport:
             except KafkaException as exc:
                 raise broker_error("cannot reach the checkpoints topic", exc) from exc
             undo.pop_all()
-        return AgentClients(writer, listener, reader)
+        return AgentClients(writer, listener, reader, control)

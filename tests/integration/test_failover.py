@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from agent_failover import models as m
+from agent_failover.dev.ledger import StepResult
 from agent_failover.dev.reading import read_topic
 from tests.integration.conftest import Scenario
 
@@ -154,4 +155,22 @@ def test_agent_back_from_the_dead_is_fenced(scenario_factory: Callable[..., Scen
     # Nor did anything it wrote move its old tasks again: one re-dispatch each, attempt 2.
     attempts = sorted((r.task_id, r.attempt) for r in s.observer.redispatches())
     assert attempts == sorted((t, 2) for t in held)
+    # Woken mid-step past its lease, it waited for a renewal, read its control partition, found
+    # the fence and stopped: no step's side effect (its result) after the fence, and no handler
+    # started. (Every process of the scenario runs on this machine: one wall clock.)
+    after = [
+        (r.task_id, r.step, round(rec.timestamp_ms / 1000 - fence.issued_at, 2))
+        for rec in read_topic(s.kafka, s.results_topic)
+        if rec.value is not None
+        and (r := StepResult.decode(rec.value)).epoch == fence.epoch
+        and r.agent_id == zombie
+        and rec.timestamp_ms / 1000 > fence.issued_at
+    ]
+    assert after == [], "steps executed by the fenced epoch after its fence"
+    late_claims = [
+        e
+        for e in s.observer.events(m.EventKind.CLAIMED, zombie)
+        if e.epoch == fence.epoch and e.at > fence.issued_at
+    ]
+    assert late_claims == []
     assert_exactly_once(s)

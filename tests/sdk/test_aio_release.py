@@ -36,6 +36,10 @@ class RecordingCore:
         self.entered = threading.Event()
         self.reported = threading.Event()
 
+    def admit(self, ctx: TaskContext, timeout: float | None) -> bool:
+        """Every handler may start (no fence, a valid lease)."""
+        return True
+
     def task_done(self, ctx: TaskContext, exc: BaseException | None, result: object = None) -> None:
         self.entered.set()
         self.gate_opened = self.gate.wait(DEADLINE_S)

@@ -102,7 +102,7 @@ def test_on_demand_progress_is_kept_for_the_final_checkpoint() -> None:
     ctx, sink = make_context(TASK, policy=CheckpointPolicy.on_demand())
     assert ctx.progress(0, "a") is None
     assert ctx._unwritten_progress() == (0, "a")
-    ctx._write_final()
+    ctx._write_final(10.0)
     assert [(c.step, c.state) for c in sink.checkpoints] == [(0, "a")]
     assert ctx._unwritten_progress() is None
     ref = ctx._release_ref()

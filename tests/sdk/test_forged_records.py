@@ -103,7 +103,7 @@ def test_only_a_fence_signed_by_the_fleet_stops_the_agent(
     runner.join(DEADLINE_S)
     assert not runner.is_alive()
     assert len(stopped) == 1 and isinstance(stopped[0], FencedError), stopped
-    assert "(monitor)" in str(stopped[0])
+    assert "(monitor, heartbeat_timeout)" in str(stopped[0])
     # Addressed to it: the agent set both forgeries aside.
     letters = reader(topics.dead_letter, DeadLetter).read_to_end()
     assert [(d.offset, d.refusal, d.source, d.agent_id) for d in letters] == [

@@ -22,6 +22,7 @@ def test_the_testing_examples_run_against_the_readme_handler() -> None:
     namespace: dict[str, Any] = {
         # The model call stands in for the user's own.
         "call_the_model": lambda payload, step: f"note {step}",
+        "save_note": lambda task_id, step, note: None,
     }
     exec("from agent_failover import TaskContext\n" + handler, namespace)
     exec(python_block("## Testing your agent"), namespace)

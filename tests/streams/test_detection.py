@@ -198,3 +198,23 @@ def test_degraded_waits_for_a_missed_heartbeat_of_the_agents_own_interval() -> N
     assert classify(1.2, POLICY) is Health.DEGRADED  # interval unknown: the setting alone
     # An interval beyond the timeout (a misconfiguration) cannot push failure past the timeout.
     assert classify(3.0, POLICY, interval=10.0) is Health.FAILED
+
+
+def test_an_interval_the_timeout_cannot_satisfy_is_refused_at_once_naming_both_settings() -> None:
+    hb = dataclasses.replace(live(last_seen=99.9), interval_s=2.0)  # more than half of 3 s
+    (dead,) = dead_epochs(record(), hb, 100.0, OWNED_SINCE, POLICY)
+    assert dead.reason is DispatchReason.MISCONFIGURED
+    assert dead.detail is not None
+    assert "AGENT_FAILOVER_HEARTBEAT_INTERVAL" in dead.detail
+    assert "AGENT_FAILOVER_HEARTBEAT_TIMEOUT" in dead.detail
+
+
+def test_an_agent_assuming_a_longer_timeout_than_the_monitor_is_refused() -> None:
+    hb = dataclasses.replace(live(last_seen=99.9), interval_s=0.5, timeout_s=10.0)
+    (dead,) = dead_epochs(record(), hb, 100.0, OWNED_SINCE, POLICY)
+    assert dead.reason is DispatchReason.MISCONFIGURED
+    assert dead.detail is not None and "10 s" in dead.detail
+    # The same timeout, or a shorter one (the agent is only more careful), is fine.
+    for timeout in (3.0, 2.0, None):
+        ok = dataclasses.replace(hb, timeout_s=timeout)
+        assert dead_epochs(record(), ok, 100.0, OWNED_SINCE, POLICY) == []

@@ -57,13 +57,15 @@ def test_plan_excludes_the_source_epoch() -> None:
     assert plan[0].target_agent_id is None
 
 
-def test_candidates_skip_unhealthy_draining_fenced_and_superseded() -> None:
+def test_candidates_skip_unhealthy_draining_fenced_superseded_and_misconfigured() -> None:
     lives = [
         live("ok", last_seen=99.9),
         live("late", last_seen=98.0),  # degraded
         live("drain", draining=True),
         live("fenced"),
         live("old", epoch=1),
+        dataclasses.replace(live("slow"), interval_s=2.0),  # refused: misconfigured
+        dataclasses.replace(live("long"), timeout_s=9.0),  # refused: a longer lease
     ]
     records = {
         "fenced": dataclasses.replace(record("fenced"), fenced=(FencedEpoch(1, "d", 0.0),)),

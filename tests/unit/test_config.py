@@ -183,6 +183,21 @@ def test_values_set_in_code_meet_the_same_bounds() -> None:
         KafkaConfig("h:1", connect_timeout=0)
 
 
+def test_an_agent_refuses_an_interval_its_heartbeat_timeout_cannot_satisfy() -> None:
+    names = r"AGENT_FAILOVER_HEARTBEAT_INTERVAL.*AGENT_FAILOVER_HEARTBEAT_TIMEOUT"
+    with pytest.raises(ConfigError, match=names):
+        AgentConfig.from_env({**ENV, "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "2"})
+    with pytest.raises(ConfigError, match=names):
+        AgentConfig(
+            kafka=KafkaConfig("h:1"), agent_id="a", heartbeat_interval=1.0, heartbeat_timeout=1.5
+        )
+    # At most half the timeout is fine; the timeout is the monitor's variable, read by both.
+    conf = AgentConfig.from_env(
+        {**ENV, "AGENT_FAILOVER_HEARTBEAT_INTERVAL": "5", "AGENT_FAILOVER_HEARTBEAT_TIMEOUT": "10"}
+    )
+    assert (conf.heartbeat_interval, conf.heartbeat_timeout) == (5.0, 10.0)
+
+
 def test_monitor_defaults_and_cross_checks() -> None:
     conf = MonitorConfig.from_env(ENV)
     assert conf.heartbeat_timeout == 3.0
@@ -258,7 +273,11 @@ def test_every_from_env_reads_its_variables_through_the_registry(
     if setting.name == "AGENT_FAILOVER_HEARTBEAT_TIMEOUT":
         env["AGENT_FAILOVER_HEARTBEAT_TIMEOUT"] = text = "600"  # above the other bounds
         value = 600.0
-    if setting.name in ("AGENT_FAILOVER_TICK_INTERVAL", "AGENT_FAILOVER_DEGRADED_AFTER"):
+    if setting.name in (
+        "AGENT_FAILOVER_TICK_INTERVAL",
+        "AGENT_FAILOVER_DEGRADED_AFTER",
+        "AGENT_FAILOVER_HEARTBEAT_INTERVAL",  # at most half the timeout
+    ):
         env["AGENT_FAILOVER_HEARTBEAT_TIMEOUT"] = "3600"
     if setting.name == "AGENT_FAILOVER_DEGRADED_AFTER":
         env[setting.name], value = "1800", 1800.0  # below the timeout
