@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Iterator
 from unittest import mock
 
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -26,6 +26,7 @@ from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.intake import Listener
 from agent_failover.sdk.kafka import Delivered, DeliveryFuture
+from agent_failover.sdk.lease import Lease
 from streams.deadletters import AgentLetters
 from streams.metrics import MonitorMetrics
 from tests.fuzz.hostile import (
@@ -118,8 +119,9 @@ def listen(batch: list[Message], fates: list[int]) -> Heard:
 
     listener = Listener(
         mock.Mock(),
-        control_topic=TOPICS.control,
+        control=TopicPartition(TOPICS.control, 0, 0),
         priority_topic=TOPICS.priority,
+        lease=Lease(3.0),  # never lapses here: no read to the end is asked for
         on_control=handle,
         on_redispatch=handle,
         on_failure=failed.append,
