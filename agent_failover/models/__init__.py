@@ -18,17 +18,13 @@ from agent_failover.models.deadletter import (
     dead_letter,
     internal_reason,
 )
+from agent_failover.models.decisions import Control, Failover, MovedTask, PlanEntry, Redispatch
 from agent_failover.models.records import (
     Checkpoint,
     CheckpointRef,
-    Control,
-    Failover,
     FleetAgent,
     FleetSummary,
     Heartbeat,
-    MovedTask,
-    PlanEntry,
-    Redispatch,
     SourceRef,
     Task,
     TaskEvent,
