@@ -79,13 +79,13 @@ def test_a_stalled_agent_acts_only_after_its_lease_is_back_and_finds_its_fence(
     runner, stopped = run_in_thread(agent)
     core = agent._core
     waiting = threading.Event()
-    wait_lease = core.wait_lease
+    wait_lease = core._admission.wait_lease
 
     def noting_wait(ctx: TaskContext, timeout: float | None) -> bool:
         waiting.set()
         return wait_lease(ctx, timeout)
 
-    core.wait_lease = noting_wait  # type: ignore[method-assign]
+    core._admission.wait_lease = noting_wait  # type: ignore[method-assign]
     t = task()
     dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
