@@ -17,6 +17,8 @@ holds (:mod:`~agent_failover.sdk.holdings`):
   valid lease;
 * :mod:`~agent_failover.sdk.handoff`: tasks handed back, by a handler or the graceful stop.
 
+``run()`` ends with the error :mod:`~agent_failover.sdk.ending` makes of a fence or a failure.
+
 Threads (all daemons, named ``af-<agent_id>-...``):
 
 * ``delivery``: serves the producer's delivery reports (resolves write futures);
@@ -45,24 +47,19 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from agent_failover.config import AgentConfig
-from agent_failover.errors import (
-    AgentFailoverError,
-    ConfigError,
-    FencedError,
-    InternalError,
-    LifecycleError,
-)
-from agent_failover.models import DispatchReason, EventKind, Pool
+from agent_failover.errors import LifecycleError
+from agent_failover.models import EventKind, Pool
 from agent_failover.sdk.admission import Admission
 from agent_failover.sdk.context import TaskContext
 from agent_failover.sdk.control import ControlHandler
 from agent_failover.sdk.deadletters import AgentDeadLetters
+from agent_failover.sdk.ending import failure_error, fence_error
 from agent_failover.sdk.handoff import Handoff
 from agent_failover.sdk.health import AgentStatus
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
 from agent_failover.sdk.holdings import Holdings
 from agent_failover.sdk.intake import Listener, Starter
-from agent_failover.sdk.kafka import broker_error, wait_delivered
+from agent_failover.sdk.kafka import wait_delivered
 from agent_failover.sdk.lease import Lease
 from agent_failover.sdk.renewal import LeaseRenewal
 from agent_failover.sdk.tasks import Launch, TaskRunner
@@ -412,31 +409,10 @@ class AgentCore:
         """After ``run()``: raise :class:`FencedError` if fenced, or why a background thread died.
 
         A library error is raised as it is; a librdkafka failure as :class:`BrokerError`; anything
-        else is a bug: :class:`InternalError`, never retryable.
+        else is a bug: :class:`InternalError`, never retryable (:mod:`agent_failover.sdk.ending`).
         """
         fence = self._holdings.fence
-        if fence is not None and fence.reason is DispatchReason.MISCONFIGURED:
-            raise ConfigError(
-                f"the monitor refused agent {self.agent_id}: {fence.detail or 'misconfigured'}"
-            )
         if fence is not None:
-            raise FencedError(
-                f"agent {self.agent_id} epoch {self.epoch} was fenced by the monitor "
-                f"({fence.decision_id}, {fence.reason or 'no reason given'}); restart to work "
-                "again with a new epoch"
-            )
+            raise fence_error(fence, self.agent_id, self.epoch)
         if self._failure is not None:
-            raise self._failure_error()
-
-    def _failure_error(self) -> AgentFailoverError:
-        """The background thread's failure as a library error (cause kept): a bug is no outage."""
-        exc = self._failure
-        assert exc is not None
-        if isinstance(exc, AgentFailoverError):
-            return exc
-        where = f"agent {self.agent_id} stopped: thread {self._failed_thread} failed"
-        if isinstance(exc, KafkaException):  # librdkafka gave up (fatal error, authentication)
-            error = broker_error(where, exc)
-            error.__cause__ = exc
-            return error
-        return InternalError(f"{where}: {type(exc).__name__}: {exc}", cause=exc)
+            raise failure_error(self._failure, self.agent_id, self._failed_thread)
