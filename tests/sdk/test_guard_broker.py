@@ -125,9 +125,15 @@ def test_after_a_stall_without_a_fence_the_step_goes_on(
     synced = core.lease.synced
 
     def noting_synced(started_at: float) -> bool:
+        # Noted on entry: the read has reached the end by then, and the lease turns valid (waking
+        # the guard) inside the call, so an entry made after it could come after the step.
+        at = len(order)
+        order.append("reading control")
         valid = synced(started_at)
         if valid:
-            order.append("control read to its end")
+            order[at] = "control read to its end"
+        else:
+            del order[at]  # only the listener calls it: nothing of its own came after
         return valid
 
     core.lease.synced = noting_synced  # type: ignore[method-assign]
