@@ -14,7 +14,8 @@ from typing import Any, Self
 from agent_failover.config import AgentConfig
 from agent_failover.errors import LifecycleError
 from agent_failover.sdk.context import TaskContext
-from agent_failover.sdk.core import AgentCore, AgentFront, State
+from agent_failover.sdk.core import AgentCore, State
+from agent_failover.sdk.front import AgentFront
 from agent_failover.sdk.transport import Transport
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The agent core: one epoch's Kafka clients, threads, task slots and lifecycle.
+"""The agent core: one epoch's clients, threads and lifecycle, wiring the parts that act.
 
 Both fronts (:class:`~agent_failover.sdk.agent.Agent` and
 :class:`~agent_failover.sdk.aio.AsyncAgent`) share this class; it does all the I/O, through the
@@ -6,11 +6,24 @@ clients its transport gives it (Kafka unless a test says otherwise,
 :mod:`agent_failover.sdk.transport`). A front only supplies ``launch(ctx)`` (run the handler
 somewhere, then call :meth:`AgentCore.task_done`).
 
+The core starts and stops; the parts it wires each hold one concern, sharing what the epoch
+holds (:mod:`~agent_failover.sdk.holdings`):
+
+* :mod:`~agent_failover.sdk.writes`: task events and checkpoint records;
+* :mod:`~agent_failover.sdk.renewal`: heartbeats renew the lease (:mod:`~agent_failover.sdk.lease`);
+* :mod:`~agent_failover.sdk.control`: fences, moves, drains, promotions and dispatches;
+* :mod:`~agent_failover.sdk.tasks`: a slot taken, the task started, its end reported;
+* :mod:`~agent_failover.sdk.admission`: no handler starts and no guarded step acts without a
+  valid lease;
+* :mod:`~agent_failover.sdk.handoff`: tasks handed back, by a handler or the graceful stop.
+
+``run()`` ends with the error :mod:`~agent_failover.sdk.ending` makes of a fence or a failure.
+
 Threads (all daemons, named ``af-<agent_id>-...``):
 
 * ``delivery``: serves the producer's delivery reports (resolves write futures);
 * ``heartbeat``: one heartbeat every ``heartbeat_interval``; each acknowledgement renews the
-  lease (:mod:`agent_failover.sdk.lease`);
+  lease;
 * ``listener``: own partition of ``control`` and ``tasks.priority``: fences, moves, dispatches;
   after a lapsed lease was renewed, it reads ``control`` to its end before work resumes;
 * ``starter``: starts queued dispatches while slots are free and the lease is valid
@@ -34,44 +47,22 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from agent_failover.config import AgentConfig
-from agent_failover.errors import (
-    AgentFailoverError,
-    CodecError,
-    ConfigError,
-    FencedError,
-    InternalError,
-    LifecycleError,
-    TaskReleased,
-)
-from agent_failover.models import (
-    CheckpointRef,
-    Control,
-    DispatchReason,
-    EventKind,
-    Heartbeat,
-    Pool,
-    Redispatch,
-    Task,
-    TaskEvent,
-    plain_result,
-)
-from agent_failover.sdk.context import Outcome, TaskContext
+from agent_failover.errors import LifecycleError
+from agent_failover.models import EventKind, Pool
+from agent_failover.sdk.admission import Admission
+from agent_failover.sdk.context import TaskContext
+from agent_failover.sdk.control import ControlHandler
 from agent_failover.sdk.deadletters import AgentDeadLetters
-from agent_failover.sdk.health import AgentStatus, Reachability
+from agent_failover.sdk.ending import failure_error, fence_error
+from agent_failover.sdk.handoff import Handoff
+from agent_failover.sdk.health import AgentStatus
 from agent_failover.sdk.heartbeat import HeartbeatBuilder, Heartbeater, HeartbeatState
-from agent_failover.sdk.intake import (
-    Listener,
-    RedispatchFilter,
-    Starter,
-    WorkQueue,
-    interpret_control,
-)
-from agent_failover.sdk.kafka import (
-    DeliveryFuture,
-    broker_error,
-    wait_delivered,
-)
+from agent_failover.sdk.holdings import Holdings
+from agent_failover.sdk.intake import Listener, Starter
+from agent_failover.sdk.kafka import wait_delivered
 from agent_failover.sdk.lease import Lease
+from agent_failover.sdk.renewal import LeaseRenewal
+from agent_failover.sdk.tasks import Launch, TaskRunner
 from agent_failover.sdk.transport import (
     CheckpointSource,
     KafkaTransport,
@@ -79,10 +70,9 @@ from agent_failover.sdk.transport import (
     RecordWriter,
     Transport,
 )
+from agent_failover.sdk.writes import AgentWrites
 
 log = logging.getLogger(__name__)
-
-Launch = Callable[[TaskContext], None]
 
 _epoch_lock = threading.Lock()
 _last_epoch = 0
@@ -112,21 +102,12 @@ class AgentCore:
         self, config: AgentConfig, launch: Launch, transport: Transport | None = None
     ) -> None:
         self.config = config
-        self._launch = launch
         self._name = f"af-{config.agent_id}"
         self._state = State.NEW
         self._epoch: int | None = None
-        self._lock = threading.Lock()
-        # The starter waits on it for queued work and a free slot; fronts for handlers to end.
-        self._work_changed = threading.Condition(self._lock)
-        self._running: dict[tuple[str, int], TaskContext] = {}
-        # A slot held by the task being started (its checkpoint is read outside the lock).
-        self._starting = 0
-        self._queue = WorkQueue()
-        self._moved: dict[str, int] = {}  # task id -> highest attempt a plan gave it
-        self._pool = Pool(config.pool)
-        self._draining = False
-        self._fence: Control | None = None
+        self._holdings = Holdings(config.capacity)
+        # One lock for the core and what it holds: a stop request and a fence are seen together.
+        self._lock = self._holdings.lock
         self._failure: BaseException | None = None
         self._failed_thread = ""
         self._stop_requested = threading.Event()
@@ -135,16 +116,43 @@ class AgentCore:
         self._transport = transport or KafkaTransport()
         self._producer: RecordWriter | None = None
         self._listen_consumer: RecordSource | None = None
+        self._reader: CheckpointSource | None = None
         self._listener: Listener | None = None
         self._starter: Starter | None = None
         self._heartbeater: Heartbeater | None = None
-        self._reader: CheckpointSource | None = None
-        self._filter: RedispatchFilter | None = None
-        self._lease = Lease(config.heartbeat_timeout, on_change=self._lease_changed)
-        self._reach = Reachability(
-            config.heartbeat_timeout / 2, config.kafka.bootstrap_servers, self._lease.clock
+        # The parts read the epoch when they act: it is chosen only by start().
+        self._writes = AgentWrites(config.topics, config.agent_id, lambda: self.epoch)
+        self._renewal = LeaseRenewal(
+            config.heartbeat_timeout,
+            config.kafka.bootstrap_servers,
+            send=lambda beat: self._writes.send(config.topics.heartbeats, config.agent_id, beat),
+            fenced=lambda: self.fenced,
+            epoch=lambda: self.epoch,
+            on_change=self._holdings.wake,  # a renewed lease may let queued work start
         )
-        self._said_lapsed = False  # the log said the lease ran out, and not yet that it is back
+        self._lease = self._renewal.lease
+        self._admission = Admission(self._holdings, self._lease)
+        self._control = ControlHandler(
+            self._holdings, agent_id=config.agent_id, pool=Pool(config.pool), on_fenced=self._fenced
+        )
+        self._handoff = Handoff(
+            self._holdings,
+            self._writes,
+            close_timeout=config.close_timeout,
+            handoff_wait=config.handoff_wait,
+        )
+        self._tasks = TaskRunner(
+            config,
+            self._holdings,
+            lease=self._lease,
+            admission=self._admission,
+            writes=self._writes,
+            handoff=self._handoff,
+            launch=launch,
+            taking=self._taking,
+            epoch=lambda: self.epoch,
+            fail=self.fail,
+        )
 
     # --- identity and state -----------------------------------------------------------------
 
@@ -168,7 +176,7 @@ class AgentCore:
     @property
     def fenced(self) -> bool:
         """True once the monitor fenced this epoch."""
-        return self._fence is not None
+        return self._holdings.fence is not None
 
     @property
     def failure(self) -> BaseException | None:
@@ -203,14 +211,15 @@ class AgentCore:
 
     def status(self) -> AgentStatus:
         """A snapshot of this agent's health (see :class:`AgentStatus`)."""
+        holdings = self._holdings
         with self._lock:
-            running = tuple(t for t, _a in self._running)
-            queued = tuple(r.task_id for r in self._queue)
+            running = tuple(t for t, _a in holdings.running)
+            queued = tuple(r.task_id for r in holdings.queue)
         return AgentStatus(
             agent_id=self.agent_id,
             epoch=self._epoch,
             state=self._state.value,
-            broker_reachable=self._reach.reachable,
+            broker_reachable=self._renewal.reach.reachable,
             lease_valid=self._lease.valid(),
             lease_remaining_s=self._lease.remaining(),
             last_ack_age_s=self._lease.ack_age(),
@@ -222,11 +231,7 @@ class AgentCore:
 
     def held(self) -> dict[str, int]:
         """Task id -> attempt of every task this epoch holds (running or queued)."""
-        with self._lock:
-            out = {rd.task_id: rd.attempt for rd in self._queue}
-            for task_id, attempt in self._running:
-                out[task_id] = max(attempt, out.get(task_id, 0))
-            return out
+        return self._holdings.held()
 
     # --- start ------------------------------------------------------------------------------
 
@@ -255,11 +260,14 @@ class AgentCore:
         # it right after agent_started.
         clients = self._transport.connect(cfg, self._name, on_fatal=self.fail)
         self._producer = clients.writer
+        self._writes.attach(clients.writer)
         self._listen_consumer = clients.listener
-        self._reader = clients.checkpoints
+        self._reader = self._tasks.reader = clients.checkpoints
         epoch = self._epoch = new_epoch()
-        self._filter = RedispatchFilter(cfg.agent_id, epoch)
-        started = self._event(EventKind.AGENT_STARTED, capacity=cfg.capacity, pool=self._pool)
+        self._control.begin(epoch)
+        started = self._writes.event(
+            EventKind.AGENT_STARTED, capacity=cfg.capacity, pool=self._control.pool
+        )
         wait_delivered(started, "agent_started")
         log.info("agent %s started, epoch %d", cfg.agent_id, epoch)
         self._heartbeater = Heartbeater(
@@ -272,10 +280,10 @@ class AgentCore:
             ),
             HeartbeatState(
                 in_flight=lambda: tuple(self.held()),
-                pool=lambda: self._pool,
-                draining=lambda: self._draining or self._state is not State.RUNNING,
+                pool=lambda: self._control.pool,
+                draining=lambda: self._control.draining or self._state is not State.RUNNING,
             ),
-            self._send_heartbeat,
+            self._renewal.send_heartbeat,
             name=self._name,
         )
         self._heartbeater.start()
@@ -284,8 +292,8 @@ class AgentCore:
             control=clients.control,
             priority_topic=topics.priority,
             lease=self._lease,
-            on_control=self._on_control,
-            on_redispatch=self._on_redispatch,
+            on_control=self._control.on_control,
+            on_redispatch=self._control.on_redispatch,
             on_failure=self.fail,
             signer=cfg.kafka.signer,
             dead_letters=AgentDeadLetters(self._producer.send, topics.dead_letter, cfg.agent_id),
@@ -293,201 +301,25 @@ class AgentCore:
             name=self._name,
         )
         self._listener.start()
-        self._starter = Starter(self, self._work_changed, name=self._name)
+        self._starter = Starter(self._tasks, self._holdings.changed, name=self._name)
         self._starter.start()
 
-    # --- writing ----------------------------------------------------------------------------
+    # --- what the parts ask of the core ------------------------------------------------------
 
-    def _send(self, topic: str, key: str, value: bytes) -> DeliveryFuture:
-        if self._producer is None:
-            raise LifecycleError("the agent is not started")
-        return self._producer.send(topic, key, value)
-
-    def _send_heartbeat(self, beat: Heartbeat) -> None:
-        """Send one heartbeat; its acknowledgement renews the lease from when it was sent."""
-        self._note_lease()
-        self._reach.check()
-        sent = self._lease.clock()
-        future = self._send(self.config.topics.heartbeats, self.agent_id, beat.encode())
-        self._reach.sent(beat.seq, sent)
-
-        def on_answer(f: DeliveryFuture) -> None:
-            self._reach.answered(beat.seq)
-            if f.exception() is None:
-                self._lease.acked(sent)
-
-        future.add_done_callback(on_answer)
-
-    def _note_lease(self) -> None:
-        """Say once that the lease ran out (the heartbeat thread looks at every beat)."""
-        lapsed = self._lease.lapsed_at()
-        if lapsed is None or self._said_lapsed or self._fence is not None:
-            return
-        self._said_lapsed = True
-        log.warning(
-            "lease ran out %.1f s ago: no heartbeat acknowledged in time (this process was "
-            "paused or the broker is unreachable) and the monitor may have fenced epoch %d; no "
-            "task starts and guarded steps wait until a heartbeat is acknowledged and the "
-            "control partition is read to its end",
-            self._lease.clock() - lapsed,
-            self.epoch,
+    def _taking(self) -> bool:
+        """True while the agent takes work: running, not fenced, no stop requested."""
+        return (
+            self._state is State.RUNNING
+            and self._holdings.fence is None
+            and not self._stop_requested.is_set()
         )
 
-    def _lease_changed(self) -> None:
-        """The lease was renewed or synced: wake the starter; say when work resumes."""
-        if self._said_lapsed and self._fence is None and self._lease.valid():
-            self._said_lapsed = False
-            log.warning("lease renewed and no fence found: epoch %d works again", self.epoch)
-        with self._lock:
-            self._work_changed.notify_all()
-
-    def _event(
-        self, kind: EventKind, ctx: TaskContext | None = None, **fields: Any
-    ) -> DeliveryFuture:
-        if ctx is not None:
-            fields.setdefault("task_id", ctx.task_id)
-            fields.setdefault("attempt", ctx.attempt)
-        event = TaskEvent(
-            kind=kind, agent_id=self.agent_id, epoch=self.epoch, at=time.time(), **fields
-        )
-        return self._send(self.config.topics.task_events, self.agent_id, event.encode())
-
-    def _event_nowait(self, kind: EventKind, ctx: TaskContext | None = None, **fields: Any) -> None:
-        """Emit without waiting; a failure is logged (the monitor then relies on timeouts)."""
-        try:
-            future = self._event(kind, ctx, **fields)
-        except AgentFailoverError as exc:
-            log.error("%s event for %s not sent: %s", kind.value, ctx, exc)
-            return
-
-        def report(f: DeliveryFuture) -> None:
-            if (exc := f.exception()) is not None:
-                log.error("%s event for %s lost: %s", kind.value, ctx, exc)
-
-        future.add_done_callback(report)
-
-    # CheckpointSink, for TaskContext
-    def send_checkpoint(self, task_id: str, value: bytes) -> DeliveryFuture:
-        """Queue a checkpoint record (key: task id)."""
-        return self._send(self.config.topics.checkpoints, task_id, value)
-
-    def checkpointed(self, ctx: TaskContext, ref: CheckpointRef) -> None:
-        """Report a confirmed checkpoint."""
-        self._event_nowait(EventKind.CHECKPOINTED, ctx, checkpoint=ref)
-
-    # --- the listener's hooks ---------------------------------------------------------------
-
-    def _on_control(self, record: Control) -> None:
-        actions = interpret_control(record, self.agent_id, self.epoch, self.held())
-        for task_id, attempt in actions.moved:
-            self._move_away(task_id, attempt)
-        if actions.fence:
-            self._on_fence(record)
-        if actions.drain and not self._draining:
-            log.info(
-                "drain requested (%s): finishing current tasks, taking no new ones",
-                record.decision_id,
-            )
-            self._draining = True
-        if actions.promote and self._pool is Pool.STANDBY:
-            log.info("promoted to the active pool (%s)", record.decision_id)
-            self._pool = Pool.ACTIVE  # the monitor sends new work once heartbeats say so
-
-    def _on_fence(self, record: Control) -> None:
-        with self._lock:
-            if self._fence is not None:
-                return  # the first fence counts
-            self._fence = record
-            self._queue.take_all()
-            running = list(self._running.values())
-        log.error(
-            "epoch %d fenced by the monitor (%s, %s): stopping %d tasks, writing nothing more",
-            self.epoch,
-            record.decision_id,
-            record.reason,
-            len(running),
-        )
-        for ctx in running:
-            ctx._settle(Outcome.FENCED)
+    def _fenced(self) -> None:
+        """The epoch was fenced (its tasks stopped): stop beating and stop the agent."""
         self._lease.wake()
         if self._heartbeater is not None:
             self._heartbeater.stop()  # a fenced epoch must not look alive
         self.request_stop()
-
-    def _move_away(self, task_id: str, attempt: int) -> None:
-        with self._lock:
-            self._moved[task_id] = max(attempt, self._moved.get(task_id, 0))
-            self._queue.drop(task_id, attempt)
-            moved = [c for (t, a), c in self._running.items() if t == task_id and a < attempt]
-        for ctx in moved:
-            if ctx._settle(Outcome.MOVED):
-                log.warning(
-                    "task %s attempt %d moved to attempt %d: stopping it",
-                    task_id,
-                    ctx.attempt,
-                    attempt,
-                )
-
-    def _on_redispatch(self, record: Redispatch) -> None:
-        assert self._filter is not None
-        if not self._filter.accept(record):
-            return
-        with self._lock:
-            if self._fence is not None or self._moved.get(record.task_id, 0) > record.attempt:
-                return
-            self._queue.push(record)
-            self._work_changed.notify_all()
-        log.info(
-            "task %s attempt %d dispatched here (%s)", record.task_id, record.attempt, record.reason
-        )
-
-    # --- the starter's hooks (StartHost) ----------------------------------------------------
-
-    def _taking(self) -> bool:
-        return (
-            self._state is State.RUNNING
-            and self._fence is None
-            and not self._stop_requested.is_set()
-        )
-
-    def next_start_locked(self) -> Redispatch | None:
-        """The next queued dispatch, its slot held, if one may start now (lock held)."""
-        if not (self._taking() and self._has_room() and self._lease.valid()):
-            return None
-        record = self._queue.pop()
-        if record is not None:
-            self._starting += 1
-        return record
-
-    def _has_room(self) -> bool:
-        return len(self._running) + self._starting < self.config.capacity
-
-    def start_task(self, record: Redispatch) -> None:
-        """Start a dispatched task: read its checkpoint, announce ``claimed``, launch it."""
-        assert self._reader is not None
-        try:
-            resume = None
-            if record.checkpoint is not None:
-                resume = self._reader.read(record.checkpoint, record.task_id)
-            ctx = self._context(
-                record.task, record.attempt, resume=resume, resume_ref=record.checkpoint
-            )
-        except BaseException:
-            with self._lock:
-                self._starting -= 1
-            raise
-        with self._lock:
-            self._starting -= 1
-            if self._moved.get(record.task_id, 0) > record.attempt or self._fence is not None:
-                return
-            if not (self._taking() and self._lease.valid()):
-                # Stopping: close() releases it. Lease lost meanwhile: it starts once renewed.
-                self._queue.push_front(record)
-                return
-            self._running[(ctx.task_id, ctx.attempt)] = ctx
-        self._event_nowait(EventKind.CLAIMED, ctx, task=record.task)
-        log.info("task %s attempt %d starts at step %d", ctx.task_id, ctx.attempt, ctx.next_step)
-        self._run(ctx)
 
     def fail(self, exc: BaseException) -> None:
         """A background thread died: record why and stop the agent."""
@@ -499,116 +331,17 @@ class AgentCore:
                 self._failed_thread = thread
         self.request_stop()
 
-    # --- running tasks ----------------------------------------------------------------------
-
-    def _context(self, task: Task, attempt: int, **resume: Any) -> TaskContext:
-        return TaskContext(
-            task=task,
-            attempt=attempt,
-            agent_id=self.agent_id,
-            epoch=self.epoch,
-            sink=self,
-            policy=self.config.checkpoint_policy,
-            gate=self,
-            **resume,
-        )
-
-    # Gate, for TaskContext.guard()
-    def lease_valid(self) -> bool:
-        """True while the monitor cannot have fenced this epoch unseen."""
-        return self._fence is None and self._lease.valid()
-
-    def wait_lease(self, ctx: TaskContext, timeout: float | None) -> bool:
-        """Block until the lease is valid, ``ctx`` ended or the epoch is fenced, at most
-        ``timeout`` seconds; True if the lease is valid."""
-        valid = self._lease.wait(
-            lambda: ctx._outcome is not None or self._fence is not None, timeout
-        )
-        return valid and self._fence is None
-
-    def wake(self) -> None:
-        """Wake the guards waiting for the lease (a context ended)."""
-        self._lease.wake()
+    # --- what the fronts call ---------------------------------------------------------------
 
     def admit(self, ctx: TaskContext, timeout: float | None) -> bool | BaseException:
-        """Right before ``ctx``'s handler starts (in the thread or task that runs it): True to
-        start it; an exception to end it without running (fenced, moved or released while it
-        was being launched); False if the lease is still not valid after ``timeout`` seconds.
-
-        The check is made under the core's lock, so a fence applied before it is never missed;
-        a handler is never started while the lease is not valid.
-        """
-        while True:
-            with self._lock:
-                if ctx._outcome is not None or self._fence is not None:
-                    if ctx._outcome is Outcome.RELEASED:
-                        return TaskReleased(f"task {ctx.task_id} released", task_id=ctx.task_id)
-                    return FencedError(
-                        f"task {ctx.task_id} attempt {ctx.attempt} is fenced", task_id=ctx.task_id
-                    )
-                if self._lease.valid():
-                    return True
-            if not self.wait_lease(ctx, timeout) and timeout is not None:
-                with self._lock:
-                    if ctx._outcome is None and self._fence is None:
-                        return False
-
-    def _run(self, ctx: TaskContext) -> None:
-        try:
-            self._launch(ctx)
-        except Exception as exc:
-            self.task_done(ctx, exc)
+        """Whether ``ctx``'s handler may start now (:meth:`Admission.admit
+        <agent_failover.sdk.admission.Admission.admit>`)."""
+        return self._admission.admit(ctx, timeout)
 
     def task_done(self, ctx: TaskContext, exc: BaseException | None, result: Any = None) -> None:
-        """The handler of ``ctx`` returned ``result`` (``exc`` None) or raised; report it and
-        free the slot.
-
-        The result goes out on ``completed``; one that is not JSON or is over
-        :data:`~agent_failover.models.MAX_RESULT_BYTES` fails the attempt instead, saying why.
-        May block until the broker confirms a final checkpoint (when the handler released the
-        task), so fronts call it off any event loop.
-        """
-        try:
-            if exc is None:
-                try:
-                    result = plain_result(result)
-                except CodecError as bad:
-                    exc = bad
-            if exc is None:
-                if ctx._settle(Outcome.COMPLETED):
-                    self._event_nowait(EventKind.COMPLETED, ctx, result=result)
-            elif isinstance(exc, TaskReleased) or ctx._lease_lost:
-                # A handler that gave up waiting for the lease hands the task back: if the epoch
-                # was fenced the monitor ignores the release, otherwise the task moves at once.
-                self._release(ctx)
-            elif isinstance(exc, FencedError) and ctx.fenced:
-                pass  # nothing more may be written for it
-            elif ctx._settle(Outcome.FAILED):
-                log.warning("task %s attempt %d failed: %r", ctx.task_id, ctx.attempt, exc)
-                self._event_nowait(
-                    EventKind.FAILED, ctx, error=f"{type(exc).__name__}: {exc}"[:4096]
-                )
-        finally:
-            with self._lock:
-                self._running.pop((ctx.task_id, ctx.attempt), None)
-                self._work_changed.notify_all()
-            ctx._done.set()
-
-    def _release(self, ctx: TaskContext) -> None:
-        """Hand a running task back: final checkpoint of unwritten progress, then ``released``."""
-        if ctx._outcome is not None:
-            return
-        try:
-            ctx._write_final(self.config.close_timeout)
-        except AgentFailoverError as exc:
-            log.warning(
-                "task %s: final checkpoint failed (%s); releasing the last one", ctx.task_id, exc
-            )
-        if ctx._settle(Outcome.RELEASED):
-            self._event_nowait(
-                EventKind.RELEASED, ctx, task=ctx.task, checkpoint=ctx._release_ref()
-            )
-            log.info("task %s attempt %d released", ctx.task_id, ctx.attempt)
+        """Report how ``ctx``'s handler ended and free its slot (:meth:`TaskRunner.task_done
+        <agent_failover.sdk.tasks.TaskRunner.task_done>`); may block on the broker."""
+        self._tasks.task_done(ctx, exc, result)
 
     # --- close ------------------------------------------------------------------------------
 
@@ -641,61 +374,26 @@ class AgentCore:
     def _close(self) -> None:
         timeout = self.config.close_timeout
         self.request_stop()  # no new work from here on
-        with self._lock:
-            running = list(self._running.values())
-        for ctx in running:
-            ctx._request_stop()
-        # Handlers that reach a checkpoint within handoff_wait hand their task back themselves
-        # (TaskReleased); the rest are released from here, so their tasks move at once.
-        self._wait_handlers(min(self.config.handoff_wait, timeout))
-        if self._starter is not None:
-            self._starter.stop()  # a task it was starting is running or queued again now
-        self._release_all()
-        # Released handlers stop at their next SDK call (TaskReleased): let them finish cleanly.
-        self._wait_handlers(timeout)
+        self._handoff.hand_off(self._stop_starting)
         if self._listener is not None:
             self._listener.stop()
         if self._heartbeater is not None:
             self._heartbeater.stop()
-        if self._fence is None:
-            self._event_nowait(
-                EventKind.AGENT_STOPPED, capacity=self.config.capacity, pool=self._pool
+        if not self.fenced:
+            self._writes.event_nowait(
+                EventKind.AGENT_STOPPED, capacity=self.config.capacity, pool=self._control.pool
             )
         self._shutdown_clients(timeout)
         log.info("agent %s epoch %d stopped", self.agent_id, self.epoch)
 
-    def _release_all(self) -> None:
-        """Release every task still running or queued here (unless fenced: nothing more then)."""
-        with self._lock:
-            running = list(self._running.values())
-            pending = self._queue.take_all()
-        if self._fence is not None:
-            return
-        for ctx in running:
-            if ctx._outcome is None:
-                log.info("task %s still running at close: releasing it", ctx.task_id)
-                ctx._request_stop()
-                self._release(ctx)
-        for record in pending:
-            self._event_nowait(
-                EventKind.RELEASED,
-                task_id=record.task_id,
-                attempt=record.attempt,
-                task=record.task,
-                checkpoint=record.checkpoint,
-            )
-
-    def _wait_handlers(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        with self._lock:
-            while self._running and (left := deadline - time.monotonic()) > 0:
-                self._work_changed.wait(left)
+    def _stop_starting(self) -> None:
+        if self._starter is not None:
+            self._starter.stop()  # a task it was starting is running or queued again now
 
     def _shutdown_clients(self, timeout: float) -> None:
         if self._heartbeater is not None:
             self._heartbeater.stop()
-        if self._starter is not None:
-            self._starter.stop()
+        self._stop_starting()
         if self._listener is not None:
             self._listener.stop()
         if self._listen_consumer is not None:
@@ -711,61 +409,10 @@ class AgentCore:
         """After ``run()``: raise :class:`FencedError` if fenced, or why a background thread died.
 
         A library error is raised as it is; a librdkafka failure as :class:`BrokerError`; anything
-        else is a bug: :class:`InternalError`, never retryable.
+        else is a bug: :class:`InternalError`, never retryable (:mod:`agent_failover.sdk.ending`).
         """
-        fence = self._fence
-        if fence is not None and fence.reason is DispatchReason.MISCONFIGURED:
-            raise ConfigError(
-                f"the monitor refused agent {self.agent_id}: {fence.detail or 'misconfigured'}"
-            )
+        fence = self._holdings.fence
         if fence is not None:
-            raise FencedError(
-                f"agent {self.agent_id} epoch {self.epoch} was fenced by the monitor "
-                f"({fence.decision_id}, {fence.reason or 'no reason given'}); restart to work "
-                "again with a new epoch"
-            )
+            raise fence_error(fence, self.agent_id, self.epoch)
         if self._failure is not None:
-            raise self._failure_error()
-
-    def _failure_error(self) -> AgentFailoverError:
-        """The background thread's failure as a library error (cause kept): a bug is no outage."""
-        exc = self._failure
-        assert exc is not None
-        if isinstance(exc, AgentFailoverError):
-            return exc
-        where = f"agent {self.agent_id} stopped: thread {self._failed_thread} failed"
-        if isinstance(exc, KafkaException):  # librdkafka gave up (fatal error, authentication)
-            error = broker_error(where, exc)
-            error.__cause__ = exc
-            return error
-        return InternalError(f"{where}: {type(exc).__name__}: {exc}", cause=exc)
-
-
-class AgentFront:
-    """What the synchronous and asyncio fronts share: the read-only view of the core."""
-
-    _core: AgentCore
-
-    @property
-    def agent_id(self) -> str:
-        """This agent's id."""
-        return self._core.agent_id
-
-    @property
-    def epoch(self) -> int:
-        """This incarnation's epoch (after ``start()``)."""
-        return self._core.epoch
-
-    @property
-    def fenced(self) -> bool:
-        """True once the monitor fenced this epoch."""
-        return self._core.fenced
-
-    def in_flight(self) -> dict[str, int]:
-        """Task id -> attempt of the tasks held now (running or queued)."""
-        return self._core.held()
-
-    def status(self) -> AgentStatus:
-        """This agent's health now: broker reachable, lease valid, fenced, tasks running and
-        queued (:class:`~agent_failover.sdk.health.AgentStatus`)."""
-        return self._core.status()
+            raise failure_error(self._failure, self.agent_id, self._failed_thread)

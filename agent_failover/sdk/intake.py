@@ -3,9 +3,10 @@
 An agent takes work only from the monitor: every task, new or moved, arrives as a ``redispatch``
 on the agent's own partition of ``tasks.priority`` (docs/protocol.md, "An agent's life"). The
 *listener* thread reads that partition and the agent's partition of ``control`` (assigned, no
-group, from their end at start-up) and hands filtered records to the core, which queues accepted
-dispatches in a :class:`WorkQueue`. The *starter* thread starts queued work while slots are free:
-failover work (attempt >= 2) before new work (attempt 1), each in arrival order.
+group, from their end at start-up) and hands filtered records to the core's control handler
+(:mod:`agent_failover.sdk.control`), which queues accepted dispatches in a :class:`WorkQueue`.
+The *starter* thread starts queued work while slots are free: failover work (attempt >= 2)
+before new work (attempt 1), each in arrival order.
 """
 
 from __future__ import annotations
@@ -318,7 +319,8 @@ class WorkQueue:
 
 
 class StartHost(Protocol):
-    """What the starter thread needs from the agent core."""
+    """What the starter thread needs from the agent core (its
+    :class:`~agent_failover.sdk.tasks.TaskRunner`)."""
 
     def next_start_locked(self) -> Redispatch | None:
         """The next queued record that may start now, its slot held; None if none may.

@@ -25,7 +25,7 @@ from agent_failover.models import (
     Task,
     TaskEvent,
 )
-from agent_failover.sdk import Agent, core
+from agent_failover.sdk import Agent, control
 
 from .conftest import DEADLINE_S, Reader, dispatch, new_work, run_in_thread, write
 
@@ -45,14 +45,14 @@ def test_a_record_whose_handling_raises_is_set_aside_and_the_agent_keeps_working
     sdk_bootstrap: str,
     monkeypatch: Any,
 ) -> None:
-    interpret = core.interpret_control
+    interpret = control.interpret_control
 
     def buggy(record: Control, *args: Any) -> Any:
         if record.decision_id == "poison":
             raise RuntimeError("a bug this record triggers")
         return interpret(record, *args)
 
-    monkeypatch.setattr(core, "interpret_control", buggy)
+    monkeypatch.setattr(control, "interpret_control", buggy)
     agent = start_agent(lambda ctx: None)
     runner, raised = run_in_thread(agent)
     drain = Control(

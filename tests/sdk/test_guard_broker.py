@@ -79,13 +79,13 @@ def test_a_stalled_agent_acts_only_after_its_lease_is_back_and_finds_its_fence(
     runner, stopped = run_in_thread(agent)
     core = agent._core
     waiting = threading.Event()
-    wait_lease = core.wait_lease
+    wait_lease = core._admission.wait_lease
 
     def noting_wait(ctx: TaskContext, timeout: float | None) -> bool:
         waiting.set()
         return wait_lease(ctx, timeout)
 
-    core.wait_lease = noting_wait  # type: ignore[method-assign]
+    core._admission.wait_lease = noting_wait  # type: ignore[method-assign]
     t = task()
     dispatch(sdk_bootstrap, topics, agent, t)
     events = reader(topics.task_events, TaskEvent)
@@ -125,9 +125,15 @@ def test_after_a_stall_without_a_fence_the_step_goes_on(
     synced = core.lease.synced
 
     def noting_synced(started_at: float) -> bool:
+        # Noted on entry: the read has reached the end by then, and the lease turns valid (waking
+        # the guard) inside the call, so an entry made after it could come after the step.
+        at = len(order)
+        order.append("reading control")
         valid = synced(started_at)
         if valid:
-            order.append("control read to its end")
+            order[at] = "control read to its end"
+        else:
+            del order[at]  # only the listener calls it: nothing of its own came after
         return valid
 
     core.lease.synced = noting_synced  # type: ignore[method-assign]
