@@ -6,7 +6,8 @@
 - :mod:`streams.events`: applying task events and dispatches.
 - :mod:`streams.intake` and :mod:`streams.assign`: new work, placed on free agents and forwarded
   once.
-- :mod:`streams.liveness`: the heartbeat fast path (a plain confluent-kafka consumer thread).
+- :mod:`streams.liveness`: the heartbeat fast path (a plain confluent-kafka consumer thread);
+  :mod:`streams.threadletters`: the records it sets aside.
 - :mod:`streams.fleet`: the fleet directory: other workers' healthy agents, as targets.
 - :mod:`streams.monitor`: one worker's parts wired together, and the detection tick; the parts:
   :mod:`streams.router`, :mod:`streams.index`, :mod:`streams.suspects`, :mod:`streams.firstseen`,

@@ -47,21 +47,18 @@ from confluent_kafka import (
 
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.errors import CodecError, LifecycleError, Refusal
-from agent_failover.logs import kafka_log_settings, rate_limited, similar
+from agent_failover.logs import kafka_log_settings, rate_limited
 from agent_failover.models import (
     FleetSummary,
     Heartbeat,
-    cut_key,
-    internal_reason,
 )
 from agent_failover.partitioner import partition_for
-from agent_failover.sdk.deadletters import letter_of
 from agent_failover.signing import Signer
 from streams.catchup import CatchUp, PartitionLag
-from streams.deadletters import log_internal
 from streams.fleet import FleetDirectory
 from streams.kafkastats import STATS_INTERVAL
 from streams.state import LiveEntry
+from streams.threadletters import ThreadLetters
 
 log = logging.getLogger(__name__)
 #: Lines about bad records: whoever writes them chooses how many.
@@ -133,8 +130,14 @@ class LivenessTracker:
         self._signer: Signer = kafka.signer
         self._topics = topics
         self._on_heartbeats = on_heartbeats
-        self._on_dead_letter = on_dead_letter
-        self._on_dead_letter_lost = on_dead_letter_lost
+        self._letters = ThreadLetters(
+            topics.dead_letter,
+            self._signer,
+            refused,
+            fallback=topics.heartbeats,
+            on_dead_letter=on_dead_letter,
+            on_lost=on_dead_letter_lost,
+        )
         self._on_stats = on_stats
         self._directory = directory
         self._own_key = directory.monitor_id.encode() if directory is not None else None
@@ -348,7 +351,7 @@ class LivenessTracker:
             try:
                 entry = self._read(msg, now, producer)
             except Exception as exc:  # the record's, never the batch's: go on with the next
-                self._internal(producer, msg, exc)
+                self._letters.internal(producer, msg, exc)
                 continue
             if entry is not None:
                 fresh.append(entry)
@@ -398,7 +401,7 @@ class LivenessTracker:
         try:
             entry = live_entry(self._signer.open(Heartbeat, msg))
         except CodecError as exc:
-            self._dead_letter(producer, msg, str(exc), exc.refusal)
+            self._letters.send(producer, msg, str(exc), exc.refusal)
             return None
         agent_id = entry.agent_id
         expected = self._partition_of.get(agent_id)
@@ -410,7 +413,7 @@ class LivenessTracker:
                 f"heartbeat of {agent_id!r} in partition {msg.partition()}, its key hashes to "
                 f"{expected}: produce keyed by agent id with the murmur2 partitioner"
             )
-            self._dead_letter(producer, msg, reason, Refusal.WRONG_PARTITION)
+            self._letters.send(producer, msg, reason, Refusal.WRONG_PARTITION)
             return None
         entry.last_seen = now
         return entry
@@ -425,43 +428,6 @@ class LivenessTracker:
         try:
             summary = self._signer.open(FleetSummary, msg)
         except CodecError as exc:
-            self._dead_letter(producer, msg, str(exc), exc.refusal)
+            self._letters.send(producer, msg, str(exc), exc.refusal)
             return
         self._directory.receive(summary, now)
-
-    def _internal(self, producer: Producer, msg: Message, exc: Exception) -> None:
-        """Handling ``msg`` raised: log the stack (rate limited) and set the record aside."""
-        topic = msg.topic() or self._topics.heartbeats
-        log_internal(topic, f"{topic}[{msg.partition()}]@{msg.offset()}", exc)
-        self._dead_letter(producer, msg, internal_reason(exc), Refusal.INTERNAL)
-
-    def _dead_letter(self, producer: Producer, msg: Message, reason: str, refusal: Refusal) -> None:
-        """Count ``msg`` as set aside and queue its copy. Never raises, never waits: a copy the
-        local queue or the broker does not take is logged and counted lost."""
-        source = msg.topic() or self._topics.heartbeats
-        where = f"{source}[{msg.partition()}]@{msg.offset()}"
-        refused.warning("dead letter %s: %s", where, reason, extra=similar(f"refused {source}"))
-        try:
-            if self._on_dead_letter is not None:
-                self._on_dead_letter(source, refusal.value)
-            record = letter_of(msg, reason, refusal)
-            topic, value, key = self._topics.dead_letter, record.encode(), cut_key(msg.key())
-            headers = self._signer.headers(topic, key, value)
-
-            def delivered(err: KafkaError | None, _msg: Message) -> None:
-                if err is not None:
-                    self._lost(source, where, err.str())
-
-            producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
-        except Exception as exc:  # BufferError (queue full), KafkaException (refused at once)
-            self._lost(source, where, f"{type(exc).__name__}: {exc}")
-
-    def _lost(self, source: str, where: str, why: str) -> None:
-        refused.error(
-            "dead letter of %s not written (%s); the record is skipped",
-            where,
-            why,
-            extra=similar(f"lost {source}"),
-        )
-        if self._on_dead_letter_lost is not None:
-            self._on_dead_letter_lost(source)
