@@ -119,7 +119,7 @@ def _cmd_topics(args: argparse.Namespace) -> int:
 def _cmd_monitor(args: argparse.Namespace) -> int:
     require("the monitor", "faust", "prometheus_client")
     from agent_failover.config import MonitorConfig
-    from streams.runner import run_monitor
+    from agent_failover.streams.runner import run_monitor
 
     overrides: dict[str, Any] = {}
     if args.metrics_port is not None:

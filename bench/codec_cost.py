@@ -26,10 +26,10 @@ from typing import Any
 import orjson
 
 from agent_failover.models import SCHEMA_VERSION, Heartbeat, Pool
-from streams.dispatch import Candidate
-from streams.fleet import best_targets, encode_summary, summarize
-from streams.liveness import decode_heartbeat
-from streams.state import LiveEntry
+from agent_failover.streams.dispatch import Candidate
+from agent_failover.streams.fleet import best_targets, encode_summary, summarize
+from agent_failover.streams.liveness import decode_heartbeat
+from agent_failover.streams.state import LiveEntry
 
 REPEATS = 7
 _POOLS = {"active": Pool.ACTIVE, "standby": Pool.STANDBY, None: Pool.ACTIVE}

@@ -26,7 +26,7 @@ from confluent_kafka import Message
 
 from agent_failover.models import Heartbeat
 from agent_failover.signing import Signer, signed_bytes
-from streams.liveness import live_entry
+from agent_failover.streams.liveness import live_entry
 
 REPEATS = 7
 KEY = b"bench-fleet-key-0123456789abcdef"

@@ -1,5 +1,10 @@
 """The agent-failover monitor: a faust-streaming app over pure decision functions.
 
+This folder installs as the package ``agent_failover.streams`` (no top-level ``streams`` that
+another distribution could shadow); in a checkout, ``agent_failover/streams`` links here. The
+modules below are named by their place in this folder: ``streams.x`` is
+``agent_failover.streams.x``.
+
 - :mod:`streams.state`: table values (agent records, task slots) and the liveness entry.
 - :mod:`streams.detection`: health and dead-epoch detection.
 - :mod:`streams.dispatch`: planning moves and applying control decisions.

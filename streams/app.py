@@ -16,8 +16,8 @@ They pass the monitor's clock, ``time.monotonic()``. Heartbeats bypass faust
 (:mod:`streams.liveness`). Beside them: ``/metrics``, ``/healthz`` and ``/readyz``
 (:mod:`streams.http`), and a timer measuring the first three agents' consumer lag each second.
 
-``faust -A streams.app worker --without-web`` works too: the module attribute ``app`` is built on
-first access from the environment (:meth:`MonitorConfig.from_env`).
+``faust -A agent_failover.streams.app worker --without-web`` works too: the module attribute
+``app`` is built on first access from the environment (:meth:`MonitorConfig.from_env`).
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from agent_failover.broker import compat
 from agent_failover.config import KafkaConfig, MonitorConfig
 from agent_failover.errors import ConfigError
 from agent_failover.signing import warn_if_unsigned
-from streams.fleet import FleetDirectory
-from streams.http import HttpServer, make_app
-from streams.kafkastats import stats_handler
-from streams.lag import ConsumerLag
-from streams.liveness import FETCH_WAIT_MS, LivenessTracker
-from streams.metrics import MonitorMetrics, logical_topic
-from streams.monitor import Monitor, monitor_id
-from streams.probes import Probes, not_ready
-from streams.tables import agents_table, intake_table
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.http import HttpServer, make_app
+from agent_failover.streams.kafkastats import stats_handler
+from agent_failover.streams.lag import ConsumerLag
+from agent_failover.streams.liveness import FETCH_WAIT_MS, LivenessTracker
+from agent_failover.streams.metrics import MonitorMetrics, logical_topic
+from agent_failover.streams.monitor import Monitor, monitor_id
+from agent_failover.streams.probes import Probes, not_ready
+from agent_failover.streams.tables import agents_table, intake_table
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +325,8 @@ _default: faust.App | None = None
 
 
 def __getattr__(name: str) -> Any:
-    """``streams.app.app``: the app configured from the environment, for ``faust -A``."""
+    """``agent_failover.streams.app.app``: the app configured from the environment (for
+    ``faust -A``)."""
     global _default
     if name == "app":
         if _default is None:

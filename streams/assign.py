@@ -33,11 +33,11 @@ from agent_failover.config import Topics
 from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import DispatchReason, Redispatch
 from agent_failover.signing import Signer
-from streams.channels import Message, Send, oversize, until_done
-from streams.deadletters import DeadLetters
-from streams.metrics import MonitorMetrics
-from streams.ownership import Ownership
-from streams.reservations import ReservationBook
+from agent_failover.streams.channels import Message, Send, oversize, until_done
+from agent_failover.streams.deadletters import DeadLetters
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.reservations import ReservationBook
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from agent_failover.models.deadletter import (
     internal_reason,
 )
 from agent_failover.signing import Signer
-from streams.channels import Message, Send
-from streams.metrics import AGENT, DEAD_LETTER_TOPICS, MonitorMetrics, logical_topic
+from agent_failover.streams.channels import Message, Send
+from agent_failover.streams.metrics import AGENT, DEAD_LETTER_TOPICS, MonitorMetrics, logical_topic
 
 __all__ = ["AgentLetters", "DeadLetters", "cut_key", "dead_letter", "log_internal"]
 

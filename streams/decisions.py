@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from agent_failover.models import PlanEntry
-from streams.state import AgentRecord, TaskSlot
+from agent_failover.streams.state import AgentRecord, TaskSlot
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

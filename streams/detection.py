@@ -11,7 +11,7 @@ import enum
 
 from agent_failover.config import MonitorConfig, interval_problem
 from agent_failover.models import DispatchReason
-from streams.state import AgentRecord, LiveEntry, SlotStatus
+from agent_failover.streams.state import AgentRecord, LiveEntry, SlotStatus
 
 
 class Health(enum.StrEnum):

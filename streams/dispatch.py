@@ -23,8 +23,8 @@ from agent_failover.models import (
     Pool,
     Redispatch,
 )
-from streams.detection import DetectionPolicy, degraded_after
-from streams.state import (
+from agent_failover.streams.detection import DetectionPolicy, degraded_after
+from agent_failover.streams.state import (
     KEEP_DECIDED,
     KEEP_FENCED,
     AgentRecord,

@@ -20,7 +20,7 @@ from agent_failover.models import (
     Task,
     TaskEvent,
 )
-from streams.state import (
+from agent_failover.streams.state import (
     KEEP_DONE,
     KEEP_FENCED,
     AgentRecord,

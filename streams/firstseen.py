@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from streams.state import AgentRecord, LiveEntry
+from agent_failover.streams.state import AgentRecord, LiveEntry
 
 
 class FirstSeen:

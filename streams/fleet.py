@@ -30,7 +30,7 @@ import orjson
 
 from agent_failover.models import SCHEMA_VERSION, FleetAgent, FleetSummary, Pool
 from agent_failover.partitioner import partition_for
-from streams.dispatch import AgentEpoch, Candidate
+from agent_failover.streams.dispatch import AgentEpoch, Candidate
 
 #: How often a worker publishes its summary (seconds of its monotonic clock).
 PUBLISH_INTERVAL = 0.5

@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from streams.probes import Probes, Verdict
+from agent_failover.streams.probes import Probes, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from streams.state import AgentRecord, SlotStatus
+from agent_failover.streams.state import AgentRecord, SlotStatus
 
 #: How many recent writes :meth:`RecordIndex.written_since` can list; beyond, it lists None.
 _RECENT_LIMIT = 4096

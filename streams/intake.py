@@ -42,17 +42,17 @@ from agent_failover.config import Topics
 from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import DispatchReason, Redispatch, SourceRef, Task
 from agent_failover.signing import Signer
-from streams.channels import Message, Send, oversize, until_done
-from streams.deadletters import DeadLetters
-from streams.dispatch import Candidate, choose_new, free_slots
-from streams.fleet import PUBLISH_INTERVAL
-from streams.index import RecordIndex
-from streams.metrics import MonitorMetrics
-from streams.ownership import Ownership
-from streams.reservations import ReservationBook
-from streams.state import LiveEntry
-from streams.targets import POOL_TTL, TargetPool
-from streams.writer import DecisionWriter
+from agent_failover.streams.channels import Message, Send, oversize, until_done
+from agent_failover.streams.deadletters import DeadLetters
+from agent_failover.streams.dispatch import Candidate, choose_new, free_slots
+from agent_failover.streams.fleet import PUBLISH_INTERVAL
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.reservations import ReservationBook
+from agent_failover.streams.state import LiveEntry
+from agent_failover.streams.targets import POOL_TTL, TargetPool
+from agent_failover.streams.writer import DecisionWriter
 
 log = logging.getLogger(__name__)
 

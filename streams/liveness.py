@@ -54,11 +54,11 @@ from agent_failover.models import (
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
-from streams.catchup import CatchUp, PartitionLag
-from streams.fleet import FleetDirectory
-from streams.kafkastats import STATS_INTERVAL
-from streams.state import LiveEntry
-from streams.threadletters import ThreadLetters
+from agent_failover.streams.catchup import CatchUp, PartitionLag
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.kafkastats import STATS_INTERVAL
+from agent_failover.streams.state import LiveEntry
+from agent_failover.streams.threadletters import ThreadLetters
 
 log = logging.getLogger(__name__)
 #: Lines about bad records: whoever writes them chooses how many.

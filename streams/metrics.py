@@ -35,8 +35,14 @@ from agent_failover import __version__
 from agent_failover.config import Topics
 from agent_failover.errors import Refusal
 from agent_failover.models import DispatchReason, Pool
-from streams.detection import Health
-from streams.events import DUPLICATE, FENCED_EPOCH, STALE_EPOCH, SUPERSEDED_ATTEMPT, UNKNOWN_TASK
+from agent_failover.streams.detection import Health
+from agent_failover.streams.events import (
+    DUPLICATE,
+    FENCED_EPOCH,
+    STALE_EPOCH,
+    SUPERSEDED_ATTEMPT,
+    UNKNOWN_TASK,
+)
 
 PREFIX = "agent_failover_"
 

@@ -1,9 +1,10 @@
 """The metrics table of ``docs/metrics.md``, written from the registry itself.
 
-``python -m streams.metricsdoc`` rewrites the table between the two markers of that file; a test
-checks that the file holds exactly what this module writes, so the documentation cannot drift
-from the code. Each metric's meaning is its help text; this module adds only how to add it up
-across monitor workers (:data:`ACROSS`), which the registry does not know.
+``python -m agent_failover.streams.metricsdoc`` rewrites the table between the two markers of
+that file; a test checks that the file holds exactly what this module writes, so the
+documentation cannot drift from the code. Each metric's meaning is its help text; this module
+adds only how to add it up across monitor workers (:data:`ACROSS`), which the registry does not
+know.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 from prometheus_client.core import Metric
 
-from streams.metrics import PREFIX, MonitorMetrics
+from agent_failover.streams.metrics import PREFIX, MonitorMetrics
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "metrics.md"
-BEGIN = "<!-- metrics table: written by `python -m streams.metricsdoc`, do not edit -->"
+BEGIN = (
+    "<!-- metrics table: written by `python -m agent_failover.streams.metricsdoc`, do not edit -->"
+)
 END = "<!-- end of metrics table -->"
 
 _SUM = "`sum`: each worker counts only its own partitions"

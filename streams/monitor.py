@@ -33,27 +33,27 @@ from collections.abc import Callable, Collection, MutableMapping
 from typing import Protocol
 
 from agent_failover.config import MonitorConfig
-from streams.assign import Assigner
-from streams.channels import Message, Send
-from streams.deadletters import AgentLetters, DeadLetters
-from streams.decisions import DecisionLog
-from streams.detection import DetectionPolicy, dead_epochs, timeout_at
-from streams.firstseen import FirstSeen
-from streams.fleet import EXPIRE_AFTER, FleetDirectory
-from streams.index import RecordIndex, Table
-from streams.intake import Intake, TaskFeed
-from streams.kafkastats import STATS_INTERVAL
-from streams.metrics import MonitorMetrics
-from streams.outcomes import OutcomePublisher
-from streams.ownership import Ownership
-from streams.recovery import RecoveryBook
-from streams.reservations import ReservationBook
-from streams.router import Router
-from streams.state import LiveEntry
-from streams.summaries import SummaryPublisher
-from streams.suspects import SuspectScheduler
-from streams.targets import TargetPool
-from streams.writer import DecisionWriter
+from agent_failover.streams.assign import Assigner
+from agent_failover.streams.channels import Message, Send
+from agent_failover.streams.deadletters import AgentLetters, DeadLetters
+from agent_failover.streams.decisions import DecisionLog
+from agent_failover.streams.detection import DetectionPolicy, dead_epochs, timeout_at
+from agent_failover.streams.firstseen import FirstSeen
+from agent_failover.streams.fleet import EXPIRE_AFTER, FleetDirectory
+from agent_failover.streams.index import RecordIndex, Table
+from agent_failover.streams.intake import Intake, TaskFeed
+from agent_failover.streams.kafkastats import STATS_INTERVAL
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.outcomes import OutcomePublisher
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.recovery import RecoveryBook
+from agent_failover.streams.reservations import ReservationBook
+from agent_failover.streams.router import Router
+from agent_failover.streams.state import LiveEntry
+from agent_failover.streams.summaries import SummaryPublisher
+from agent_failover.streams.suspects import SuspectScheduler
+from agent_failover.streams.targets import TargetPool
+from agent_failover.streams.writer import DecisionWriter
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from agent_failover.config import Topics
 from agent_failover.models import EventKind, TaskEvent, TaskOutcome
 from agent_failover.partitioner import partition_for
-from streams.channels import Send, until_done
+from agent_failover.streams.channels import Send, until_done
 
 log = logging.getLogger(__name__)
 

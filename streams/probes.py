@@ -18,7 +18,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
-from streams.monitor import Skipped, TickReport
+from agent_failover.streams.monitor import Skipped, TickReport
 
 #: The broker is down when it has not answered for this long (seconds).
 BROKER_LIMIT = 10.0

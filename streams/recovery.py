@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from agent_failover.models import Control, ControlKind, DispatchReason, Redispatch, TaskEvent
-from streams.metrics import MonitorMetrics
-from streams.state import AgentRecord, TaskSlot
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.state import AgentRecord, TaskSlot
 
 #: Seconds between applying a decision and observing the progress it lost.
 LOSS_SETTLE = 5.0

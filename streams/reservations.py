@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from agent_failover.models import PlanEntry
-from streams.dispatch import AgentEpoch
-from streams.state import AgentRecord
+from agent_failover.streams.dispatch import AgentEpoch
+from agent_failover.streams.state import AgentRecord
 
 
 class ReservationBook:

@@ -18,17 +18,17 @@ from agent_failover.config import Topics
 from agent_failover.errors import CodecError, Refusal
 from agent_failover.models import Control, EventKind, Record, Redispatch, TaskEvent
 from agent_failover.signing import Signer
-from streams.channels import Message
-from streams.deadletters import DeadLetters
-from streams.events import FENCED_EPOCH, EventResult, apply_event, apply_redispatch
-from streams.index import RecordIndex
-from streams.metrics import MonitorMetrics
-from streams.outcomes import FINAL, OutcomePublisher
-from streams.ownership import Ownership
-from streams.recovery import RecoveryBook, stamped
-from streams.reservations import ReservationBook
-from streams.state import AgentRecord
-from streams.writer import DecisionWriter
+from agent_failover.streams.channels import Message
+from agent_failover.streams.deadletters import DeadLetters
+from agent_failover.streams.events import FENCED_EPOCH, EventResult, apply_event, apply_redispatch
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.outcomes import FINAL, OutcomePublisher
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.recovery import RecoveryBook, stamped
+from agent_failover.streams.reservations import ReservationBook
+from agent_failover.streams.state import AgentRecord
+from agent_failover.streams.writer import DecisionWriter
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``run_monitor(config)``: one monitor worker in this process (``agent-failover monitor``).
 
-Also ``python -m streams.runner`` with the configuration from the environment.
+Also ``python -m agent_failover.streams.runner`` with the configuration from the environment.
 
 Logging is the process's (:func:`agent_failover.logs.setup_logging`, called by the command line
 and by ``main`` here): the faust worker is told not to configure its own, which would reset the
@@ -24,8 +24,8 @@ import faust
 
 from agent_failover.config import MonitorConfig
 from agent_failover.logs import setup_logging
+from agent_failover.streams.app import build_app
 from agent_failover.topics import ensure_topics
-from streams.app import build_app
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def run_monitor(config: MonitorConfig) -> int:
 
 
 def main() -> None:
-    """Entry point of ``python -m streams.runner``."""
+    """Entry point of ``python -m agent_failover.streams.runner``."""
     setup_logging()
     sys.exit(run_monitor(MonitorConfig.from_env()))
 

@@ -18,17 +18,17 @@ import time
 from collections.abc import Callable, Mapping
 
 from agent_failover.models import Pool
-from streams.channels import Send
-from streams.detection import DetectionPolicy, Health, health_of
-from streams.dispatch import AgentEpoch, Candidate, free_by_pool
-from streams.firstseen import FirstSeen
-from streams.fleet import PUBLISH_INTERVAL, encode_summary
-from streams.index import RecordIndex
-from streams.metrics import MonitorMetrics
-from streams.ownership import Ownership
-from streams.reservations import ReservationBook
-from streams.state import AgentRecord, LiveEntry, SlotStatus
-from streams.targets import TargetPool
+from agent_failover.streams.channels import Send
+from agent_failover.streams.detection import DetectionPolicy, Health, health_of
+from agent_failover.streams.dispatch import AgentEpoch, Candidate, free_by_pool
+from agent_failover.streams.firstseen import FirstSeen
+from agent_failover.streams.fleet import PUBLISH_INTERVAL, encode_summary
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.reservations import ReservationBook
+from agent_failover.streams.state import AgentRecord, LiveEntry, SlotStatus
+from agent_failover.streams.targets import TargetPool
 
 log = logging.getLogger(__name__)
 

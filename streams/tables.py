@@ -17,7 +17,7 @@ from typing import Any
 import faust
 from faust.serializers import codecs
 
-from streams.state import AgentRecord, decode_record, encode_record
+from agent_failover.streams.state import AgentRecord, decode_record, encode_record
 
 CODEC = "af_agent_record"
 TABLE_NAME = "agents"

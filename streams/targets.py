@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 
-from streams.detection import DetectionPolicy
-from streams.dispatch import Candidate, candidates
-from streams.fleet import FleetDirectory, with_remote
-from streams.index import RecordIndex
-from streams.ownership import Ownership
-from streams.state import LiveEntry
+from agent_failover.streams.detection import DetectionPolicy
+from agent_failover.streams.dispatch import Candidate, candidates
+from agent_failover.streams.fleet import FleetDirectory, with_remote
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.state import LiveEntry
 
 #: How long the local candidates (apart from agents written since) and the remote ones are
 #: reused: building them walks every owned agent, or every summary. Placements meanwhile are

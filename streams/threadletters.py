@@ -19,7 +19,7 @@ from agent_failover.logs import similar
 from agent_failover.models import cut_key, internal_reason
 from agent_failover.sdk.deadletters import letter_of
 from agent_failover.signing import Signer
-from streams.deadletters import log_internal
+from agent_failover.streams.deadletters import log_internal
 
 
 class ThreadLetters:

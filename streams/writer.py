@@ -19,17 +19,17 @@ import uuid
 
 from agent_failover.config import MonitorConfig
 from agent_failover.models import Control, ControlKind, DispatchReason, PlanEntry
-from streams.channels import Send
-from streams.decisions import DecisionLog, Fence, Move
-from streams.detection import DeadEpoch
-from streams.dispatch import apply_control, free_by_pool, plan_moves
-from streams.index import RecordIndex
-from streams.metrics import MonitorMetrics
-from streams.ownership import Ownership
-from streams.recovery import RecoveryBook
-from streams.reservations import ReservationBook
-from streams.state import AgentRecord, SlotStatus, TaskSlot
-from streams.targets import TargetPool
+from agent_failover.streams.channels import Send
+from agent_failover.streams.decisions import DecisionLog, Fence, Move
+from agent_failover.streams.detection import DeadEpoch
+from agent_failover.streams.dispatch import apply_control, free_by_pool, plan_moves
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.recovery import RecoveryBook
+from agent_failover.streams.reservations import ReservationBook
+from agent_failover.streams.state import AgentRecord, SlotStatus, TaskSlot
+from agent_failover.streams.targets import TargetPool
 
 log = logging.getLogger(__name__)
 

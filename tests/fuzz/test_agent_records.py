@@ -27,8 +27,8 @@ from agent_failover.sdk.deadletters import AgentDeadLetters
 from agent_failover.sdk.intake import Listener
 from agent_failover.sdk.kafka import Delivered, DeliveryFuture
 from agent_failover.sdk.lease import Lease
-from streams.deadletters import AgentLetters
-from streams.metrics import MonitorMetrics
+from agent_failover.streams.deadletters import AgentLetters
+from agent_failover.streams.metrics import MonitorMetrics
 from tests.fuzz.hostile import (
     AGENTS,
     FLEET,

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from agent_failover import models as m
 from agent_failover.errors import CodecError
 from agent_failover.partitioner import partition_for
-from streams.fleet import FleetDirectory
-from streams.liveness import LivenessTracker
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.liveness import LivenessTracker
 from tests.fuzz.hostile import (
     AGENTS,
     KAFKA,

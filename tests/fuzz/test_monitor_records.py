@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from agent_failover import models as m
 from agent_failover.errors import CodecError
 from agent_failover.partitioner import partition_for
-from streams.state import AgentRecord
+from agent_failover.streams.state import AgentRecord
 from tests.fuzz.hostile import (
     AGENTS,
     FLEET,

@@ -31,7 +31,7 @@ from agent_failover.dev.reading import Rec, TopicTail
 from agent_failover.errors import CodecError
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
-from streams.assign import invalid_decision
+from agent_failover.streams.assign import invalid_decision
 from tests.fuzz.hostile import (
     STRANGER,
     Raw,

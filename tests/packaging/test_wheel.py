@@ -108,11 +108,10 @@ def sdk_python(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_holds_every_module_and_schema(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {
-        str(p.relative_to(ROOT))
-        for d in ("agent_failover", "streams")
-        for p in (ROOT / d).rglob("*.py")
-    }
+    expected = {str(p.relative_to(ROOT)) for p in (ROOT / "agent_failover").rglob("*.py")}
+    # The monitor's folder installs inside the package: no top-level `streams` to collide with.
+    expected |= {f"agent_failover/{p.relative_to(ROOT)}" for p in (ROOT / "streams").rglob("*.py")}
+    assert not [n for n in names if n.startswith("streams/")]
     expected |= {f"agent_failover/schemas/{p.name}" for p in (ROOT / "schemas").glob("*.json")}
     expected.add("agent_failover/py.typed")
     assert expected - names == set()
@@ -179,7 +178,7 @@ def test_an_agent_from_the_wheel_takes_a_task_to_completion(
     # The monitor places the task: it runs from the source tree (the wheel has no [monitor]).
     monitor = spawn(
         "monitor",
-        ["-m", "streams.runner"],
+        ["-m", "agent_failover.streams.runner"],
         tmp_path / "monitor.log",
         env={
             **os.environ,

@@ -81,7 +81,8 @@ class MonitorHarness:
         return f"{socket.gethostname()}-{self.procs[name].pid}"
 
     def start_monitor(self, name: str = "monitor", **env: str) -> None:
-        """Start ``python -m streams.runner`` for this topic set, as worker ``name``."""
+        """Start ``python -m agent_failover.streams.runner`` for this topic set, as worker
+        ``name``."""
         full = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -95,7 +96,9 @@ class MonitorHarness:
             "AGENT_FAILOVER_MONITOR_DATA_DIR": str(self.log_path.parent / f"{self.app_id}-{name}"),
             **env,
         }
-        self.procs[name] = spawn(name, ["-m", "streams.runner"], self.log_file(name), env=full)
+        self.procs[name] = spawn(
+            name, ["-m", "agent_failover.streams.runner"], self.log_file(name), env=full
+        )
 
     def eventually(self, check: Callable[[], Any], timeout: float, what: str) -> Any:
         """:func:`eventually`, failing at once if a monitor process has exited."""

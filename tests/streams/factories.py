@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from agent_failover import models as m
-from streams.detection import DetectionPolicy
-from streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
+from agent_failover.streams.detection import DetectionPolicy
+from agent_failover.streams.state import AgentRecord, LiveEntry, SlotStatus, TaskSlot
 
 POLICY = DetectionPolicy(heartbeat_timeout=3.0, degraded_after=1.0, grace_period=0.0)
 

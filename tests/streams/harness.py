@@ -14,10 +14,10 @@ from agent_failover.config import KafkaConfig, MonitorConfig, Topics
 from agent_failover.models import Control, Pool
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
-from streams.fleet import FleetDirectory
-from streams.metrics import MonitorMetrics
-from streams.monitor import Monitor, TickReport
-from streams.state import AgentRecord, LiveEntry
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.monitor import Monitor, TickReport
+from agent_failover.streams.state import AgentRecord, LiveEntry
 
 T0 = 1000.0  # the monitor clock at a harness's first tick
 

@@ -9,7 +9,7 @@ import pytest
 
 from agent_failover.broker import compat
 from agent_failover.config import KafkaConfig, MonitorConfig, Topics
-from streams.app import SESSION_TIMEOUT, TANSU_SESSION_TIMEOUT, create_app
+from agent_failover.streams.app import SESSION_TIMEOUT, TANSU_SESSION_TIMEOUT, create_app
 
 
 @pytest.fixture(autouse=True)

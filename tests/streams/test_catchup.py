@@ -3,7 +3,7 @@ and the fetched high watermarks (no Kafka: the observations are plain numbers)."
 
 from __future__ import annotations
 
-from streams.catchup import CatchUp, PartitionLag
+from agent_failover.streams.catchup import CatchUp, PartitionLag
 
 
 def test_a_partition_is_caught_up_once_read_to_a_high_watermark_fetched_since_assigned() -> None:

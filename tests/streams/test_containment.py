@@ -23,8 +23,8 @@ from confluent_kafka import KafkaError, KafkaException
 from agent_failover.config import KafkaConfig, Topics
 from agent_failover.models import DeadLetter, EventKind, Heartbeat, Redispatch
 from agent_failover.partitioner import partition_for
-from streams import router
-from streams.liveness import LivenessTracker
+from agent_failover.streams import router
+from agent_failover.streams.liveness import LivenessTracker
 from tests.inmemory import MemoryProducer, Produced, consumed
 from tests.streams.factories import event, task
 from tests.streams.harness import T0, Worker

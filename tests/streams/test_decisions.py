@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 from agent_failover.models import PlanEntry
-from streams.decisions import DecisionLog, Fence, Move
-from streams.dispatch import plan_moves
-from streams.state import AgentRecord, FencedEpoch
+from agent_failover.streams.decisions import DecisionLog, Fence, Move
+from agent_failover.streams.dispatch import plan_moves
+from agent_failover.streams.state import AgentRecord, FencedEpoch
 from tests.streams.factories import record, slot
 
 

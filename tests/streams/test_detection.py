@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent_failover.models import DispatchReason
-from streams.detection import (
+from agent_failover.streams.detection import (
     DeadEpoch,
     DetectionPolicy,
     Health,
@@ -14,7 +14,7 @@ from streams.detection import (
     health_of,
     timeout_at,
 )
-from streams.state import FencedEpoch, SlotStatus
+from agent_failover.streams.state import FencedEpoch, SlotStatus
 from tests.streams.factories import POLICY, live, record, slot
 
 OWNED_SINCE = 0.0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from agent_failover.models import ControlKind, DispatchReason, PlanEntry, Pool
-from streams.dispatch import (
+from agent_failover.streams.dispatch import (
     Candidate,
     apply_control,
     candidates,
@@ -15,7 +15,7 @@ from streams.dispatch import (
     load_of,
     plan_moves,
 )
-from streams.state import FencedEpoch, SlotStatus
+from agent_failover.streams.state import FencedEpoch, SlotStatus
 from tests.streams.factories import POLICY, control, live, record, ref, slot
 
 FENCE = ControlKind.FENCE

@@ -5,9 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 from agent_failover.models import DispatchReason, EventKind, Pool, Redispatch
-from streams import events as ev
-from streams.events import apply_event, apply_redispatch
-from streams.state import AgentRecord, FencedEpoch, SlotStatus, decode_record, encode_record
+from agent_failover.streams import events as ev
+from agent_failover.streams.events import apply_event, apply_redispatch
+from agent_failover.streams.state import (
+    AgentRecord,
+    FencedEpoch,
+    SlotStatus,
+    decode_record,
+    encode_record,
+)
 from tests.streams.factories import event, new_work, record, ref, slot, task
 
 

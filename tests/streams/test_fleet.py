@@ -15,8 +15,8 @@ from agent_failover.models import (
     Pool,
 )
 from agent_failover.partitioner import partition_for
-from streams.dispatch import Candidate, plan_moves
-from streams.fleet import (
+from agent_failover.streams.dispatch import Candidate, plan_moves
+from agent_failover.streams.fleet import (
     EXPIRE_AFTER,
     FleetDirectory,
     Received,
@@ -26,7 +26,7 @@ from streams.fleet import (
     summarize,
     with_remote,
 )
-from streams.liveness import LivenessTracker
+from agent_failover.streams.liveness import LivenessTracker
 from tests.inmemory import MemoryProducer
 from tests.streams.factories import slot
 

@@ -23,8 +23,8 @@ from agent_failover.models import (
 )
 from agent_failover.partitioner import partition_for
 from agent_failover.signing import Signer
-from streams.fleet import FleetDirectory
-from streams.liveness import LivenessTracker
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.liveness import LivenessTracker
 from tests.inmemory import MemoryProducer
 from tests.streams.factories import event, new_work, redispatch, task
 from tests.streams.harness import T0, Worker

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from streams.http import HttpServer, make_app
-from streams.metrics import MonitorMetrics
-from streams.probes import Probes
+from agent_failover.streams.http import HttpServer, make_app
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.probes import Probes
 
 
 class Clock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from streams.index import RecordIndex
-from streams.state import AgentRecord, SlotStatus
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.state import AgentRecord, SlotStatus
 from tests.streams.factories import slot
 
 

@@ -22,8 +22,8 @@ from agent_failover.models import (
     Redispatch,
     SourceRef,
 )
-from streams.fleet import FleetDirectory
-from streams.state import AgentRecord, FencedEpoch, SlotStatus
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.state import AgentRecord, FencedEpoch, SlotStatus
 from tests.streams.factories import event, new_work, record, slot, task
 from tests.streams.harness import T0, Worker
 
@@ -377,7 +377,7 @@ def test_work_waiting_while_slots_are_free_is_reported_once_a_minute(
     # Partition 0: the record at offset 0 waits, two more behind it. Partition 1: two records
     # that never arrive (as if the consumer were stuck).
     w.feed.high = {0: 3, 1: 2}
-    stuck = logging.getLogger("streams.intake")
+    stuck = logging.getLogger("agent_failover.streams.intake")
 
     async def run() -> None:
         w.live.beat(["a"], T0)

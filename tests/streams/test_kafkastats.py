@@ -7,7 +7,7 @@ import logging
 import orjson
 import pytest
 
-from streams.kafkastats import parse_stats, stats_handler
+from agent_failover.streams.kafkastats import parse_stats, stats_handler
 
 
 def partition(number: int, **offsets: object) -> dict[str, object]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from streams.lag import ConsumerLag
+from agent_failover.streams.lag import ConsumerLag
 
 
 @dataclasses.dataclass(frozen=True)

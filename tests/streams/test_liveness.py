@@ -14,7 +14,7 @@ from agent_failover.errors import CodecError
 from agent_failover.models import DeadLetter, Heartbeat, Pool
 from agent_failover.models.deadletter import MAX_KAFKA_KEY_BYTES
 from agent_failover.partitioner import partition_for
-from streams.liveness import LivenessTracker, decode_heartbeat
+from agent_failover.streams.liveness import LivenessTracker, decode_heartbeat
 from tests.inmemory import MemoryProducer
 
 TOPICS = Topics(prefix="x.", agent_partitions=4)

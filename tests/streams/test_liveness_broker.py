@@ -12,9 +12,9 @@ from agent_failover.config import KafkaConfig, Topics
 from agent_failover.dev.waiting import eventually
 from agent_failover.models import Heartbeat
 from agent_failover.partitioner import partition_for
+from agent_failover.streams.catchup import PartitionLag
+from agent_failover.streams.liveness import LivenessTracker
 from agent_failover.topics import ensure_topics
-from streams.catchup import PartitionLag
-from streams.liveness import LivenessTracker
 
 pytestmark = pytest.mark.broker
 

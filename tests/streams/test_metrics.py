@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent_failover import __version__
-from streams.metrics import (
+from agent_failover.streams.metrics import (
     DEAD_LETTER_TOPICS,
     LAG_TOPICS,
     POOLS,
@@ -21,7 +21,15 @@ from streams.metrics import (
     BatchHistogram,
     MonitorMetrics,
 )
-from streams.metricsdoc import ACROSS, DOC, NOT_YET, exported_name, families, rewrite, table
+from agent_failover.streams.metricsdoc import (
+    ACROSS,
+    DOC,
+    NOT_YET,
+    exported_name,
+    families,
+    rewrite,
+    table,
+)
 
 GAUGES = {
     "agent_failover_build_info",
@@ -194,7 +202,7 @@ def test_docs_metrics_md_is_the_table_the_registry_writes(metrics: MonitorMetric
     text = DOC.read_text()
     expected = rewrite(text, table(families(metrics)))
     assert text == expected, (
-        "docs/metrics.md is stale: run `.venv/bin/python -m streams.metricsdoc`"
+        "docs/metrics.md is stale: run `.venv/bin/python -m agent_failover.streams.metricsdoc`"
     )
 
 

@@ -10,8 +10,8 @@ import dataclasses
 
 from agent_failover.config import Topics
 from agent_failover.models import ControlKind, DispatchReason, FleetSummary
-from streams.monitor import Skipped
-from streams.state import AgentRecord
+from agent_failover.streams.monitor import Skipped
+from agent_failover.streams.state import AgentRecord
 from tests.streams.factories import slot
 from tests.streams.harness import T0, Worker, agent_in
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from streams.firstseen import FirstSeen
-from streams.ownership import Ownership
+from agent_failover.streams.firstseen import FirstSeen
+from agent_failover.streams.ownership import Ownership
 from tests.streams.factories import live, record
 from tests.streams.harness import agent_in
 

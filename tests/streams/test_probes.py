@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.monitor import Skipped, TickReport
-from streams.probes import BROKER_LIMIT, LOOP_LIMIT, STARTUP_LIMIT, Probes, not_ready
+from agent_failover.streams.monitor import Skipped, TickReport
+from agent_failover.streams.probes import BROKER_LIMIT, LOOP_LIMIT, STARTUP_LIMIT, Probes, not_ready
 
 
 class Clock:

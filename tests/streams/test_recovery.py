@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 
 from agent_failover import models as m
-from streams.metrics import MonitorMetrics
-from streams.recovery import KEEP, LOSS_SETTLE, RecoveryBook, stamped
-from streams.state import AgentRecord, FencedEpoch, SlotStatus
+from agent_failover.streams.metrics import MonitorMetrics
+from agent_failover.streams.recovery import KEEP, LOSS_SETTLE, RecoveryBook, stamped
+from agent_failover.streams.state import AgentRecord, FencedEpoch, SlotStatus
 from tests.streams import factories
 from tests.streams.factories import control, event, record, ref, slot
 

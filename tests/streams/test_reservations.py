@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 from agent_failover.models import PlanEntry
-from streams.reservations import ReservationBook
-from streams.state import FencedEpoch
+from agent_failover.streams.reservations import ReservationBook
+from agent_failover.streams.state import FencedEpoch
 from tests.streams.factories import record, slot
 
 

@@ -14,7 +14,7 @@ from agent_failover.models import (
     DispatchReason,
     EventKind,
 )
-from streams.state import AgentRecord, FencedEpoch, SlotStatus
+from agent_failover.streams.state import AgentRecord, FencedEpoch, SlotStatus
 from tests.streams.factories import event, redispatch, ref
 from tests.streams.harness import T0, Worker
 

@@ -9,7 +9,7 @@ import pytest
 
 from agent_failover.errors import CodecError
 from agent_failover.models import DispatchReason, Pool
-from streams.state import (
+from agent_failover.streams.state import (
     STATE_VERSION,
     AgentRecord,
     FencedEpoch,

@@ -20,8 +20,8 @@ from agent_failover.broker.embedded import EmbeddedBroker
 from agent_failover.config import Topics
 from agent_failover.dev.processes import Proc, spawn
 from agent_failover.dev.waiting import eventually
+from agent_failover.streams.runner import EXIT_STOP_TIMEOUT, STOP_TIMEOUT
 from agent_failover.topics import ensure_topics
-from streams.runner import EXIT_STOP_TIMEOUT, STOP_TIMEOUT
 
 pytestmark = pytest.mark.broker
 
@@ -44,7 +44,9 @@ def gone(tmp_path: Path) -> Iterator[tuple[Proc, EmbeddedBroker]]:
         "AGENT_FAILOVER_METRICS_PORT": "0",
         "AGENT_FAILOVER_MONITOR_DATA_DIR": str(tmp_path / "data"),
     }
-    proc = spawn("monitor", ["-m", "streams.runner"], tmp_path / "monitor.log", env=env)
+    proc = spawn(
+        "monitor", ["-m", "agent_failover.streams.runner"], tmp_path / "monitor.log", env=env
+    )
     try:
         eventually(lambda: _said(proc, "Worker]: Ready"), START_WAIT, "the monitor to be ready")
         broker.stop()

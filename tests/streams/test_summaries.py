@@ -8,11 +8,11 @@ import time
 
 from agent_failover.config import Topics
 from agent_failover.models import FleetSummary, Pool
-from streams.detection import Health
-from streams.dispatch import Candidate, free_by_pool
-from streams.fleet import PUBLISH_INTERVAL
-from streams.state import AgentRecord, FencedEpoch, LiveEntry, SlotStatus
-from streams.summaries import (
+from agent_failover.streams.detection import Health
+from agent_failover.streams.dispatch import Candidate, free_by_pool
+from agent_failover.streams.fleet import PUBLISH_INTERVAL
+from agent_failover.streams.state import AgentRecord, FencedEpoch, LiveEntry, SlotStatus
+from agent_failover.streams.summaries import (
     FAILED_FOR,
     HEALTH_INTERVAL,
     HealthCount,

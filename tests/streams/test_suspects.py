@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.suspects import SuspectScheduler
+from agent_failover.streams.suspects import SuspectScheduler
 
 
 def test_changed_agents_are_asked_once_and_marked_changed() -> None:

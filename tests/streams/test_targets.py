@@ -7,12 +7,12 @@ import dataclasses
 
 from agent_failover.config import Topics
 from agent_failover.models import ControlKind, FleetAgent, FleetSummary, PlanEntry, Pool
-from streams.dispatch import Candidate
-from streams.fleet import FleetDirectory
-from streams.index import RecordIndex
-from streams.ownership import Ownership
-from streams.state import AgentRecord, LiveEntry
-from streams.targets import POOL_TTL, TargetPool
+from agent_failover.streams.dispatch import Candidate
+from agent_failover.streams.fleet import FleetDirectory
+from agent_failover.streams.index import RecordIndex
+from agent_failover.streams.ownership import Ownership
+from agent_failover.streams.state import AgentRecord, LiveEntry
+from agent_failover.streams.targets import POOL_TTL, TargetPool
 from tests.streams.factories import POLICY, live, slot
 from tests.streams.harness import T0, Worker, agent_in
 

@@ -16,10 +16,10 @@ from agent_failover.models import (
     PlanEntry,
     Redispatch,
 )
-from streams.decisions import Fence
-from streams.detection import DeadEpoch
-from streams.state import AgentRecord, FencedEpoch, SlotStatus
-from streams.targets import POOL_TTL
+from agent_failover.streams.decisions import Fence
+from agent_failover.streams.detection import DeadEpoch
+from agent_failover.streams.state import AgentRecord, FencedEpoch, SlotStatus
+from agent_failover.streams.targets import POOL_TTL
 from tests.streams.factories import record, ref, slot
 from tests.streams.harness import T0, Worker
 

@@ -7,7 +7,7 @@ import pytest
 
 from agent_failover import models as m
 from agent_failover.models import deadletter as dl
-from streams import deadletters
+from agent_failover.streams import deadletters
 
 #: librdkafka's default message.max.bytes (the smallest of the client and broker defaults).
 RECORD_LIMIT = 1_000_000

@@ -21,7 +21,7 @@ from agent_failover.errors import (
     KafkaContainerUnavailable,
     LifecycleError,
 )
-from streams.liveness import LivenessTracker
+from agent_failover.streams.liveness import LivenessTracker
 
 ROOT = Path(agent_failover.__file__).parent.parent
 ERRORS = {

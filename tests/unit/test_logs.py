@@ -171,15 +171,19 @@ def test_setup_reads_the_environment_and_names_a_bad_variable() -> None:
 def test_the_process_handler_limits_kafka_clients_only() -> None:
     out = io.StringIO()
     setup_logging("INFO", "text", env={}, stream=out)
-    for name in ("aiokafka.conn", "streams.liveness.librdkafka", "tests.logs.other"):
+    for name in ("aiokafka.conn", "agent_failover.streams.liveness.librdkafka", "tests.logs.other"):
         for attempt in range(20):
             logging.getLogger(name).error("Unable connect to node with id %d", attempt)
     counts = {
         name: sum(f" {name}: " in line for line in out.getvalue().splitlines())
-        for name in ("aiokafka.conn", "streams.liveness.librdkafka", "tests.logs.other")
+        for name in (
+            "aiokafka.conn",
+            "agent_failover.streams.liveness.librdkafka",
+            "tests.logs.other",
+        )
     }
     assert counts == {
         "aiokafka.conn": BURST,
-        "streams.liveness.librdkafka": BURST,
+        "agent_failover.streams.liveness.librdkafka": BURST,
         "tests.logs.other": 20,
     }

@@ -11,7 +11,13 @@ import pytest
 
 from agent_failover import models as m
 from agent_failover.errors import AgentFailoverError, CodecError, Refusal
-from streams.state import AgentRecord, SlotStatus, TaskSlot, decode_record, encode_record
+from agent_failover.streams.state import (
+    AgentRecord,
+    SlotStatus,
+    TaskSlot,
+    decode_record,
+    encode_record,
+)
 from tests.unit.samples import SAMPLES, TASK
 
 HEARTBEAT = dict(SAMPLES[0][1].to_dict())
