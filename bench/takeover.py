@@ -49,8 +49,9 @@ AGENTS = 4
 RUN_DEADLINE_S = 60.0
 SETTLE_DEADLINE_S = 90.0
 
+#: A line of the monitor's text log (``agent_failover.logs``: time, level, logger, message).
 _LOG_LINE = re.compile(
-    r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[INFO\] "
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO [\w.]+: "
     r"(?:took over partition (\d+)|deciding on partitions \[([\d, ]*)\])"
 )
 

@@ -187,3 +187,22 @@ def test_the_process_handler_limits_kafka_clients_only() -> None:
         "agent_failover.streams.liveness.librdkafka": BURST,
         "tests.logs.other": 20,
     }
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_the_takeover_benchmark_reads_the_monitors_text_log(tmp_path: Path) -> None:
+    from bench.takeover import _log_events
+
+    out = io.StringIO()
+    setup_logging("INFO", "text", env={}, stream=out)
+    logging.getLogger("agent_failover.streams.ownership").info(
+        "took over partition %d (grace %.1fs)", 3, 0.0
+    )
+    logging.getLogger("agent_failover.streams.monitor").info(
+        "deciding on partitions %s (was %s)", [3, 4], "assigning"
+    )
+    log = tmp_path / "monitor.log"
+    log.write_text(out.getvalue())
+    taken, deciding = _log_events(log, 0.0)
+    assert list(taken) == [3]
+    assert [ps for _, ps in deciding] == [{3, 4}]
