@@ -278,15 +278,17 @@ def test_guard_refuses_a_task_moved_to_a_newer_attempt(
 ) -> None:
     # Moved away while its model call ran: FencedError at the guard, nothing more written.
     call_done = threading.Event()
+    started: list[TaskContext] = []
 
     def handler(ctx: TaskContext) -> None:
+        started.append(ctx)
         call_done.wait(DEADLINE_S)
         ctx.guard()
 
     agent = start_agent(handler)
     t = task()
     dispatch(sdk_bootstrap, topics, agent, t)
-    eventually(lambda: t.task_id in agent.status().running, DEADLINE_S, "the task to start")
+    eventually(lambda: started, DEADLINE_S, "the task to start")
     write(
         sdk_bootstrap,
         topics.control,
@@ -301,7 +303,9 @@ def test_guard_refuses_a_task_moved_to_a_newer_attempt(
             plan=(PlanEntry(task_id=t.task_id, attempt=2, target_agent_id="b", target_epoch=1),),
         ),
     )
-    eventually(lambda: t.task_id not in agent.in_flight(), DEADLINE_S, "the task to move")
+    # The move reaches the running attempt while its call still runs (the handler holds the
+    # task until it returns, so the agent's holdings cannot show it yet).
+    eventually(lambda: started[0].fenced, DEADLINE_S, "the task to move")
     call_done.set()
     agent.close()
     events = reader(topics.task_events, TaskEvent)
