@@ -140,6 +140,16 @@ def start_agent(agent_config: Callable[..., AgentConfig]) -> Iterator[Callable[.
 
 _offsets = itertools.count()
 #: Signs nothing: what a writer without the fleet's key sends.
+#: The ``start_agent`` fixture's type, and the ``reader`` fixture's.
+Start = Callable[..., Agent]
+MakeReader = Callable[[str, type[Any]], "Reader"]
+
+
+def task(task_id: str | None = None, **payload: Any) -> Task:
+    """A test task: a fresh id unless given, ``payload`` as given."""
+    return Task(task_id=task_id or f"t-{uuid.uuid4().hex[:8]}", task_type="test", payload=payload)
+
+
 UNSIGNED = Signer()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,16 +30,9 @@ from agent_failover.sdk import Agent, TaskContext, TaskReleased, current_task
 from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.kafka import assigned_consumer_conf
 
-from .conftest import DEADLINE_S, Reader, dispatch, run_in_thread, write
+from .conftest import DEADLINE_S, MakeReader, Start, dispatch, run_in_thread, task, write
 
 pytestmark = pytest.mark.broker
-
-Start = Callable[..., Agent]
-MakeReader = Callable[[str, type[Any]], Reader]
-
-
-def task(task_id: str | None = None, **payload: Any) -> Task:
-    return Task(task_id=task_id or f"t-{uuid.uuid4().hex[:8]}", task_type="test", payload=payload)
 
 
 def same_task(got: Task | None, sent: Task) -> bool:

@@ -27,11 +27,9 @@ from agent_failover.models import (
 )
 from agent_failover.sdk import Agent, control
 
-from .conftest import DEADLINE_S, Reader, dispatch, new_work, run_in_thread, write
+from .conftest import DEADLINE_S, MakeReader, dispatch, new_work, run_in_thread, write
 
 pytestmark = pytest.mark.broker
-
-MakeReader = Callable[[str, type[Any]], Reader]
 
 
 def completed(events: list[TaskEvent], task_id: str) -> bool:

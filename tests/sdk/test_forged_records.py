@@ -36,14 +36,13 @@ from agent_failover.sdk.checkpoint import CheckpointReader
 from agent_failover.sdk.kafka import assigned_consumer_conf
 from agent_failover.signing import Signer
 
-from .conftest import DEADLINE_S, UNSIGNED, Reader, dispatch, run_in_thread, write
+from .conftest import DEADLINE_S, UNSIGNED, MakeReader, dispatch, run_in_thread, write
 
 pytestmark = pytest.mark.broker
 
 KEY = "the-fleet-signing-key-0123456789"
 FLEET = Signer(KEY.encode())
 ROGUE = Signer(b"a-key-of-someone-else-0123456789")
-MakeReader = Callable[[str, type[Any]], Reader]
 
 
 @pytest.fixture

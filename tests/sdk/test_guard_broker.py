@@ -23,21 +23,13 @@ from agent_failover.models import (
     DispatchReason,
     EventKind,
     PlanEntry,
-    Task,
     TaskEvent,
 )
 from agent_failover.sdk import Agent, TaskContext, TaskReleased
 
-from .conftest import DEADLINE_S, Reader, dispatch, run_in_thread, write
+from .conftest import DEADLINE_S, MakeReader, Start, dispatch, run_in_thread, task, write
 
 pytestmark = pytest.mark.broker
-
-Start = Callable[..., Agent]
-MakeReader = Callable[[str, type[Any]], Reader]
-
-
-def task() -> Task:
-    return Task(task_id=f"t-{uuid.uuid4().hex[:8]}", task_type="test")
 
 
 def fence(agent: Agent, reason: DispatchReason, **fields: Any) -> Control:
